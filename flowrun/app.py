@@ -1,0 +1,505 @@
+"""The use cases: what an operator, a designer or a script can do with a project.
+
+Each function takes a :class:`Project`, does one whole step in one store
+transaction (all of it is saved, or nothing), and returns flowrun dataclasses.
+The CLI only parses arguments, calls these and renders the result; tests call
+them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowrun import forms
+from flowrun.clock import Clock, clock_from_env, iso
+from flowrun.config import Settings
+from flowrun.errors import (
+    AmbiguousIdError,
+    ConflictError,
+    FormError,
+    NotFoundError,
+    ProjectError,
+    StateError,
+)
+from flowrun.models import (
+    COMPLETED,
+    INSTANCE_COMPLETED,
+    READY,
+    RUNNING,
+    STARTED,
+    WAITING,
+    Form,
+    InboxItem,
+    InstanceRecord,
+    InstanceView,
+    ProcessEntry,
+    TaskRecord,
+)
+
+if TYPE_CHECKING:
+    from flowrun.engine import Engine, Run
+    from flowrun.handlers import Registry
+    from flowrun.store import SqlStore, Tx
+
+
+@dataclass
+class Project:
+    """A project's settings, clock and (lazily opened) store and engine."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=clock_from_env)
+
+    @cached_property
+    def store(self) -> SqlStore:
+        from flowrun.store import SqlStore
+
+        return SqlStore(self.settings.database_url)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from flowrun.handlers import Registry
+
+        return Registry(self.settings.services, self.settings.root)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from flowrun.engine import Engine
+
+        return Engine(self.clock, self.registry.call)
+
+
+# -- project ---------------------------------------------------------------------
+
+EXAMPLE_FILES = ("flowrun.yaml", "complaint_services.py", "processes", "forms")
+
+
+def example_dir() -> Path:
+    """Where the shipped example lives: inside the installed package, or the source checkout."""
+    packaged = Path(__file__).parent / "example"
+    if (packaged / "flowrun.yaml").is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent
+
+
+def init_project(dest: Path) -> list[str]:
+    """Create a project in ``dest`` with the shipped complaint-handling example.
+
+    Raises:
+        ProjectError: ``dest`` already holds a ``flowrun.yaml``.
+    """
+    if (dest / "flowrun.yaml").exists():
+        raise ProjectError(f"{dest} already has a flowrun.yaml; choose an empty folder")
+    src = example_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    created = []
+    for name in EXAMPLE_FILES:
+        source = src / name
+        target = dest / name
+        if source.is_dir():
+            target.mkdir(exist_ok=True)
+            for item in sorted(source.iterdir()):
+                if item.is_file() and not (target / item.name).exists():
+                    shutil.copyfile(item, target / item.name)
+                    created.append(f"{name}/{item.name}")
+        elif source.is_file() and not target.exists():
+            shutil.copyfile(source, target)
+            created.append(name)
+    return created
+
+
+def list_processes(project: Project) -> list[ProcessEntry]:
+    """Families and variants named in ``flowrun.yaml``, then other ``.bpmn`` files in processes/."""
+    s = project.settings
+    out = []
+    named = set()
+    for family, variants in s.families.items():
+        for variant, file in variants.items():
+            path = (s.root / file).resolve()
+            named.add(path)
+            out.append(ProcessEntry(family, variant, s.rel(path), path.is_file(), True))
+    if s.processes_dir.is_dir():
+        for path in sorted(s.processes_dir.iterdir()):
+            if _is_bpmn(path) and path.resolve() not in named:
+                out.append(ProcessEntry(_stem(path), "default", s.rel(path), True, False))
+    return out
+
+
+def _is_bpmn(path: Path) -> bool:
+    return path.is_file() and (path.suffix.lower() == ".bpmn" or path.name.endswith(".bpmn20.xml"))
+
+
+def _stem(path: Path) -> str:
+    return path.name.removesuffix(".bpmn20.xml").removesuffix(".bpmn")
+
+
+def resolve_process(project: Project, target: str) -> tuple[str, str, Path]:
+    """``FAMILY[:VARIANT]`` or a file (path, or name in processes/) -> (family, variant, path).
+
+    Raises:
+        NotFoundError: nothing by that name; the message lists what exists.
+    """
+    s = project.settings
+    family, _, variant = target.partition(":")
+    if family in s.families:
+        variants = s.families[family]
+        if not variant:
+            if len(variants) == 1:
+                variant = next(iter(variants))
+            else:
+                choices = ", ".join(f"{family}:{v}" for v in variants)
+                raise NotFoundError(f"process family '{family}' has several variants; say which: {choices}")
+        if variant not in variants:
+            raise NotFoundError(
+                f"process family '{family}' has no variant '{variant}'; it has {', '.join(variants)}"
+            )
+        return family, variant, s.root / variants[variant]
+    for candidate in (Path(target), s.root / target, s.processes_dir / target, s.processes_dir / f"{target}.bpmn"):
+        if _is_bpmn(candidate):
+            for fam, variants in s.families.items():
+                for var, file in variants.items():
+                    if (s.root / file).resolve() == candidate.resolve():
+                        return fam, var, candidate
+            return _stem(candidate), "default", candidate
+    known = ", ".join(sorted({e.family for e in list_processes(project)})) or "none"
+    raise NotFoundError(
+        f"no process '{target}': not a family in flowrun.yaml nor a .bpmn file (families and files: {known}); "
+        "see 'flowrun processes'"
+    )
+
+
+# -- starting and stepping -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one start or completion did: the instance's status and its ready tasks."""
+
+    instance: str
+    status: str
+    ready: list[TaskRecord]
+    completed: list[TaskRecord]
+
+
+def start(
+    project: Project, target: str, data: Mapping[str, Any] | None = None, pilot: str | None = None
+) -> StepResult:
+    """Start an instance of a process and run its automated steps until the first wait."""
+    family, variant, path = resolve_process(project, target)
+    s = project.settings
+    display = s.rel(path)
+    store = project.store
+    sha = _file_sha(path, display)
+    with store.read() as tx:
+        spec = _stored_spec(tx, sha)
+    process_id = None
+    if spec is None:
+        from flowrun.engine import load_model
+
+        info = load_model(path, display, s.processes_dir if path.parent == s.processes_dir else None)
+        spec, sha, process_id = info.spec, info.sha256, info.process_id
+    run = project.engine.start(spec, dict(data or {}), key=sha)
+    now = project.clock.now()
+    records = run.drain()
+    rec = InstanceRecord(
+        id=uuid.uuid4().hex,
+        family=family,
+        variant=variant,
+        file=display,
+        sha256=sha,
+        process_id=process_id or "",
+        pilot=pilot,
+        status=INSTANCE_COMPLETED if run.completed else RUNNING,
+        created_at=now,
+        ended_at=now if run.completed else None,
+        version=1,
+        data=_jsonable(run.data()),
+        state=run.snapshot(),
+    )
+    with store.write() as tx:
+        if process_id is not None:
+            tx.ensure_model(sha, process_id, display, spec, now)
+        else:
+            rec.process_id = tx.conn.execute(  # the stored model knows its process id
+                _model_process_query(sha)
+            ).scalar() or ""
+        tx.insert_instance(rec, now)
+        tx.save_tasks(rec.id, records)
+        events = [_event(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
+        events += _task_events(rec.id, records)
+        if run.completed:
+            events.append(_event(rec.id, None, now, "instance_completed", None, None))
+        tx.add_events(events)
+    return _result(rec.id, rec.status, records)
+
+
+def _model_process_query(sha: str) -> Any:
+    from flowrun.store.schema import models as models_table
+    from sqlalchemy import select
+
+    return select(models_table.c.process_id).where(models_table.c.sha256 == sha)
+
+
+def _file_sha(path: Path, display: str) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
+
+
+def _stored_spec(tx: Tx, sha: str) -> str | None:
+    try:
+        return tx.model_spec(sha)
+    except Exception:  # noqa: BLE001 - absent model: parse the file
+        return None
+
+
+def task_form(project: Project, task: TaskRecord) -> Form | None:
+    """The form a user task asks for (None when it has none)."""
+    s = project.settings
+    try:
+        return forms.resolve_form(task.form, s.forms_dir, s.root)
+    except FormError as exc:
+        raise FormError(f"task {task.ref} ({task.name}): {exc}") from None
+
+
+def get_task(project: Project, ref: str) -> TaskRecord:
+    """A task by its ref number (as the inbox shows it)."""
+    text = ref.strip().lstrip("#")
+    if not text.isdigit():
+        raise NotFoundError(f"'{ref}' is not a task ref; refs are the numbers 'flowrun tasks' shows")
+    with project.store.read() as tx:
+        task = tx.task_by_ref(int(text))
+    if task is None:
+        raise NotFoundError(f"no task with ref {text}; see 'flowrun tasks' for the open ones")
+    return task
+
+
+def _check_open(task: TaskRecord) -> None:
+    if task.status == COMPLETED:
+        who = task.actor or "someone"
+        raise ConflictError(
+            f"task {task.ref} ({task.name}) was already completed by {who} at {iso(task.completed_at)}"
+        )
+    if task.status not in (READY, STARTED):
+        raise StateError(f"task {task.ref} ({task.name}) is {task.status}; only ready tasks can be worked on")
+    if task.type not in ("userTask", "manualTask"):
+        raise StateError(f"task {task.ref} ({task.name}) is a {task.type}, which runs by itself")
+
+
+def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
+    """Record that ``actor`` started work on a ready task (so touch time is measured)."""
+    task = get_task(project, ref)
+    _check_open(task)
+    if task.status == STARTED:
+        if task.actor == actor or actor is None:
+            return task
+        raise ConflictError(f"task {task.ref} ({task.name}) was already claimed by {task.actor} at {iso(task.started_at)}")
+    now = project.clock.now()
+    with project.store.write() as tx:
+        if not tx.claim(int(task.ref or 0), actor, now):
+            fresh = tx.task_by_ref(int(task.ref or 0))
+            if fresh is not None:
+                _check_open(fresh)
+                raise ConflictError(f"task {task.ref} ({task.name}) was claimed by {fresh.actor} just now")
+        tx.add_events([_event(task.instance_id or "", task.ref, now, "started", actor, None)])
+    task.status, task.actor, task.started_at = STARTED, actor, now
+    return task
+
+
+def complete(
+    project: Project, ref: str, data: Mapping[str, Any], actor: str | None = None, raw: bool = False
+) -> StepResult:
+    """Complete a user task with ``data`` (validated against its form first) and run on.
+
+    Args:
+        raw: ``data`` holds text from the command line, to be typed by the form.
+
+    Raises:
+        DataError: the data does not fit the form; nothing is changed.
+        ConflictError: someone completed the task first (exit code 3).
+    """
+    task = get_task(project, ref)
+    _check_open(task)
+    form = task_form(project, task)
+    values = forms.coerce(form, data) if raw else dict(data)
+    values = forms.validate(form, values, f"task {task.ref}, {task.name}")
+    now = project.clock.now()
+    with project.store.write() as tx:
+        fresh = tx.task_by_ref(int(task.ref or 0))
+        if fresh is None:
+            raise NotFoundError(f"task {task.ref} disappeared")
+        _check_open(fresh)
+        inst = tx.get_instance(fresh.instance_id or "", with_state=True)
+        if inst is None or inst.state is None:
+            raise NotFoundError(f"the instance of task {task.ref} is missing")
+        run = project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256)
+        started = fresh.started_at if fresh.status == STARTED else None
+        run.complete(fresh.task_id, values, actor or fresh.actor, started)
+        records = run.drain()
+        version = inst.version
+        inst.state = run.snapshot()
+        inst.data = _jsonable(run.data())
+        if run.completed:
+            inst.status, inst.ended_at = INSTANCE_COMPLETED, now
+        if not tx.update_instance(inst, version, now):
+            raise ConflictError(
+                f"instance {inst.id[:8]} was changed by someone else while task {task.ref} was being completed; "
+                "check 'flowrun show' and try again"
+            )
+        tx.save_tasks(inst.id, records)
+        events = _task_events(inst.id, records, data_for=fresh.task_id, data=values)
+        if run.completed:
+            events.append(_event(inst.id, None, now, "instance_completed", None, None))
+        tx.add_events(events)
+    return _result(inst.id, inst.status, records)
+
+
+def _result(instance_id: str, status: str, records: list[TaskRecord]) -> StepResult:
+    return StepResult(
+        instance=instance_id,
+        status=status,
+        ready=[r for r in records if r.status == READY and r.type in ("userTask", "manualTask")],
+        completed=[r for r in records if r.status == COMPLETED],
+    )
+
+
+def _event(
+    instance_id: str, ref: int | None, at: datetime, kind: str, actor: str | None, detail: Any
+) -> dict[str, Any]:
+    return {"instance_id": instance_id, "task_ref": ref, "at": at, "kind": kind, "actor": actor, "detail": detail}
+
+
+def _task_events(
+    instance_id: str, records: list[TaskRecord], data_for: str | None = None, data: Any = None
+) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        at = r.completed_at or r.started_at or r.ready_at
+        if at is None:
+            continue
+        detail: dict[str, Any] = {"task": r.bpmn_id, "name": r.name}
+        if data_for is not None and r.task_id == data_for:
+            detail["data"] = _jsonable(data)
+        out.append(_event(instance_id, r.ref, at, r.status, r.actor, detail))
+    return out
+
+
+def _jsonable(data: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(data, default=str))
+
+
+# -- reading ---------------------------------------------------------------------
+
+
+def resolve_instance(tx: Tx, prefix: str) -> str:
+    """The full id of the instance whose id starts with ``prefix``.
+
+    Raises:
+        NotFoundError / AmbiguousIdError.
+    """
+    text = prefix.strip().lower()
+    if not text or not all(c in "0123456789abcdef" for c in text):
+        raise NotFoundError(f"'{prefix}' is not an instance id; ids are the hex numbers 'flowrun start' printed")
+    found = tx.instance_ids_like(text)
+    if not found:
+        raise NotFoundError(f"no instance with id '{prefix}'; see 'flowrun tasks' or 'flowrun instances'")
+    if len(found) > 1:
+        raise AmbiguousIdError("instance", prefix, [f[:12] for f in found])
+    return found[0]
+
+
+def inbox(
+    project: Project, instance: str | None = None, lane: str | None = None, family: str | None = None
+) -> list[InboxItem]:
+    """Ready user tasks across instances, oldest first; never loads an instance's state."""
+    now = project.clock.now()
+    with project.store.read() as tx:
+        inst = resolve_instance(tx, instance) if instance else None
+        rows = tx.inbox(inst, lane, family)
+    return [
+        InboxItem(
+            ref=int(r["id"]),
+            instance=r["instance_id"],
+            task=r["bpmn_id"],
+            name=r["name"],
+            lane=r["lane"],
+            family=r["family"],
+            variant=r["variant"],
+            pilot=r["pilot"],
+            ready_at=r["ready_at"],
+            started_at=r["started_at"],
+            actor=r["actor"],
+            waited_s=max(0.0, ((r["started_at"] or now) - r["ready_at"]).total_seconds()),
+        )
+        for r in rows
+    ]
+
+
+def show(project: Project, instance: str) -> InstanceView:
+    """An instance's status, variant, what it waits for and its data."""
+    with project.store.read() as tx:
+        iid = resolve_instance(tx, instance)
+        rec = tx.get_instance(iid)
+        tasks = tx.instance_tasks(iid)
+    assert rec is not None
+    waiting = [
+        {
+            "kind": "task" if t.type in ("userTask", "manualTask") else t.type,
+            "ref": t.ref,
+            "task": t.bpmn_id,
+            "name": t.name,
+            "lane": t.lane,
+            "since": iso(t.ready_at),
+            "actor": t.actor,
+        }
+        for t in tasks
+        if t.status in (READY, STARTED, WAITING)
+    ]
+    return InstanceView(
+        id=rec.id,
+        family=rec.family,
+        variant=rec.variant,
+        file=rec.file,
+        sha256=rec.sha256,
+        pilot=rec.pilot,
+        status=rec.status,
+        created_at=rec.created_at,
+        ended_at=rec.ended_at,
+        version=rec.version,
+        data=rec.data,
+        waiting_for=waiting,
+        error=rec.error,
+    )
+
+
+def history(project: Project, instance: str) -> tuple[InstanceView, list[TaskRecord]]:
+    """Every task of an instance with lane, actor and its ready/started/completed times."""
+    view = show(project, instance)
+    with project.store.read() as tx:
+        tasks = tx.instance_tasks(view.id)
+    return view, tasks
+
+
+def instances(project: Project, status: str | None = None, limit: int = 50) -> list[InstanceRecord]:
+    """The most recent instances, newest first."""
+    with project.store.read() as tx:
+        return tx.list_instances(status, limit)
+
+
+def db_upgrade(project: Project) -> str:
+    """Create or migrate the database schema; returns the revision it is at."""
+    return project.store.upgrade()
+
+
+def _unused(run: Run) -> None:  # keeps the TYPE_CHECKING import honest for mypy
+    del run

@@ -1,0 +1,1 @@
+"""The command line: parses arguments, calls :mod:`flowrun.app`, renders results."""

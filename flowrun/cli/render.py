@@ -1,0 +1,183 @@
+"""Rendering for people (rich tables) and for scripts (JSON). rich is imported only here, lazily."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import click
+
+from flowrun.clock import iso
+from flowrun.models import InboxItem, InstanceView, TaskRecord
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=_default, ensure_ascii=False))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    return str(value)
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds in human units: ``45s``, ``12m 05s``, ``3h 20m``, ``2d 4h``."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def inbox_json(items: list[InboxItem]) -> list[dict[str, Any]]:
+    return [
+        {
+            "ref": i.ref,
+            "instance": i.instance,
+            "task": i.task,
+            "name": i.name,
+            "lane": i.lane,
+            "process": i.family,
+            "variant": i.variant,
+            "pilot": i.pilot,
+            "ready_at": iso(i.ready_at),
+            "started_at": iso(i.started_at),
+            "owner": i.actor,
+            "waited_s": i.waited_s,
+        }
+        for i in items
+    ]
+
+
+def inbox_table(items: list[InboxItem]) -> None:
+    from rich.table import Table
+
+    if not items:
+        click.echo("No tasks are waiting.")
+        return
+    table = Table(title=f"{len(items)} task(s) waiting", title_justify="left")
+    for col in ("ref", "task", "lane", "process", "instance", "waiting", "owner"):
+        table.add_column(col, no_wrap=col in ("ref", "instance", "waiting"))
+    for i in items:
+        table.add_row(
+            str(i.ref),
+            i.name,
+            i.lane or "-",
+            f"{i.family}:{i.variant}",
+            i.instance[:8],
+            duration(i.waited_s),
+            i.actor or "",
+        )
+    console().print(table)
+
+
+def instance_json(view: InstanceView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "short_id": view.short_id,
+        "status": view.status,
+        "process": view.family,
+        "variant": view.variant,
+        "file": view.file,
+        "sha256": view.sha256,
+        "pilot": view.pilot,
+        "created_at": iso(view.created_at),
+        "ended_at": iso(view.ended_at),
+        "cycle_s": view.cycle_s,
+        "version": view.version,
+        "waiting_for": view.waiting_for,
+        "data": view.data,
+        "error": view.error,
+    }
+
+
+def instance_text(view: InstanceView) -> None:
+    c = console()
+    c.print(f"[bold]instance {view.short_id}[/bold]  ({view.id})")
+    c.print(f"  process   {view.family}:{view.variant}   [dim]{view.file} sha256 {view.sha256[:12]}[/dim]")
+    if view.pilot:
+        c.print(f"  pilot     {view.pilot}")
+    c.print(f"  status    {view.status}")
+    c.print(f"  started   {when(view.created_at)}")
+    if view.ended_at:
+        c.print(f"  ended     {when(view.ended_at)}   cycle time {duration(view.cycle_s)}")
+    if view.error:
+        c.print(f"  error     {view.error}")
+    if view.waiting_for:
+        c.print("  waits for")
+        for w in view.waiting_for:
+            who = f", claimed by {w['actor']}" if w.get("actor") else ""
+            ref = f"task {w['ref']}: " if w.get("ref") is not None else ""
+            c.print(f"    - {ref}{w['name']} [{w.get('lane') or 'no lane'}]{who}")
+    if view.data:
+        c.print("  data")
+        width = max(len(k) for k in view.data)
+        for key, value in view.data.items():
+            c.print(f"    {key:<{width}}  {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
+
+
+def task_json(t: TaskRecord) -> dict[str, Any]:
+    return {
+        "ref": t.ref,
+        "task": t.bpmn_id,
+        "name": t.name,
+        "type": t.type,
+        "lane": t.lane,
+        "status": t.status,
+        "actor": t.actor,
+        "ready_at": iso(t.ready_at),
+        "started_at": iso(t.started_at),
+        "completed_at": iso(t.completed_at),
+        "waiting_s": t.waiting_s,
+        "touch_s": t.touch_s,
+    }
+
+
+def history_table(view: InstanceView, tasks: list[TaskRecord]) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"instance {view.short_id} {view.family}:{view.variant} - {view.status}"
+        + (f", cycle time {duration(view.cycle_s)}" if view.cycle_s is not None else ""),
+        title_justify="left",
+    )
+    for col in ("ref", "task", "type", "lane", "actor", "ready", "started", "completed", "waiting", "touch"):
+        table.add_column(col, no_wrap=col in ("ref", "ready", "started", "completed", "waiting", "touch"))
+    for t in tasks:
+        table.add_row(
+            str(t.ref),
+            t.name,
+            t.type,
+            t.lane or "-",
+            t.actor or "",
+            when(t.ready_at),
+            when(t.started_at),
+            when(t.completed_at) if t.completed_at else t.status,
+            duration(t.waiting_s),
+            duration(t.touch_s),
+        )
+    console().print(table)
+
+
+def plain(value: Any) -> dict[str, Any]:
+    return asdict(value)  # type: ignore[no-any-return]

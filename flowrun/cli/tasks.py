@@ -1,0 +1,191 @@
+"""Commands operators use on user tasks: ``tasks`` (the inbox), ``claim`` and ``do``."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
+from flowrun.cli.render import echo_json
+from flowrun.models import Form, FormField
+
+
+def _default_actor() -> str | None:
+    try:
+        return os.environ.get("FLOWRUN_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+@click.command("tasks")
+@click.option("--instance", help="Only tasks of this instance (id or prefix).")
+@click.option("--lane", help="Only tasks in this lane (department).")
+@click.option("--process", "family", help="Only tasks of this process family.")
+@json_option
+@pass_app
+def tasks_cmd(app: AppContext, instance: str | None, lane: str | None, family: str | None, as_json: bool) -> None:
+    """The inbox: ready user tasks across instances, oldest first."""
+    from flowrun.app import inbox
+    from flowrun.cli.render import inbox_json, inbox_table
+
+    items = inbox(app.project, instance, lane, family)
+    if as_json:
+        echo_json(inbox_json(items))
+    else:
+        inbox_table(items)
+
+
+@click.command("claim")
+@click.argument("ref")
+@click.option("--as", "actor", help="Who takes the task (default: $FLOWRUN_USER or your login).")
+@json_option
+@pass_app
+def claim_cmd(app: AppContext, ref: str, actor: str | None, as_json: bool) -> None:
+    """Record that work on task REF started, and who took it."""
+    from flowrun.app import claim
+    from flowrun.cli.render import task_json
+
+    task = claim(app.project, ref, actor or _default_actor())
+    if as_json:
+        echo_json(task_json(task))
+    else:
+        click.echo(f"task {task.ref} ({task.name}) claimed by {task.actor}")
+
+
+@click.command("do")
+@click.argument("ref")
+@data_options
+@click.option("--as", "actor", help="Who completes the task (default: $FLOWRUN_USER or your login).")
+@click.option(
+    "--interactive/--no-interactive",
+    "-i",
+    default=None,
+    help="Ask each form field at the prompt (default: when no data is given and input is a terminal).",
+)
+@json_option
+@pass_app
+def do_cmd(
+    app: AppContext,
+    ref: str,
+    data: tuple[str, ...],
+    data_file: Path | None,
+    actor: str | None,
+    interactive: bool | None,
+    as_json: bool,
+) -> None:
+    """Complete task REF with form data (--data, --data-file, or asked at the prompt)."""
+    from flowrun import app as use
+    from flowrun.errors import DataError
+
+    who = actor or _default_actor()
+    values: dict[str, Any] = read_data_file(data_file)
+    raw = parse_pairs(data)
+    if interactive is None:
+        interactive = not values and not raw and sys.stdin.isatty()
+    if interactive:
+        task = use.claim(app.project, ref, who)
+        form = use.task_form(app.project, task)
+        click.echo(f"Task {task.ref}: {task.name} [{task.lane or 'no lane'}]", err=True)
+        if form is not None and form.title:
+            click.echo(form.title, err=True)
+        values.update(ask_form(form, values))
+        result = use.complete(app.project, ref, values, who)
+    else:
+        if not values and not raw:
+            task = use.get_task(app.project, ref)
+            form = use.task_form(app.project, task)
+            if form is not None and any(f.required and not f.has_default for f in form.fields):
+                fields = " ".join(f"--data {f.name}=..." for f in form.fields if f.required)
+                raise DataError(
+                    f"task {task.ref} ({task.name}) needs form data and there is no terminal to ask; "
+                    f"give it as {fields}, or --data-file FILE"
+                )
+        if raw:
+            task = use.get_task(app.project, ref)
+            from flowrun.forms import coerce
+
+            values.update(coerce(use.task_form(app.project, task), raw))
+        result = use.complete(app.project, ref, values, who)
+    if as_json:
+        echo_json(
+            {
+                "instance": result.instance,
+                "status": result.status,
+                "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in result.ready],
+            }
+        )
+        return
+    click.echo(f"task {ref} done; instance {result.instance[:8]} is {result.status}")
+    for t in result.ready:
+        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+
+
+def ask_form(form: Form | None, given: dict[str, Any]) -> dict[str, Any]:
+    """Ask each field not already given, with its label, type, choices and default; re-ask on invalid input."""
+    if form is None:
+        return {}
+    out: dict[str, Any] = {}
+    for f in form.fields:
+        if f.name in given or f.readonly:
+            continue
+        value = _ask_field(form, f)
+        if value is not _SKIP:
+            out[f.name] = value
+    return out
+
+
+_SKIP = object()
+
+
+def _ask_field(form: Form, f: FormField) -> Any:
+    from flowrun.forms import check_field, coerce_value
+
+    hint = _hint(f)
+    if f.description:
+        click.echo(f"  {f.description}", err=True)
+    default = f.default if f.has_default else None
+    if f.type == "boolean" and default is not None:
+        default = "yes" if default else "no"
+    while True:
+        text = click.prompt(
+            f"{f.label} {hint}",
+            default=default if default is not None else ("" if not f.required else None),
+            show_default=default is not None,
+            err=True,
+        )
+        if str(text).strip() == "" and not f.required:
+            return _SKIP
+        try:
+            value = coerce_value(str(text), f.type)
+        except ValueError as exc:
+            click.echo(f"  {exc}; try again", err=True)
+            continue
+        problems = check_field(form, f.name, value)
+        if problems:
+            click.echo(f"  {problems[0]}; try again", err=True)
+            continue
+        return value
+
+
+def _hint(f: FormField) -> str:
+    parts = [f.type if f.type != "string" else "text"]
+    if f.choices:
+        parts = ["/".join(str(c) for c in f.choices)]
+    elif f.type == "boolean":
+        parts = ["yes/no"]
+    if f.minimum is not None or f.maximum is not None:
+        lo = "" if f.minimum is None else f"{f.minimum:g}"
+        hi = "" if f.maximum is None else f"{f.maximum:g}"
+        parts.append(f"{lo}..{hi}")
+    if not f.required:
+        parts.append("optional")
+    return "(" + ", ".join(parts) + ")"
+
+
+COMMANDS = [tasks_cmd, claim_cmd, do_cmd]

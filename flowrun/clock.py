@@ -1,0 +1,88 @@
+"""Where flowrun gets the time from.
+
+All timings (ready, started, completed) come from a :class:`Clock`, never from
+``time.time()`` directly, so tests and replays control time. ``FLOWRUN_NOW``
+fixes the clock for one command.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Something that tells the current time as an aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The machine's clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class ManualClock:
+    """A clock that only moves when told to; for tests and simulations."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = as_utc(start)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock forward by ``seconds`` and return the new time."""
+        self._now = self._now + timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when`` (which must be aware or is taken as UTC)."""
+        self._now = as_utc(when)
+
+
+def as_utc(when: datetime) -> datetime:
+    """Return ``when`` as an aware UTC datetime (naive values are taken as UTC)."""
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 time; a trailing ``Z`` and naive times mean UTC.
+
+    Raises:
+        ValueError: the text is not an ISO 8601 time.
+    """
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    return as_utc(datetime.fromisoformat(value))
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Clock:
+    """The clock for one command: fixed at ``FLOWRUN_NOW`` when it is set.
+
+    Raises:
+        ValueError: ``FLOWRUN_NOW`` is set but is not an ISO 8601 time.
+    """
+    env = os.environ if environ is None else environ
+    fixed = env.get("FLOWRUN_NOW")
+    if fixed:
+        try:
+            return ManualClock(parse_time(fixed))
+        except ValueError:
+            raise ValueError(
+                f"FLOWRUN_NOW={fixed!r} is not an ISO 8601 time; use e.g. 2026-03-01T09:00:00+01:00"
+            ) from None
+    return SystemClock()
+
+
+def iso(when: datetime | None) -> str | None:
+    """Format a time as ISO 8601 with offset (UTC), or None."""
+    if when is None:
+        return None
+    return as_utc(when).isoformat()

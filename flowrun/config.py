@@ -1,0 +1,156 @@
+"""The project: a folder with a ``flowrun.yaml`` naming processes, forms, database and services.
+
+``find_project`` looks for ``flowrun.yaml`` from a folder upwards (or takes the
+folder given with ``--project``) and returns :class:`Settings` with every path
+resolved against the project folder, so a project can be moved or shared.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowrun.errors import ProjectError
+
+CONFIG_NAME = "flowrun.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``flowrun.yaml`` says, with paths resolved.
+
+    Attributes:
+        root: the project folder.
+        processes_dir: where BPMN and DMN files live.
+        forms_dir: where JSON Schema forms live.
+        database_url: SQLAlchemy URL; ``FLOWRUN_DATABASE_URL`` overrides the file.
+        families: family -> variant -> BPMN path relative to ``root``.
+        services: service topic -> ``module:function``, importable from ``root``.
+        customer_facing_lanes: lanes whose tasks are customer touchpoints.
+        kpis: KPI name -> ``{"field": ..., "kind": ...}``.
+    """
+
+    root: Path
+    processes_dir: Path
+    forms_dir: Path
+    database_url: str
+    families: dict[str, dict[str, str]] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
+    customer_facing_lanes: tuple[str, ...] = ()
+    kpis: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the project folder when inside it (POSIX separators)."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def find_project(start: Path | None = None, explicit: Path | None = None) -> Settings:
+    """Find and read the project's ``flowrun.yaml``.
+
+    Args:
+        start: where to start looking upwards (default: the current folder).
+        explicit: a project folder (or its ``flowrun.yaml``) given by the user.
+
+    Raises:
+        ProjectError: no project is found, or its ``flowrun.yaml`` is invalid.
+    """
+    if explicit is not None:
+        path = explicit / CONFIG_NAME if explicit.is_dir() else explicit
+        if not path.is_file():
+            raise ProjectError(
+                f"no {CONFIG_NAME} in {explicit}; create a project there with 'flowrun init {explicit}'"
+            )
+        return load_settings(path)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return load_settings(candidate)
+    raise ProjectError(
+        f"no {CONFIG_NAME} found in {here} or any folder above it; run 'flowrun init' to create "
+        "a project here, or pass --project DIR"
+    )
+
+
+def load_settings(path: Path) -> Settings:
+    """Read one ``flowrun.yaml``; see :func:`find_project`."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_bytes()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProjectError(f"{where}: invalid YAML ({problem}); fix the file") from None
+    except OSError as exc:
+        raise ProjectError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{path}: expected a mapping of settings at the top level")
+    root = path.parent.resolve()
+    processes_dir = root / _str(raw, "processes_dir", "processes", path)
+    forms_dir = root / _str(raw, "forms_dir", "forms", path)
+    url = os.environ.get("FLOWRUN_DATABASE_URL") or raw.get("database")
+    url = _database_url(url, root, path)
+    families = _families(raw.get("processes") or {}, path)
+    services = raw.get("services") or {}
+    if not isinstance(services, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and ":" in v for k, v in services.items()
+    ):
+        raise ProjectError(f"{path}: 'services' must map each topic to 'module:function'")
+    lanes = raw.get("customer_facing_lanes") or []
+    if not isinstance(lanes, list):
+        raise ProjectError(f"{path}: 'customer_facing_lanes' must be a list of lane names")
+    kpis = raw.get("kpis") or {}
+    if not isinstance(kpis, dict):
+        raise ProjectError(f"{path}: 'kpis' must map KPI names to {{field: ..., kind: ...}}")
+    return Settings(
+        root=root,
+        processes_dir=processes_dir,
+        forms_dir=forms_dir,
+        database_url=url,
+        families=families,
+        services=dict(services),
+        customer_facing_lanes=tuple(str(x) for x in lanes),
+        kpis={str(k): dict(v) for k, v in kpis.items()},
+    )
+
+
+def _str(raw: dict[str, Any], key: str, default: str, path: Path) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise ProjectError(f"{path}: '{key}' must be a folder name")
+    return value
+
+
+def _database_url(url: Any, root: Path, path: Path) -> str:
+    if url is None:
+        return f"sqlite:///{(root / '.flowrun' / 'flowrun.db').as_posix()}"
+    if not isinstance(url, str):
+        raise ProjectError(f"{path}: 'database' must be a database URL such as sqlite:///.flowrun/flowrun.db")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and rest != ":memory:" and not Path(rest).is_absolute():
+            return f"sqlite:///{(root / rest).as_posix()}"
+    return url
+
+
+def _families(raw: Any, path: Path) -> dict[str, dict[str, str]]:
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{path}: 'processes' must map each family to its variants and files")
+    out: dict[str, dict[str, str]] = {}
+    for family, variants in raw.items():
+        if isinstance(variants, str):
+            variants = {"default": variants}
+        if not isinstance(variants, dict) or not all(isinstance(v, str) for v in variants.values()):
+            raise ProjectError(
+                f"{path}: process family '{family}' must map variant names to BPMN files, "
+                f"e.g. {family}: {{baseline: processes/{family}_baseline.bpmn}}"
+            )
+        out[str(family)] = {str(k): v for k, v in variants.items()}
+    return out

@@ -1,0 +1,213 @@
+"""Load a BPMN file into an executable, serialisable process definition.
+
+``load_model`` reads the file safely (:mod:`flowrun.engine.xml`), parses it
+with flowrun's SpiffWorkflow parser, resolves called processes and decisions
+from the other files of the same folder, and returns a :class:`ModelInfo`
+whose ``spec`` is the definition as JSON text, ready to be stored once per
+model version. Every failure is a located :class:`ModelError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from flowrun.engine import _spiff
+from flowrun.engine.xml import parse_bytes, read_bytes
+from flowrun.errors import ModelError
+from flowrun.models import ModelInfo
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+DMN_PREFIX = "https://www.omg.org/spec/DMN/"
+
+
+def load_model(path: Path, display: str, search_dir: Path | None = None) -> ModelInfo:
+    """Parse the BPMN file at ``path`` into a :class:`ModelInfo`.
+
+    Args:
+        path: the file to load.
+        display: how to name the file in messages (relative to the project).
+        search_dir: folder whose other ``.bpmn``/``.dmn`` files may provide called
+            processes and decisions; defaults to the file's own folder.
+
+    Raises:
+        ModelError: the file cannot be read, parsed or executed, with its location.
+    """
+    data = read_bytes(path, display)
+    tree = parse_bytes(data, display)
+    root = tree.getroot()
+    if root.tag != f"{{{BPMN_NS}}}definitions":
+        raise ModelError(
+            f"not a BPMN 2.0 file: the root element is <{_local(root.tag)}>, expected "
+            f"<bpmn:definitions> in namespace {BPMN_NS}",
+            file=display,
+            line=root.sourceline,
+        )
+    parser = _spiff.FlowrunParser()
+    trees = {display: tree}
+    _add(parser, tree, display, trees)
+    process_id = _pick_process(parser, root, display)
+    used = [(display, data)]
+    if _missing(parser):
+        used += _add_folder(parser, search_dir or path.parent, path, trees)
+    try:
+        spec = parser.get_spec(process_id)
+        subprocesses = parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        raise _located(exc, trees, display) from None
+    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError) as exc:
+        raise ModelError(f"cannot be executed: {_describe(exc)}", file=display) from None
+    serializer = _spiff.make_serializer()
+    registry = serializer.registry
+    spec_json = json.dumps(
+        {
+            "spec": registry.convert(spec),
+            "subprocess_specs": {name: registry.convert(s) for name, s in subprocesses.items()},
+        },
+        cls=serializer._encoder_cls,
+        separators=(",", ":"),
+    )
+    lanes = tuple(dict.fromkeys(t.lane for t in spec.task_specs.values() if getattr(t, "lane", None)))
+    return ModelInfo(
+        file=display,
+        sha256=_digest(used),
+        process_id=process_id,
+        name=spec.description if spec.description != process_id else None,
+        spec=spec_json,
+        lanes=lanes,
+    )
+
+
+def _digest(files: list[tuple[str, bytes]]) -> str:
+    if len(files) == 1:
+        return hashlib.sha256(files[0][1]).hexdigest()
+    h = hashlib.sha256()
+    for name, data in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def _add(parser: Any, tree: Any, display: str, trees: dict[str, Any]) -> None:
+    try:
+        parser.add_bpmn_xml(tree, filename=display)
+    except ValidationException as exc:
+        raise _located(exc, trees, display) from None
+    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, IndexError) as exc:
+        raise ModelError(f"cannot be parsed: {_describe(exc)}", file=display) from None
+
+
+def _pick_process(parser: Any, root: Any, display: str) -> str:
+    ids = list(parser.get_process_ids())
+    if not ids:
+        declared = root.findall(f"{{{BPMN_NS}}}process")
+        if declared:
+            raise ModelError(
+                'no process is executable (isExecutable="false"); tick "Executable" in the '
+                "modeler's properties panel for the process to run",
+                file=display,
+                line=declared[0].sourceline,
+                element=declared[0].get("id"),
+            )
+        raise ModelError("the file defines no <bpmn:process>; draw a process in it", file=display)
+    called: set[str] = set()
+    for pid in ids:
+        found = getattr(parser.get_process_parser(pid), "called_element_ids", None)
+        called |= set((found() if callable(found) else found) or ())
+    top = [pid for pid in ids if pid not in called]
+    return (top or ids)[0]
+
+
+def _missing(parser: Any) -> set[str]:
+    """Called processes and decisions the parser has not seen yet."""
+    known = set(parser.process_parsers)
+    known |= set(getattr(parser, "dmn_parsers", {}) or {})
+    return {d for d in parser.get_dependencies() if d} - known
+
+
+def _add_folder(parser: Any, folder: Path, main: Path, trees: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Add the files of ``folder`` that define missing called processes or decisions."""
+    used: list[tuple[str, bytes]] = []
+    candidates = [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+        and p.resolve() != main.resolve()
+        and (p.suffix.lower() in (".bpmn", ".dmn") or p.name.endswith(".bpmn20.xml"))
+    ]
+    progress = True
+    while progress and _missing(parser):
+        progress = False
+        for other in list(candidates):
+            display = other.name if main.parent == folder else str(other)
+            try:
+                data = read_bytes(other, display)
+                tree = parse_bytes(data, display)
+            except ModelError:
+                candidates.remove(other)
+                continue
+            root = tree.getroot()
+            ids = set(root.xpath("//*[local-name()='process' or local-name()='decision']/@id"))
+            if not ids & _missing(parser):
+                continue
+            candidates.remove(other)
+            trees[display] = tree
+            try:
+                if root.tag == f"{{{BPMN_NS}}}definitions":
+                    parser.add_bpmn_xml(tree, filename=display)
+                else:
+                    parser.add_dmn_xml(tree.getroot(), filename=display)
+            except ValidationException as exc:
+                raise _located(exc, trees, display) from None
+            except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, IndexError) as exc:
+                raise ModelError(f"cannot be parsed: {_describe(exc)}", file=display) from None
+            used.append((display, data))
+            progress = True
+    return used
+
+
+def _located(exc: ValidationException, trees: dict[str, Any], default: str) -> ModelError:
+    file = getattr(exc, "file_name", "") or default
+    element = getattr(exc, "id", "") or None
+    line = getattr(exc, "line_number", "") or None
+    tree = trees.get(file)
+    if element and not line and tree is not None:
+        found = tree.getroot().xpath("//*[@id=$id]", id=element)
+        if found:
+            line = found[0].sourceline
+    name = getattr(exc, "name", "") or ""
+    if element and name:
+        element = f'{element} ("{name}")'
+    message = str(exc).split("\n")[0]
+    for prefix in ("ValidationException: ",):
+        message = message.removeprefix(prefix)
+    return ModelError(_advise(message), file=file, line=int(line) if line else None, element=element)
+
+
+_ADVICE = {
+    "No start event found": "draw a start event in the process",
+    "Multiple outgoing flows are not supported": "add a parallel or exclusive gateway after the task",
+    "No outgoing": "connect the element to the rest of the process",
+}
+
+
+def _advise(message: str) -> str:
+    for needle, fix in _ADVICE.items():
+        if needle in message and ";" not in message:
+            return f"{message.rstrip('.')}; {fix}"
+    return message
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).split("\n")[0] or exc.__class__.__name__
+    if isinstance(exc, KeyError):
+        text = f"missing attribute or reference {text}"
+    return text
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]

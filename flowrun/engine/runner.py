@@ -1,0 +1,338 @@
+"""Run process instances: start, restore, advance, complete user tasks, snapshot.
+
+:class:`Engine` is the one door to SpiffWorkflow at run time. It hands out
+:class:`Run` objects that wrap a live workflow and record the life of every
+task (ready, started, completed, cancelled) with times from the injected
+:class:`~flowrun.clock.Clock`, never SpiffWorkflow's own ``time.time()``
+stamps. Callers get flowrun dataclasses back, never SpiffWorkflow objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from flowrun.clock import Clock
+from flowrun.engine import _spiff
+from flowrun.engine.sandbox import SandboxError
+from flowrun.errors import DataError, FlowrunError, ModelError, NotFoundError, ScriptError, StateError
+from flowrun.models import (
+    CANCELLED,
+    COMPLETED,
+    ERROR,
+    READY,
+    STARTED,
+    WAITING,
+    ServiceCaller,
+    TaskRecord,
+)
+
+_SERIALIZER = _spiff.make_serializer()
+_REGISTRY = _SERIALIZER.registry
+_ENCODER = _SERIALIZER._encoder_cls
+
+#: Flow nodes that are not recorded as tasks (they take no time and do no work).
+_SKIPPED_TYPES = frozenset(
+    {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
+)
+
+_OBSERVED = TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.FINISHED_MASK
+
+
+class Engine:
+    """Creates and restores runs of process models.
+
+    Args:
+        clock: where task times come from.
+        service_caller: called as ``service_caller(topic, data)`` for service tasks.
+    """
+
+    def __init__(self, clock: Clock, service_caller: ServiceCaller | None = None) -> None:
+        self.clock = clock
+        self.service_caller = service_caller
+        self._specs: dict[str, tuple[Any, Any]] = {}
+
+    def _spec(self, spec_json: str, key: str | None) -> tuple[Any, Any]:
+        cache_key = key or spec_json
+        found = self._specs.get(cache_key)
+        if found is None:
+            try:
+                dct = json.loads(spec_json)
+                spec = _REGISTRY.restore(dct["spec"])
+                subs = {name: _REGISTRY.restore(s) for name, s in dct["subprocess_specs"].items()}
+            except (ValueError, KeyError, TypeError, SpiffWorkflowException) as exc:
+                raise ModelError(f"the stored process definition cannot be read ({exc})") from None
+            found = (spec, subs)
+            self._specs[cache_key] = found
+        return found
+
+    def start(self, spec_json: str, data: Mapping[str, Any] | None = None, key: str | None = None) -> Run:
+        """Create a new instance of the model and run it until the first wait.
+
+        Args:
+            spec_json: the model's stored definition (``ModelInfo.spec``).
+            data: initial process variables.
+            key: a cache key for the parsed definition (the model's sha256).
+        """
+        spec, subs = self._spec(spec_json, key)
+        workflow = BpmnWorkflow(spec, subs, script_engine=_spiff.FlowrunScriptEngine(self.service_caller))
+        if data:
+            workflow.task_tree.data.update(data)
+        run = Run(workflow, self.clock, seen={})
+        run.advance()
+        return run
+
+    def restore(self, spec_json: str, state: str, key: str | None = None) -> Run:
+        """Load a saved instance (from :meth:`Run.snapshot`) with the restricted script engine."""
+        spec, subs = self._spec(spec_json, key)
+        try:
+            dct = json.loads(state)
+            version = dct.pop(_SERIALIZER.VERSION_KEY, _SERIALIZER.VERSION)
+            if version != _SERIALIZER.VERSION:
+                dct[_SERIALIZER.VERSION_KEY] = version
+                _SERIALIZER.migrate(dct)
+            workflow = _REGISTRY.restore(dct, spec=spec, subprocess_specs=subs)
+        except (ValueError, KeyError, TypeError, SpiffWorkflowException) as exc:
+            raise StateError(f"the saved instance cannot be loaded ({exc})") from None
+        workflow.script_engine = _spiff.FlowrunScriptEngine(self.service_caller)
+        seen = {str(t.id): t.state for t in workflow.get_tasks(state=_OBSERVED)}
+        return Run(workflow, self.clock, seen=seen)
+
+
+class Run:
+    """A live instance. Every change to its tasks is recorded for :meth:`drain`."""
+
+    def __init__(self, workflow: Any, clock: Clock, seen: dict[str, int]) -> None:
+        self._wf = workflow
+        self._clock = clock
+        self._seen = seen
+        self._started: dict[str, datetime] = {}
+        self._pending: dict[str, TaskRecord] = {}
+
+    # -- running -----------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Run automated steps (scripts, gateways, service tasks) until the instance waits."""
+        try:
+            self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+        except FlowrunError:
+            raise
+        except SandboxError as exc:
+            raise ScriptError(f"a script or condition was refused: {exc}") from None
+        except WorkflowException as exc:
+            raise _script_error(exc) from None
+        except SpiffWorkflowException as exc:
+            raise ScriptError(f"the process failed: {exc}") from None
+        self._scan()
+
+    def complete(self, task_id: str, data: Mapping[str, Any], actor: str | None, started_at: datetime | None) -> None:
+        """Complete a ready user (or manual) task with ``data`` and run on until the next wait.
+
+        Raises:
+            NotFoundError: no such task in this instance.
+            StateError: the task is not ready.
+        """
+        task = self._task(task_id)
+        if not (task.state == TaskState.READY and task.task_spec.manual):
+            raise StateError(
+                f"task {task.task_spec.bpmn_id} is {TaskState.get_name(task.state).lower()}, not ready"
+            )
+        now = self._clock.now()
+        task.data.update(data)
+        try:
+            task.run()
+        except FlowrunError:
+            raise
+        except WorkflowException as exc:
+            raise _script_error(exc) from None
+        rec = self._record(task, COMPLETED)
+        rec.started_at = started_at or now
+        rec.completed_at = now
+        rec.actor = actor
+        self._seen[task_id] = task.state
+        self.advance()
+
+    def _task(self, task_id: str) -> Any:
+        try:
+            task = self._wf.get_task_from_id(UUID(task_id))
+        except (ValueError, KeyError, WorkflowException):
+            task = None
+        if task is None:
+            raise NotFoundError(f"task {task_id} is not part of this instance")
+        return task
+
+    def _will(self, task: Any) -> None:
+        self._started[str(task.id)] = self._clock.now()
+
+    def _did(self, task: Any) -> None:
+        if _task_type(task.task_spec) is None:
+            return
+        tid = str(task.id)
+        state = task.state
+        if self._seen.get(tid) == state:
+            return
+        self._seen[tid] = state
+        now = self._clock.now()
+        started = self._started.pop(tid, now)
+        if state == TaskState.COMPLETED:
+            rec = self._record(task, COMPLETED)
+            rec.ready_at = rec.ready_at or started
+            rec.started_at = started
+            rec.completed_at = now
+        elif state == TaskState.STARTED:
+            rec = self._record(task, STARTED)
+            rec.ready_at = rec.ready_at or started
+            rec.started_at = started
+
+    def _scan(self) -> None:
+        now = self._clock.now()
+        for task in self._wf.get_tasks(state=_OBSERVED):
+            tid = str(task.id)
+            state = task.state
+            before = self._seen.get(tid)
+            if before == state or _task_type(task.task_spec) is None:
+                continue
+            self._seen[tid] = state
+            if state == TaskState.READY:
+                if task.task_spec.manual:
+                    self._record(task, READY).ready_at = now
+                continue
+            if state == TaskState.WAITING:
+                self._record(task, WAITING).ready_at = now
+            elif state == TaskState.STARTED:
+                rec = self._record(task, STARTED)
+                rec.ready_at = rec.ready_at or now
+                rec.started_at = rec.started_at or now
+            elif state == TaskState.COMPLETED:
+                rec = self._record(task, COMPLETED)
+                rec.ready_at = rec.ready_at or now
+                rec.started_at = rec.started_at or now
+                rec.completed_at = now
+            elif state == TaskState.CANCELLED and before is not None:
+                self._record(task, CANCELLED).completed_at = now
+            elif state == TaskState.ERROR:
+                self._record(task, ERROR)
+
+    def _record(self, task: Any, status: str) -> TaskRecord:
+        tid = str(task.id)
+        rec = self._pending.get(tid)
+        if rec is None:
+            spec = task.task_spec
+            ext = getattr(spec, "extensions", None) or {}
+            rec = TaskRecord(
+                task_id=tid,
+                bpmn_id=spec.bpmn_id,
+                name=spec.bpmn_name or spec.bpmn_id,
+                type=_task_type(spec) or "task",
+                lane=spec.lane,
+                status=status,
+                form=ext.get(_spiff.FORM_KEY),
+                documentation=spec.documentation,
+            )
+            self._pending[tid] = rec
+        rec.status = status
+        return rec
+
+    # -- reading -----------------------------------------------------------------
+
+    def drain(self) -> list[TaskRecord]:
+        """The task records changed since the last call, in the order they happened."""
+        out = list(self._pending.values())
+        self._pending = {}
+        return out
+
+    @property
+    def completed(self) -> bool:
+        return bool(self._wf.is_completed())
+
+    def data(self) -> dict[str, Any]:
+        """The process variables as the next step sees them (or as they ended)."""
+        if self._wf.is_completed():
+            return dict(self._wf.data)
+        merged: dict[str, Any] = {}
+        for task in self._wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+            merged.update(task.data)
+        return merged
+
+    def waiting_for(self) -> list[dict[str, Any]]:
+        """What the instance waits for: ready user tasks, timers, messages, signals."""
+        out: list[dict[str, Any]] = []
+        for task in self._wf.get_tasks(state=TaskState.READY, manual=True):
+            spec = task.task_spec
+            out.append({"kind": "task", "task": spec.bpmn_id, "name": spec.bpmn_name, "lane": spec.lane})
+        for event in self._wf.waiting_events():
+            kind = str(getattr(event, "event_type", "event")).replace("EventDefinition", "").lower()
+            item: dict[str, Any] = {"kind": kind or "event", "name": getattr(event, "name", None)}
+            value = getattr(event, "value", None)
+            if value is not None:
+                item["due"] = value if isinstance(value, str) else str(value)
+            out.append(item)
+        return out
+
+    def snapshot(self) -> str:
+        """The instance state as JSON text, without the process definition.
+
+        Raises:
+            DataError: the task data holds values that cannot be saved.
+        """
+        _REGISTRY._encoder_mode = True
+        try:
+            dct = _REGISTRY.convert(self._wf)
+            dct[_SERIALIZER.VERSION_KEY] = _SERIALIZER.VERSION
+            return json.dumps(dct, cls=_ENCODER, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"the task data cannot be saved ({exc}); use only text, numbers, booleans, "
+                "lists and objects in task data"
+            ) from None
+        finally:
+            _REGISTRY._encoder_mode = False
+
+
+_DESCRIPTION_TYPES = {
+    "Task": "task",
+    "Default Start Event": "startEvent",
+    "Default End Event": "endEvent",
+}
+
+
+def _task_type(spec: Any) -> str | None:
+    """The BPMN element type of a spec (``userTask``, ``endEvent``, ...), None if not recorded."""
+    if getattr(spec, "bpmn_id", None) is None:
+        return None
+    cached: str | None = getattr(spec, "_flowrun_type", None)
+    if cached is None:
+        desc = str(spec.description or "Task")
+        cached = _DESCRIPTION_TYPES.get(desc) or _camel(desc)
+        spec._flowrun_type = cached
+    return None if cached in _SKIPPED_TYPES else cached
+
+
+def _camel(text: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    if not words:
+        return "task"
+    return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
+
+
+def _script_error(exc: WorkflowException) -> ScriptError:
+    spec = getattr(exc, "task_spec", None)
+    where = ""
+    if spec is not None and getattr(spec, "bpmn_id", None):
+        where = f"{spec.bpmn_id} (\"{spec.bpmn_name or spec.bpmn_id}\"): "
+    notes = " ".join(getattr(exc, "__notes__", []) or [])
+    line = getattr(exc, "line_number", None)
+    at = f" at line {line}" if line else ""
+    detail = str(exc).split("\n")[0]
+    text = f"{where}{detail}{at}"
+    if notes and notes not in text:
+        text += f" ({notes})"
+    return ScriptError(text + "; fix the script or condition in the diagram")

@@ -1,0 +1,190 @@
+"""Plain data that crosses layers: what the engine, the store and the CLI exchange.
+
+Everything here is a frozen or simple dataclass of built-in types, so it can be
+rendered, serialised to JSON and compared in tests without touching the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: Calls the service handler registered for ``topic`` with the task data.
+ServiceCaller = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+
+#: Task statuses as recorded in the store.
+READY = "ready"
+STARTED = "started"
+COMPLETED = "completed"
+CANCELLED = "cancelled"
+WAITING = "waiting"
+ERROR = "error"
+
+#: Instance statuses.
+RUNNING = "running"
+INSTANCE_COMPLETED = "completed"
+INSTANCE_ERROR = "error"
+INSTANCE_CANCELLED = "cancelled"
+
+
+@dataclass
+class TaskRecord:
+    """The life of one task of one instance: when it was ready, started, completed, by whom.
+
+    ``task_id`` is the engine's id for the task (unique within the instance);
+    ``ref`` is the short number operators type, assigned by the store.
+    ``form`` is the form reference of a user task: ``{"key": ...}`` for a form
+    file, ``{"schema": {...}}`` for a form drawn inline in the diagram.
+    """
+
+    task_id: str
+    bpmn_id: str
+    name: str
+    type: str
+    lane: str | None
+    status: str
+    ready_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    actor: str | None = None
+    form: dict[str, Any] | None = None
+    documentation: str | None = None
+    ref: int | None = None
+    instance_id: str | None = None
+
+    @property
+    def waiting_s(self) -> float | None:
+        """Seconds from ready to started, once started."""
+        if self.ready_at is None or self.started_at is None:
+            return None
+        return (self.started_at - self.ready_at).total_seconds()
+
+    @property
+    def touch_s(self) -> float | None:
+        """Seconds from started to completed, once completed."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A parsed, executable process model, ready to be stored once per version.
+
+    ``spec`` is the engine's serialised definition (opaque JSON text); ``sha256``
+    is the hash of the BPMN file's bytes and keys the stored definition.
+    """
+
+    file: str
+    sha256: str
+    process_id: str
+    name: str | None
+    spec: str
+    lanes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessEntry:
+    """One runnable process of the project, as ``flowrun processes`` lists it."""
+
+    family: str
+    variant: str
+    file: str
+    exists: bool
+    named_in_config: bool
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A ready user task, as the operators' inbox shows it."""
+
+    ref: int
+    instance: str
+    task: str
+    name: str
+    lane: str | None
+    family: str
+    variant: str
+    pilot: str | None
+    ready_at: datetime
+    started_at: datetime | None
+    actor: str | None
+    waited_s: float
+
+
+@dataclass
+class InstanceView:
+    """An instance as ``flowrun show`` presents it."""
+
+    id: str
+    family: str
+    variant: str
+    file: str
+    sha256: str
+    pilot: str | None
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+    version: int
+    data: dict[str, Any]
+    waiting_for: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def cycle_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.created_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One field of a form, as an operator is asked for it."""
+
+    name: str
+    label: str
+    type: str
+    required: bool
+    description: str | None = None
+    choices: tuple[Any, ...] | None = None
+    default: Any = None
+    has_default: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Form:
+    """A user task's form: its JSON Schema and the fields to ask, in order."""
+
+    title: str
+    source: str
+    schema: Mapping[str, Any]
+    fields: tuple[FormField, ...]
+
+
+@dataclass
+class InstanceRecord:
+    """An instance row as the store keeps it; ``state`` is the engine's opaque snapshot."""
+
+    id: str
+    family: str
+    variant: str
+    file: str
+    sha256: str
+    process_id: str
+    pilot: str | None
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+    version: int
+    data: dict[str, Any]
+    state: str | None = None
+    error: str | None = None

@@ -1,0 +1,431 @@
+"""The SQL store: SQLite by default, PostgreSQL for teams, through SQLAlchemy Core.
+
+:class:`SqlStore` opens the database (creating and migrating a new SQLite file
+on first use) and hands out :class:`Tx` transactions. One command is one
+transaction: :meth:`SqlStore.write` commits the whole step or nothing. On
+SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and the
+database runs in WAL mode with a busy timeout, so concurrent operators wait
+for each other instead of seeing "database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from flowrun.errors import StoreError
+from flowrun.models import READY, STARTED, InstanceRecord, TaskRecord
+from flowrun.store import schema
+from flowrun.store.schema import events, instances, models, tasks
+
+_BUSY_TIMEOUT_MS = 30_000
+
+
+class SqlStore:
+    """A flowrun database.
+
+    Args:
+        url: an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
+        auto_create: create and migrate the schema when the database is new.
+    """
+
+    def __init__(self, url: str, auto_create: bool = True) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        new_file = False
+        if self.is_sqlite:
+            path = _sqlite_path(url)
+            if path is not None:
+                new_file = not path.exists()
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the folder for the database {path.parent}: {exc.strerror}") from None
+        try:
+            self.engine: Engine = _make_engine(url, self.is_sqlite)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot use the database URL {_safe(url)}: {exc}; check 'database:' in flowrun.yaml") from None
+        self._check_schema(auto_create or new_file)
+
+    def _check_schema(self, auto_create: bool) -> None:
+        try:
+            with self.engine.connect() as conn:
+                current = _current_revision(conn)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database {_safe(self.url)}: {exc.orig}") from None
+        except DBAPIError as exc:
+            raise StoreError(f"cannot open the database {_safe(self.url)}: {exc.orig}") from None
+        if current == schema.HEAD_REVISION:
+            return
+        if current is None and auto_create:
+            self.upgrade()
+            return
+        if current is None:
+            raise StoreError(f"the database {_safe(self.url)} has no flowrun schema; run 'flowrun db upgrade'")
+        raise StoreError(
+            f"the database schema is at revision {current}, this flowrun needs {schema.HEAD_REVISION}; "
+            "run 'flowrun db upgrade'"
+        )
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest revision with Alembic; returns that revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the database {_safe(self.url)}: {exc}") from None
+        return schema.HEAD_REVISION
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction."""
+        with self._tx(write=False) as tx:
+            yield tx
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction: everything inside commits together, or nothing does."""
+        with self._tx(write=True) as tx:
+            yield tx
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Tx]:
+        try:
+            conn = self.engine.connect().execution_options(flowrun_write=write)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the database {_safe(self.url)}: {exc}") from None
+        try:
+            with conn.begin():
+                yield Tx(conn)
+        except IntegrityError as exc:
+            raise StoreError(f"the database refused the change: {exc.orig}") from None
+        except OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}; nothing was saved") from None
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class Tx:
+    """One transaction's worth of reads and writes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- models ------------------------------------------------------------------
+
+    def ensure_model(self, sha256: str, process_id: str, file: str, spec: str, now: datetime) -> None:
+        """Store a model version's definition once."""
+        found = self.conn.execute(select(models.c.sha256).where(models.c.sha256 == sha256)).first()
+        if found is None:
+            self.conn.execute(
+                insert(models).values(sha256=sha256, process_id=process_id, file=file, spec=spec, created_at=now)
+            )
+
+    def model_spec(self, sha256: str) -> str:
+        spec = self.conn.execute(select(models.c.spec).where(models.c.sha256 == sha256)).scalar()
+        if spec is None:
+            raise StoreError(f"the stored model {sha256[:12]} is missing from the database")
+        return str(spec)
+
+    # -- instances ---------------------------------------------------------------
+
+    def insert_instance(self, rec: InstanceRecord, now: datetime) -> None:
+        self.conn.execute(
+            insert(instances).values(
+                id=rec.id,
+                family=rec.family,
+                variant=rec.variant,
+                file=rec.file,
+                sha256=rec.sha256,
+                process_id=rec.process_id,
+                pilot=rec.pilot,
+                status=rec.status,
+                created_at=rec.created_at,
+                ended_at=rec.ended_at,
+                updated_at=now,
+                version=rec.version,
+                data=_dumps(rec.data),
+                state=rec.state or "",
+                error=rec.error,
+            )
+        )
+
+    def update_instance(
+        self, rec: InstanceRecord, expected_version: int, now: datetime
+    ) -> bool:
+        """Save ``rec`` if the stored version is still ``expected_version``; False if not."""
+        result = self.conn.execute(
+            update(instances)
+            .where(and_(instances.c.id == rec.id, instances.c.version == expected_version))
+            .values(
+                status=rec.status,
+                ended_at=rec.ended_at,
+                updated_at=now,
+                version=expected_version + 1,
+                data=_dumps(rec.data),
+                state=rec.state,
+                error=rec.error,
+            )
+        )
+        if result.rowcount == 1:
+            rec.version = expected_version + 1
+            return True
+        return False
+
+    def get_instance(self, instance_id: str, with_state: bool = False) -> InstanceRecord | None:
+        cols = [c for c in instances.c if with_state or c.name != "state"]
+        row = self.conn.execute(select(*cols).where(instances.c.id == instance_id)).mappings().first()
+        if row is None:
+            return None
+        return InstanceRecord(
+            id=row["id"],
+            family=row["family"],
+            variant=row["variant"],
+            file=row["file"],
+            sha256=row["sha256"],
+            process_id=row["process_id"],
+            pilot=row["pilot"],
+            status=row["status"],
+            created_at=row["created_at"],
+            ended_at=row["ended_at"],
+            version=row["version"],
+            data=json.loads(row["data"] or "{}"),
+            state=row.get("state"),
+            error=row["error"],
+        )
+
+    def instance_ids_like(self, prefix: str, limit: int = 20) -> list[str]:
+        """Instance ids starting with ``prefix`` (at most ``limit``)."""
+        rows = self.conn.execute(
+            select(instances.c.id).where(instances.c.id.like(_like_prefix(prefix), escape="\\")).limit(limit)
+        )
+        return [r[0] for r in rows]
+
+    def list_instances(self, status: str | None = None, limit: int = 100) -> list[InstanceRecord]:
+        q = select(instances.c.id).order_by(instances.c.created_at.desc()).limit(limit)
+        if status:
+            q = q.where(instances.c.status == status)
+        ids = [r[0] for r in self.conn.execute(q)]
+        return [rec for rec in (self.get_instance(i) for i in ids) if rec is not None]
+
+    # -- tasks -------------------------------------------------------------------
+
+    def save_tasks(self, instance_id: str, records: Sequence[TaskRecord]) -> None:
+        """Insert new task rows and update known ones; fills in each record's ``ref``."""
+        if not records:
+            return
+        known = {
+            r.task_id: r.id
+            for r in self.conn.execute(
+                select(tasks.c.task_id, tasks.c.id).where(
+                    and_(tasks.c.instance_id == instance_id, tasks.c.task_id.in_([x.task_id for x in records]))
+                )
+            )
+        }
+        for rec in records:
+            rec.instance_id = instance_id
+            ref = known.get(rec.task_id)
+            if ref is None:
+                result = self.conn.execute(insert(tasks).values(**_task_values(rec), instance_id=instance_id))
+                rec.ref = int(result.inserted_primary_key[0])
+            else:
+                rec.ref = ref
+                values = {k: v for k, v in _task_values(rec).items() if v is not None and k in _UPDATABLE}
+                self.conn.execute(update(tasks).where(tasks.c.id == ref).values(**values))
+
+    def task_by_ref(self, ref: int) -> TaskRecord | None:
+        row = self.conn.execute(select(tasks).where(tasks.c.id == ref)).mappings().first()
+        return _task_from_row(row) if row is not None else None
+
+    def ready_task_by_bpmn_id(self, instance_id: str, bpmn_id: str) -> list[TaskRecord]:
+        rows = self.conn.execute(
+            select(tasks).where(
+                and_(
+                    tasks.c.instance_id == instance_id,
+                    tasks.c.bpmn_id == bpmn_id,
+                    tasks.c.status.in_([READY, STARTED]),
+                )
+            )
+        ).mappings()
+        return [_task_from_row(r) for r in rows]
+
+    def instance_tasks(self, instance_id: str) -> list[TaskRecord]:
+        rows = self.conn.execute(
+            select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.id)
+        ).mappings()
+        return [_task_from_row(r) for r in rows]
+
+    def claim(self, ref: int, actor: str | None, at: datetime) -> bool:
+        """Mark a ready task as started by ``actor``; False if it is no longer ready."""
+        result = self.conn.execute(
+            update(tasks)
+            .where(and_(tasks.c.id == ref, tasks.c.status == READY))
+            .values(status=STARTED, started_at=at, actor=actor)
+        )
+        return bool(result.rowcount == 1)
+
+    def inbox(
+        self,
+        instance_id: str | None = None,
+        lane: str | None = None,
+        family: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Ready and claimed user tasks with their instance's family, variant and pilot."""
+        q = (
+            select(
+                tasks.c.id,
+                tasks.c.instance_id,
+                tasks.c.bpmn_id,
+                tasks.c.name,
+                tasks.c.lane,
+                tasks.c.ready_at,
+                tasks.c.started_at,
+                tasks.c.actor,
+                instances.c.family,
+                instances.c.variant,
+                instances.c.pilot,
+            )
+            .join(instances, instances.c.id == tasks.c.instance_id)
+            .where(tasks.c.status.in_([READY, STARTED]))
+            .where(tasks.c.type.in_(["userTask", "manualTask"]))
+            .order_by(tasks.c.ready_at, tasks.c.id)
+        )
+        if instance_id:
+            q = q.where(tasks.c.instance_id == instance_id)
+        if lane:
+            q = q.where(func.lower(tasks.c.lane) == lane.lower())
+        if family:
+            q = q.where(instances.c.family == family)
+        if limit:
+            q = q.limit(limit)
+        return [dict(r) for r in self.conn.execute(q).mappings()]
+
+    # -- events ------------------------------------------------------------------
+
+    def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(
+                insert(events),
+                [{**r, "detail": _dumps(r["detail"]) if r.get("detail") is not None else None} for r in rows],
+            )
+
+    def instance_events(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(events).where(events.c.instance_id == instance_id).order_by(events.c.id)
+        ).mappings()
+        return [{**dict(r), "detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
+
+
+_UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at"}
+
+
+def _task_values(rec: TaskRecord) -> dict[str, Any]:
+    return {
+        "task_id": rec.task_id,
+        "bpmn_id": rec.bpmn_id,
+        "name": rec.name,
+        "type": rec.type,
+        "lane": rec.lane,
+        "status": rec.status,
+        "ready_at": rec.ready_at,
+        "started_at": rec.started_at,
+        "completed_at": rec.completed_at,
+        "actor": rec.actor,
+        "form": _dumps(rec.form) if rec.form is not None else None,
+    }
+
+
+def _task_from_row(row: Any) -> TaskRecord:
+    return TaskRecord(
+        task_id=row["task_id"],
+        bpmn_id=row["bpmn_id"],
+        name=row["name"],
+        type=row["type"],
+        lane=row["lane"],
+        status=row["status"],
+        ready_at=row["ready_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        actor=row["actor"],
+        form=json.loads(row["form"]) if row["form"] else None,
+        ref=int(row["id"]),
+        instance_id=row["instance_id"],
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _current_revision(conn: Connection) -> str | None:
+    try:
+        row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    except (OperationalError, DBAPIError):
+        conn.rollback()
+        return None
+    return str(row[0]) if row else None
+
+
+def _sqlite_path(url: str) -> Path | None:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path)
+
+
+def _make_engine(url: str, is_sqlite: bool) -> Engine:
+    if not is_sqlite:
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(
+        url, poolclass=NullPool, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "isolation_level": None}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("flowrun_write", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
