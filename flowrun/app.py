@@ -45,7 +45,7 @@ from flowrun.models import (
 )
 
 if TYPE_CHECKING:
-    from flowrun.engine import Engine, Run
+    from flowrun.engine import Engine
     from flowrun.handlers import Registry
     from flowrun.store import SqlStore, Tx
 
@@ -157,9 +157,7 @@ def resolve_process(project: Project, target: str) -> tuple[str, str, Path]:
                 choices = ", ".join(f"{family}:{v}" for v in variants)
                 raise NotFoundError(f"process family '{family}' has several variants; say which: {choices}")
         if variant not in variants:
-            raise NotFoundError(
-                f"process family '{family}' has no variant '{variant}'; it has {', '.join(variants)}"
-            )
+            raise NotFoundError(f"process family '{family}' has no variant '{variant}'; it has {', '.join(variants)}")
         return family, variant, s.root / variants[variant]
     for candidate in (Path(target), s.root / target, s.processes_dir / target, s.processes_dir / f"{target}.bpmn"):
         if _is_bpmn(candidate):
@@ -188,9 +186,7 @@ class StepResult:
     completed: list[TaskRecord]
 
 
-def start(
-    project: Project, target: str, data: Mapping[str, Any] | None = None, pilot: str | None = None
-) -> StepResult:
+def start(project: Project, target: str, data: Mapping[str, Any] | None = None, pilot: str | None = None) -> StepResult:
     """Start an instance of a process and run its automated steps until the first wait."""
     family, variant, path = resolve_process(project, target)
     s = project.settings
@@ -227,9 +223,7 @@ def start(
         if process_id is not None:
             tx.ensure_model(sha, process_id, display, spec, now)
         else:
-            rec.process_id = tx.conn.execute(  # the stored model knows its process id
-                _model_process_query(sha)
-            ).scalar() or ""
+            rec.process_id = tx.model_process_id(sha)
         tx.insert_instance(rec, now)
         tx.save_tasks(rec.id, records)
         events = [_event(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
@@ -240,13 +234,6 @@ def start(
     return _result(rec.id, rec.status, records)
 
 
-def _model_process_query(sha: str) -> Any:
-    from flowrun.store.schema import models as models_table
-    from sqlalchemy import select
-
-    return select(models_table.c.process_id).where(models_table.c.sha256 == sha)
-
-
 def _file_sha(path: Path, display: str) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -255,10 +242,7 @@ def _file_sha(path: Path, display: str) -> str:
 
 
 def _stored_spec(tx: Tx, sha: str) -> str | None:
-    try:
-        return tx.model_spec(sha)
-    except Exception:  # noqa: BLE001 - absent model: parse the file
-        return None
+    return tx.model_spec(sha) if tx.has_model(sha) else None
 
 
 def task_form(project: Project, task: TaskRecord) -> Form | None:
@@ -285,9 +269,7 @@ def get_task(project: Project, ref: str) -> TaskRecord:
 def _check_open(task: TaskRecord) -> None:
     if task.status == COMPLETED:
         who = task.actor or "someone"
-        raise ConflictError(
-            f"task {task.ref} ({task.name}) was already completed by {who} at {iso(task.completed_at)}"
-        )
+        raise ConflictError(f"task {task.ref} ({task.name}) was already completed by {who} at {iso(task.completed_at)}")
     if task.status not in (READY, STARTED):
         raise StateError(f"task {task.ref} ({task.name}) is {task.status}; only ready tasks can be worked on")
     if task.type not in ("userTask", "manualTask"):
@@ -301,7 +283,9 @@ def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
     if task.status == STARTED:
         if task.actor == actor or actor is None:
             return task
-        raise ConflictError(f"task {task.ref} ({task.name}) was already claimed by {task.actor} at {iso(task.started_at)}")
+        raise ConflictError(
+            f"task {task.ref} ({task.name}) was already claimed by {task.actor} at {iso(task.started_at)}"
+        )
     now = project.clock.now()
     with project.store.write() as tx:
         if not tx.claim(int(task.ref or 0), actor, now):
@@ -499,7 +483,3 @@ def instances(project: Project, status: str | None = None, limit: int = 50) -> l
 def db_upgrade(project: Project) -> str:
     """Create or migrate the database schema; returns the revision it is at."""
     return project.store.upgrade()
-
-
-def _unused(run: Run) -> None:  # keeps the TYPE_CHECKING import honest for mypy
-    del run

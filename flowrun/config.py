@@ -62,9 +62,7 @@ def find_project(start: Path | None = None, explicit: Path | None = None) -> Set
     if explicit is not None:
         path = explicit / CONFIG_NAME if explicit.is_dir() else explicit
         if not path.is_file():
-            raise ProjectError(
-                f"no {CONFIG_NAME} in {explicit}; create a project there with 'flowrun init {explicit}'"
-            )
+            raise ProjectError(f"no {CONFIG_NAME} in {explicit}; create a project there with 'flowrun init {explicit}'")
         return load_settings(path)
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):

@@ -80,9 +80,7 @@ class AmbiguousIdError(NotFoundError):
     def __init__(self, kind: str, prefix: str, candidates: list[str]) -> None:
         listed = ", ".join(candidates[:10])
         more = f" (and {len(candidates) - 10} more)" if len(candidates) > 10 else ""
-        super().__init__(
-            f"{kind} id '{prefix}' is ambiguous: it matches {listed}{more}; type more characters"
-        )
+        super().__init__(f"{kind} id '{prefix}' is ambiguous: it matches {listed}{more}; type more characters")
         self.candidates = candidates
 
 

@@ -117,7 +117,9 @@ def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool
     for col in ("instance", "process", "pilot", "status", "started", "ended"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.id[:8], f"{r.family}:{r.variant}", r.pilot or "", r.status, when(r.created_at), when(r.ended_at))
+        table.add_row(
+            r.id[:8], f"{r.family}:{r.variant}", r.pilot or "", r.status, when(r.created_at), when(r.ended_at)
+        )
     console().print(table)
 
 

@@ -35,7 +35,13 @@ def processes_cmd(app: AppContext, as_json: bool) -> None:
     if as_json:
         echo_json(
             [
-                {"process": e.family, "variant": e.variant, "file": e.file, "exists": e.exists, "configured": e.named_in_config}
+                {
+                    "process": e.family,
+                    "variant": e.variant,
+                    "file": e.file,
+                    "exists": e.exists,
+                    "configured": e.named_in_config,
+                }
                 for e in entries
             ]
         )

@@ -180,4 +180,4 @@ def history_table(view: InstanceView, tasks: list[TaskRecord]) -> None:
 
 
 def plain(value: Any) -> dict[str, Any]:
-    return asdict(value)  # type: ignore[no-any-return]
+    return asdict(value)

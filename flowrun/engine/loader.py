@@ -17,7 +17,7 @@ from typing import Any
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from flowrun.engine import _spiff
+from flowrun.engine import _parser, _spiff
 from flowrun.engine.xml import parse_bytes, read_bytes
 from flowrun.errors import ModelError
 from flowrun.models import ModelInfo
@@ -48,7 +48,7 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
             file=display,
             line=root.sourceline,
         )
-    parser = _spiff.FlowrunParser()
+    parser = _parser.FlowrunParser()
     trees = {display: tree}
     _add(parser, tree, display, trees)
     process_id = _pick_process(parser, root, display)
@@ -119,7 +119,7 @@ def _pick_process(parser: Any, root: Any, display: str) -> str:
         found = getattr(parser.get_process_parser(pid), "called_element_ids", None)
         called |= set((found() if callable(found) else found) or ())
     top = [pid for pid in ids if pid not in called]
-    return (top or ids)[0]
+    return str((top or ids)[0])
 
 
 def _missing(parser: Any) -> set[str]:

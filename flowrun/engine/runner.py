@@ -23,7 +23,14 @@ from SpiffWorkflow.util.task import TaskState
 from flowrun.clock import Clock
 from flowrun.engine import _spiff
 from flowrun.engine.sandbox import SandboxError
-from flowrun.errors import DataError, FlowrunError, ModelError, NotFoundError, ScriptError, StateError
+from flowrun.errors import (
+    DataError,
+    FlowrunError,
+    ModelError,
+    NotFoundError,
+    ScriptError,
+    StateError,
+)
 from flowrun.models import (
     CANCELLED,
     COMPLETED,
@@ -142,9 +149,7 @@ class Run:
         """
         task = self._task(task_id)
         if not (task.state == TaskState.READY and task.task_spec.manual):
-            raise StateError(
-                f"task {task.task_spec.bpmn_id} is {TaskState.get_name(task.state).lower()}, not ready"
-            )
+            raise StateError(f"task {task.task_spec.bpmn_id} is {TaskState.get_name(task.state).lower()}, not ready")
         now = self._clock.now()
         task.data.update(data)
         try:
@@ -317,7 +322,7 @@ def _task_type(spec: Any) -> str | None:
 
 
 def _camel(text: str) -> str:
-    words = re.findall(r"[A-Za-z0-9]+", text)
+    words: list[str] = re.findall(r"[A-Za-z0-9]+", text)
     if not words:
         return "task"
     return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
@@ -327,7 +332,7 @@ def _script_error(exc: WorkflowException) -> ScriptError:
     spec = getattr(exc, "task_spec", None)
     where = ""
     if spec is not None and getattr(spec, "bpmn_id", None):
-        where = f"{spec.bpmn_id} (\"{spec.bpmn_name or spec.bpmn_id}\"): "
+        where = f'{spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}"): '
     notes = " ".join(getattr(exc, "__notes__", []) or [])
     line = getattr(exc, "line_number", None)
     at = f" at line {line}" if line else ""

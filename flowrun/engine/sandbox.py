@@ -22,7 +22,8 @@ from functools import lru_cache
 from types import CodeType, ModuleType
 from typing import Any
 
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
+from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
+from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.Guards import (
     full_write_guard,
     guarded_iter_unpack_sequence,
@@ -117,7 +118,7 @@ def compile_expression(source: str) -> CodeType:
     result = compile_restricted_eval(source.strip(), "<condition>")
     if result.errors or result.code is None:
         raise SandboxError(_explain(result.errors), _first_line(result.errors))
-    return result.code  # type: ignore[no-any-return]
+    return result.code
 
 
 @lru_cache(maxsize=4096)
@@ -127,7 +128,7 @@ def compile_script(source: str) -> CodeType:
     result = compile_restricted_exec(source, "<script>")
     if result.errors or result.code is None:
         raise SandboxError(_explain(result.errors), _first_line(result.errors))
-    return result.code  # type: ignore[no-any-return]
+    return result.code
 
 
 def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Any:
@@ -149,11 +150,7 @@ def execute(source: str, data: dict[str, Any], extra: Mapping[str, Any] | None =
     scope.update(copy.deepcopy(data))
     exec(code, scope)  # noqa: S102 - restricted code, restricted builtins
     skip = _RESERVED | set(extra or ())
-    result = {
-        k: v
-        for k, v in scope.items()
-        if k not in skip and not callable(v) and not isinstance(v, ModuleType)
-    }
+    result = {k: v for k, v in scope.items() if k not in skip and not callable(v) and not isinstance(v, ModuleType)}
     data.clear()
     data.update(result)
 

@@ -40,7 +40,9 @@ def read_bytes(path: Path, display: str) -> bytes:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise ModelError("file not found; check the path in flowrun.yaml or on the command line", file=display) from None
+        raise ModelError(
+            "file not found; check the path in flowrun.yaml or on the command line", file=display
+        ) from None
     except OSError as exc:
         raise ModelError(f"cannot read the file ({exc.strerror})", file=display) from None
     if size > MAX_BYTES:

@@ -49,11 +49,15 @@ class SqlStore:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise StoreError(f"cannot create the folder for the database {path.parent}: {exc.strerror}") from None
+                    raise StoreError(
+                        f"cannot create the folder for the database {path.parent}: {exc.strerror}"
+                    ) from None
         try:
             self.engine: Engine = _make_engine(url, self.is_sqlite)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"cannot use the database URL {_safe(url)}: {exc}; check 'database:' in flowrun.yaml") from None
+            raise StoreError(
+                f"cannot use the database URL {_safe(url)}: {exc}; check 'database:' in flowrun.yaml"
+            ) from None
         self._check_schema(auto_create or new_file)
 
     def _check_schema(self, auto_create: bool) -> None:
@@ -139,6 +143,12 @@ class Tx:
                 insert(models).values(sha256=sha256, process_id=process_id, file=file, spec=spec, created_at=now)
             )
 
+    def has_model(self, sha256: str) -> bool:
+        return self.conn.execute(select(models.c.sha256).where(models.c.sha256 == sha256)).first() is not None
+
+    def model_process_id(self, sha256: str) -> str:
+        return str(self.conn.execute(select(models.c.process_id).where(models.c.sha256 == sha256)).scalar() or "")
+
     def model_spec(self, sha256: str) -> str:
         spec = self.conn.execute(select(models.c.spec).where(models.c.sha256 == sha256)).scalar()
         if spec is None:
@@ -168,9 +178,7 @@ class Tx:
             )
         )
 
-    def update_instance(
-        self, rec: InstanceRecord, expected_version: int, now: datetime
-    ) -> bool:
+    def update_instance(self, rec: InstanceRecord, expected_version: int, now: datetime) -> bool:
         """Save ``rec`` if the stored version is still ``expected_version``; False if not."""
         result = self.conn.execute(
             update(instances)
@@ -245,7 +253,9 @@ class Tx:
             ref = known.get(rec.task_id)
             if ref is None:
                 result = self.conn.execute(insert(tasks).values(**_task_values(rec), instance_id=instance_id))
-                rec.ref = int(result.inserted_primary_key[0])
+                key = result.inserted_primary_key
+                assert key is not None
+                rec.ref = int(key[0])
             else:
                 rec.ref = ref
                 values = {k: v for k, v in _task_values(rec).items() if v is not None and k in _UPDATABLE}
