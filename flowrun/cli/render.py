@@ -14,9 +14,16 @@ from flowrun.models import InboxItem, InstanceView, TaskRecord
 
 
 def console() -> Any:
+    """A console for stdout; when output is not a terminal, lines are 120 wide unless $COLUMNS says otherwise."""
+    import os
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    width = None
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        width = 120
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def echo_json(value: Any) -> None:
@@ -156,27 +163,37 @@ def task_json(t: TaskRecord) -> dict[str, Any]:
 def history_table(view: InstanceView, tasks: list[TaskRecord]) -> None:
     from rich.table import Table
 
-    table = Table(
-        title=f"instance {view.short_id} {view.family}:{view.variant} - {view.status}"
-        + (f", cycle time {duration(view.cycle_s)}" if view.cycle_s is not None else ""),
-        title_justify="left",
-    )
-    for col in ("ref", "task", "type", "lane", "actor", "ready", "started", "completed", "waiting", "touch"):
-        table.add_column(col, no_wrap=col in ("ref", "ready", "started", "completed", "waiting", "touch"))
+    title = f"instance {view.short_id} {view.family}:{view.variant} - {view.status}"
+    if view.cycle_s is not None:
+        title += f", cycle time {duration(view.cycle_s)}"
+    table = Table(title=title, title_justify="left", caption="automated steps are dimmed", caption_justify="left")
+    table.add_column("ref", no_wrap=True, justify="right")
+    table.add_column("task", no_wrap=True)
+    table.add_column("lane", no_wrap=True)
+    table.add_column("actor", no_wrap=True)
+    for col in ("ready", "started", "completed", "waiting", "touch"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("waiting", "touch") else "left")
     for t in tasks:
+        manual = t.type in ("userTask", "manualTask")
         table.add_row(
             str(t.ref),
             t.name,
-            t.type,
             t.lane or "-",
             t.actor or "",
-            when(t.ready_at),
-            when(t.started_at),
-            when(t.completed_at) if t.completed_at else t.status,
+            short_when(t.ready_at),
+            short_when(t.started_at),
+            short_when(t.completed_at) if t.completed_at else t.status,
             duration(t.waiting_s),
             duration(t.touch_s),
+            style=None if manual else "dim",
         )
     console().print(table)
+
+
+def short_when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%m-%d %H:%M")
 
 
 def plain(value: Any) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""The whole test suite: lint, types, import contracts, then pytest. CI runs exactly this.
+
+Run from anywhere with only Python installed::
+
+    python3 scripts/check.py            # everything
+    python3 scripts/check.py -k prompts # extra arguments go to pytest
+
+It creates ``.venv`` with flowrun and its development tools, then runs
+``ruff check``, ``ruff format --check``, ``mypy`` (strict), ``lint-imports``
+(the layer contracts of pyproject.toml) and ``pytest``. It exits non-zero
+when any of them fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _venv  # noqa: E402
+
+_venv.ensure("dev")
+
+ROOT = _venv.ROOT
+BIN = _venv.BIN
+
+
+def run(name: str, *cmd: str) -> bool:
+    print(f"\n== {name}: {' '.join(cmd)}", flush=True)
+    return subprocess.run(list(cmd), cwd=ROOT).returncode == 0
+
+
+def main() -> int:
+    results = {
+        "ruff": run("ruff", str(BIN / "ruff"), "check", "flowrun", "tests", "benchmarks", "scripts"),
+        "format": run("format", str(BIN / "ruff"), "format", "--check", "flowrun"),
+        "mypy": run("mypy", str(BIN / "mypy")),
+        "imports": run("import contracts", str(BIN / "lint-imports")),
+        "pytest": run("pytest", str(BIN / "python"), "-m", "pytest", "-q", *sys.argv[1:]),
+    }
+    failed = [name for name, ok in results.items() if not ok]
+    print("\n== " + ("all checks passed" if not failed else f"FAILED: {', '.join(failed)}"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
