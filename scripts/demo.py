@@ -76,40 +76,105 @@ def main() -> None:
 
     # Baseline: a billing complaint passed from call centre to back office and back.
     b1 = json.loads(flowrun("start", "complaint:baseline", "--pilot", "march", "--json", at=timedelta()))["id"]
-    step(b1, "Record complaint", "alice", 0, 2, 6, customer_name="Ann Lee", category="billing",
-         description="Charged twice for March", amount_disputed=80)
+    step(
+        b1,
+        "Record complaint",
+        "alice",
+        0,
+        2,
+        6,
+        customer_name="Ann Lee",
+        category="billing",
+        description="Charged twice for March",
+        amount_disputed=80,
+    )
     step(b1, "Analyse needs", "bob", 8, 35, 10, severity="medium", needs_specialist="no")
-    step(b1, "Draft resolution", "bob", 53, 20, 12, remedy="refund", remedy_amount=80, summary="Refund duplicate charge")
+    step(
+        b1, "Draft resolution", "bob", 53, 20, 12, remedy="refund", remedy_amount=80, summary="Refund duplicate charge"
+    )
     step(b1, "Reply to customer", "alice", 85, 45, 5, reply_channel="phone", message="Refund of 80 on its way")
     step(b1, "Satisfaction survey", "customer", 135, 60, 2, satisfaction=3, nps=6, resolved_first_contact="no")
 
     # Baseline: a product fault that needs a specialist and a supervisor's approval.
-    b2 = json.loads(flowrun("start", "complaint:baseline", "--pilot", "march", "--json", at=timedelta(minutes=10)))["id"]
-    step(b2, "Record complaint", "alice", 10, 3, 7, customer_name="Raj Patel", category="product_fault",
-         description="Kettle stopped working", amount_disputed=140)
+    b2 = json.loads(flowrun("start", "complaint:baseline", "--pilot", "march", "--json", at=timedelta(minutes=10)))[
+        "id"
+    ]
+    step(
+        b2,
+        "Record complaint",
+        "alice",
+        10,
+        3,
+        7,
+        customer_name="Raj Patel",
+        category="product_fault",
+        description="Kettle stopped working",
+        amount_disputed=140,
+    )
     step(b2, "Analyse needs", "bob", 20, 40, 8, severity="high", needs_specialist="yes")
-    step(b2, "Specialist assessment", "sam", 68, 50, 25, finding="Heating element failed", proposed_remedy="replacement")
+    step(
+        b2, "Specialist assessment", "sam", 68, 50, 25, finding="Heating element failed", proposed_remedy="replacement"
+    )
 
     # Re-engineered: resolved by the front office at first contact.
-    r1 = json.loads(flowrun("start", "complaint:reengineered", "--pilot", "march", "--json", at=timedelta(minutes=5)))["id"]
-    step(r1, "Record and assess complaint", "fiona", 5, 1, 8, customer_name="Li Wei", category="billing",
-         description="Late fee charged in error", amount_disputed=25, severity="low", can_resolve_now="yes")
-    step(r1, "Resolve at first contact", "fiona", 14, 0, 4, remedy="refund", remedy_amount=25,
-         message="Late fee refunded")
+    r1 = json.loads(flowrun("start", "complaint:reengineered", "--pilot", "march", "--json", at=timedelta(minutes=5)))[
+        "id"
+    ]
+    step(
+        r1,
+        "Record and assess complaint",
+        "fiona",
+        5,
+        1,
+        8,
+        customer_name="Li Wei",
+        category="billing",
+        description="Late fee charged in error",
+        amount_disputed=25,
+        severity="low",
+        can_resolve_now="yes",
+    )
+    step(
+        r1,
+        "Resolve at first contact",
+        "fiona",
+        14,
+        0,
+        4,
+        remedy="refund",
+        remedy_amount=25,
+        message="Late fee refunded",
+    )
     step(r1, "Satisfaction survey", "customer", 18, 30, 2, satisfaction=5, nps=10, resolved_first_contact="yes")
 
     # Re-engineered: the specialist and the customer update run in parallel.
-    r2 = json.loads(flowrun("start", "complaint:reengineered", "--pilot", "march", "--json", at=timedelta(minutes=30)))["id"]
-    step(r2, "Record and assess complaint", "fiona", 30, 2, 9, customer_name="Marta Ruiz", category="product_fault",
-         description="Washing machine leaks", amount_disputed=300, severity="high", can_resolve_now="no")
+    r2 = json.loads(flowrun("start", "complaint:reengineered", "--pilot", "march", "--json", at=timedelta(minutes=30)))[
+        "id"
+    ]
+    step(
+        r2,
+        "Record and assess complaint",
+        "fiona",
+        30,
+        2,
+        9,
+        customer_name="Marta Ruiz",
+        category="product_fault",
+        description="Washing machine leaks",
+        amount_disputed=300,
+        severity="high",
+        can_resolve_now="no",
+    )
     step(r2, "Inform customer of next steps", "fiona", 41, 1, 3, contact_channel="sms", expected_days=2)
 
     flowrun("tasks", at=timedelta(minutes=150))
     flowrun("history", b1, at=timedelta(minutes=200))
     flowrun("history", r1, at=timedelta(minutes=200))
     flowrun("show", r2, at=timedelta(minutes=200))
-    print(f"\nThe pilot's database is {PROJECT.relative_to(ROOT)}/.flowrun/flowrun.db; "
-          f"try: cd {PROJECT.relative_to(ROOT)} && ../.venv/bin/flowrun tasks")
+    print(
+        f"\nThe pilot's database is {PROJECT.relative_to(ROOT)}/.flowrun/flowrun.db; "
+        f"try: cd {PROJECT.relative_to(ROOT)} && ../.venv/bin/flowrun tasks"
+    )
 
 
 if __name__ == "__main__":

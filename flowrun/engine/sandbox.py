@@ -23,11 +23,11 @@ from types import CodeType, ModuleType
 from typing import Any
 
 from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
-from RestrictedPython.Guards import safe_builtins
 from RestrictedPython.Guards import (
     full_write_guard,
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
+    safe_builtins,
     safer_getattr,
 )
 from RestrictedPython.PrintCollector import PrintCollector
