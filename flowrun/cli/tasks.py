@@ -89,8 +89,13 @@ def do_cmd(
     if interactive is None:
         interactive = not values and not raw and sys.stdin.isatty()
     if interactive:
+        task = use.get_task(app.project, ref)
+        form = use.task_form(app.project, task)  # a missing form is reported before anything is claimed
+        if raw:
+            from flowrun.forms import coerce
+
+            values.update(coerce(form, raw))
         task = use.claim(app.project, ref, who)
-        form = use.task_form(app.project, task)
         click.echo(f"Task {task.ref}: {task.name} [{task.lane or 'no lane'}]", err=True)
         if form is not None and form.title:
             click.echo(form.title, err=True)

@@ -48,6 +48,7 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
             file=display,
             line=root.sourceline,
         )
+    _refuse_reserved_ids(root, display)
     parser = _parser.FlowrunParser()
     trees = {display: tree}
     _add(parser, tree, display, trees)
@@ -55,6 +56,7 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
     used = [(display, data)]
     if _missing(parser):
         used += _add_folder(parser, search_dir or path.parent, path, trees)
+    _refuse_recursion(parser, process_id, trees, display)
     try:
         spec = parser.get_spec(process_id)
         subprocesses = parser.get_subprocess_specs(process_id)
@@ -81,6 +83,51 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
         spec=spec_json,
         lanes=lanes,
     )
+
+
+#: Names SpiffWorkflow gives its own internal tasks; an element with such an id would clash.
+RESERVED_IDS = ("Start", "Root")
+
+
+def _refuse_reserved_ids(root: Any, display: str) -> None:
+    for node in root.xpath("//*[@id='Start' or @id='Root']"):
+        if _local(node.tag) in ("definitions", "collaboration", "participant"):
+            continue
+        ident = node.get("id")
+        raise ModelError(
+            f'the id "{ident}" is reserved by the engine; rename the element (e.g. {_local(node.tag)}_{ident}) '
+            "in the modeler's properties panel",
+            file=display,
+            line=node.sourceline,
+            element=ident,
+        )
+
+
+def _refuse_recursion(parser: Any, start: str, trees: dict[str, Any], display: str) -> None:
+    """Refuse a process that calls itself, directly or through others (it would never end)."""
+
+    def called(pid: str) -> list[str]:
+        pp = parser.get_process_parser(pid)
+        if pp is None:
+            return []
+        found = getattr(pp, "called_element_ids", None)
+        return [str(x) for x in ((found() if callable(found) else found) or ())]
+
+    path: list[str] = []
+
+    def visit(pid: str) -> None:
+        if pid in path:
+            cycle = " -> ".join([*path[path.index(pid) :], pid])
+            raise ModelError(
+                f"process {pid} calls itself ({cycle}), so a case would never end; break the cycle of call activities",
+                file=display,
+            )
+        path.append(pid)
+        for child in called(pid):
+            visit(child)
+        path.pop()
+
+    visit(start)
 
 
 def _digest(files: list[tuple[str, bytes]]) -> str:

@@ -51,6 +51,9 @@ _SKIPPED_TYPES = frozenset(
     {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
 )
 
+#: Automated steps one advance may take before the process is taken to loop without end.
+MAX_STEPS = 50_000
+
 _OBSERVED = TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.FINISHED_MASK
 
 
@@ -123,11 +126,13 @@ class Run:
         self._seen = seen
         self._started: dict[str, datetime] = {}
         self._pending: dict[str, TaskRecord] = {}
+        self._steps = 0
 
     # -- running -----------------------------------------------------------------
 
     def advance(self) -> None:
         """Run automated steps (scripts, gateways, service tasks) until the instance waits."""
+        self._steps = 0
         try:
             self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
         except FlowrunError:
@@ -175,6 +180,13 @@ class Run:
         return task
 
     def _will(self, task: Any) -> None:
+        self._steps += 1
+        if self._steps > MAX_STEPS:
+            raise ScriptError(
+                f"the process ran {MAX_STEPS} automated steps without waiting for anyone "
+                f"(last: {task.task_spec.bpmn_id or task.task_spec.name}); it loops without end - "
+                "check the loop conditions in the diagram"
+            )
         self._started[str(task.id)] = self._clock.now()
 
     def _did(self, task: Any) -> None:

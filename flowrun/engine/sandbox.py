@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
+import signal
+import threading
 import datetime as _dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from types import CodeType, ModuleType
 from typing import Any
@@ -112,6 +116,44 @@ class SandboxError(Exception):
         self.line = line
 
 
+class ScriptTimeout(SandboxError):
+    """A script or condition used more CPU time than allowed."""
+
+
+def _cpu_limit() -> float:
+    try:
+        return float(os.environ.get("FLOWRUN_SCRIPT_SECONDS", "2"))
+    except ValueError:
+        return 2.0
+
+
+@contextmanager
+def _limited() -> Iterator[None]:
+    """Stop the code inside after ``FLOWRUN_SCRIPT_SECONDS`` of CPU time (default 2).
+
+    Uses a profiling interval timer, so only the main thread of a process can be
+    limited; elsewhere the code runs without a limit.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    limit = _cpu_limit()
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise ScriptTimeout(
+            f"stopped after {limit:g} s of CPU time (an endless loop?); simplify the script, "
+            "or raise FLOWRUN_SCRIPT_SECONDS"
+        )
+
+    previous = signal.signal(signal.SIGPROF, _stop)
+    signal.setitimer(signal.ITIMER_PROF, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> CodeType:
     """Compile a condition or expression, or raise :class:`SandboxError` saying why not."""
@@ -137,8 +179,9 @@ def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Any] | No
     scope = dict(_BASE_GLOBALS)
     if extra:
         scope.update(extra)
-    scope.update(data)
-    return eval(code, scope)  # noqa: S307 - restricted code, restricted builtins
+    scope.update(copy.deepcopy(dict(data)))
+    with _limited():
+        return eval(code, scope)  # noqa: S307 - restricted code, restricted builtins
 
 
 def execute(source: str, data: dict[str, Any], extra: Mapping[str, Any] | None = None) -> None:
@@ -148,7 +191,8 @@ def execute(source: str, data: dict[str, Any], extra: Mapping[str, Any] | None =
     if extra:
         scope.update(extra)
     scope.update(copy.deepcopy(data))
-    exec(code, scope)  # noqa: S102 - restricted code, restricted builtins
+    with _limited():
+        exec(code, scope)  # noqa: S102 - restricted code, restricted builtins
     skip = _RESERVED | set(extra or ())
     result = {k: v for k, v in scope.items() if k not in skip and not callable(v) and not isinstance(v, ModuleType)}
     data.clear()

@@ -1,0 +1,68 @@
+"""Shared fixtures: a fresh example project per test, a manual clock, and a CLI runner."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from flowrun import app
+from flowrun.clock import ManualClock
+from flowrun.config import find_project
+from tests.helpers import T0
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Keep the developer's FLOWRUN_* settings and project modules out of every test."""
+    for name in ("FLOWRUN_NOW", "FLOWRUN_PROJECT", "FLOWRUN_DATABASE_URL", "FLOWRUN_USER", "FLOWRUN_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        module_file = getattr(sys.modules[name], "__file__", None) or ""
+        if name == "complaint_services" or module_file.startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A fresh copy of the shipped example project."""
+    path = tmp_path / "proj"
+    app.init_project(path)
+    return path
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def project(project_dir: Path, clock: ManualClock) -> app.Project:
+    """The example project, with a manual clock starting at :data:`T0`."""
+    return app.Project(settings=find_project(explicit=project_dir), clock=clock)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+CliCall = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(runner: CliRunner) -> CliCall:
+    """``cli(project_dir, *args, now=None, input=None)`` runs ``flowrun --project DIR ARGS``."""
+    from flowrun.cli.main import cli as root
+
+    def invoke(project_dir: Path, *args: str, now: str | None = None, input: str | None = None) -> Result:
+        env = {"FLOWRUN_NOW": now} if now is not None else {}
+        return runner.invoke(root, ["--project", str(project_dir), *map(str, args)], env=env, input=input)
+
+    return invoke

@@ -1,0 +1,103 @@
+"""Helpers the tests share: example data, stepping tasks on a manual clock, reading the database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+
+from flowrun import app
+from flowrun.clock import ManualClock
+
+#: When every test's clock starts (a Monday, 08:00 UTC).
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+#: Data that completes each user task of the shipped example (by task name).
+RECORD = {
+    "customer_name": "Ann Smith",
+    "category": "billing",
+    "description": "Charged twice for March",
+    "amount_disputed": 40,
+}
+ANALYSE_NO_SPECIALIST = {"severity": "low", "needs_specialist": False}
+ANALYSE_SPECIALIST = {"severity": "high", "needs_specialist": True, "notes": "looks like a meter fault"}
+SPECIALIST = {"finding": "double billing confirmed", "proposed_remedy": "refund"}
+REPLY = {"reply_channel": "email", "message": "We refunded you."}
+SURVEY = {"satisfaction": 4, "nps": 9, "resolved_first_contact": False, "comment": "ok"}
+
+
+def intake(**overrides: Any) -> dict[str, Any]:
+    """Data for the re-engineered 'Record and assess complaint' form."""
+    data: dict[str, Any] = {
+        "customer_name": "Ann Smith",
+        "category": "billing",
+        "description": "Charged twice for March",
+        "amount_disputed": 40,
+        "severity": "medium",
+        "can_resolve_now": True,
+    }
+    data.update(overrides)
+    return data
+
+
+def draft(amount: float) -> dict[str, Any]:
+    return {"remedy": "refund", "remedy_amount": amount, "summary": f"refund of {amount}"}
+
+
+def cli_json(result: Result) -> Any:
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def ready_ref(project: app.Project, instance: str, name: str) -> str:
+    """The ref of the one ready task called ``name`` in ``instance``."""
+    refs = [i.ref for i in app.inbox(project, instance) if i.name == name]
+    assert len(refs) == 1, f"expected one ready '{name}', inbox has {app.inbox(project, instance)}"
+    return str(refs[0])
+
+
+def work(
+    project: app.Project,
+    instance: str,
+    name: str,
+    data: Mapping[str, Any],
+    actor: str = "alice",
+    wait: float = 300,
+    touch: float = 420,
+) -> app.StepResult:
+    """Let task ``name`` wait ``wait`` s, claim it, work ``touch`` s on it, complete it."""
+    ref = ready_ref(project, instance, name)
+    clock = project.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(wait)
+    app.claim(project, ref, actor)
+    clock.advance(touch)
+    return app.complete(project, ref, data, actor)
+
+
+def db_path(project_dir: Path) -> Path:
+    return project_dir / ".flowrun" / "flowrun.db"
+
+
+def query(project_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows from the project's SQLite database, read with plain sqlite3."""
+    conn = sqlite3.connect(db_path(project_dir))
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def flowrun_executable() -> Path:
+    """The installed ``flowrun`` console script of this virtualenv."""
+    import shutil
+
+    found = shutil.which("flowrun", path=str(Path(sys.executable).parent))
+    assert found, f"no flowrun console script next to {sys.executable}; pip install -e ."
+    return Path(found)
