@@ -19,6 +19,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.bpmn.serializer import DEFAULT_CONFIG as BPMN_CONFIG
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
@@ -135,6 +136,9 @@ class StateConverter(BpmnWorkflowConverter):  # type: ignore[misc]
 def make_serializer() -> BpmnWorkflowSerializer:
     """A serializer that knows flowrun's task specs and stores state without the definition."""
     config = dict(CAMUNDA_CONFIG)
+    # Diagrams mix flavours: keep the plain BPMN classes Camunda's config replaces.
+    for cls, converter in BPMN_CONFIG.items():
+        config.setdefault(cls, converter)
     config[FlowrunUserTask] = BpmnTaskSpecConverter
     config[FlowrunServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = StateConverter

@@ -66,14 +66,17 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
         raise ModelError(f"cannot be executed: {_describe(exc)}", file=display) from None
     serializer = _spiff.make_serializer()
     registry = serializer.registry
-    spec_json = json.dumps(
-        {
-            "spec": registry.convert(spec),
-            "subprocess_specs": {name: registry.convert(s) for name, s in subprocesses.items()},
-        },
-        cls=serializer._encoder_cls,
-        separators=(",", ":"),
-    )
+    try:
+        spec_json = json.dumps(
+            {
+                "spec": registry.convert(spec),
+                "subprocess_specs": {name: registry.convert(s) for name, s in subprocesses.items()},
+            },
+            cls=serializer._encoder_cls,
+            separators=(",", ":"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"uses an element flowrun cannot store yet ({exc})", file=display) from None
     lanes = tuple(dict.fromkeys(t.lane for t in spec.task_specs.values() if getattr(t, "lane", None)))
     return ModelInfo(
         file=display,

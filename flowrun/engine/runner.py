@@ -143,6 +143,11 @@ class Run:
             raise _script_error(exc) from None
         except SpiffWorkflowException as exc:
             raise ScriptError(f"the process failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - diagram code may fail in any way; never a traceback
+            raise ScriptError(
+                f"the process failed: {exc.__class__.__name__}: {exc}; check the scripts, conditions "
+                "and message correlations in the diagram"
+            ) from None
         self._scan()
 
     def complete(self, task_id: str, data: Mapping[str, Any], actor: str | None, started_at: datetime | None) -> None:
@@ -163,6 +168,8 @@ class Run:
             raise
         except WorkflowException as exc:
             raise _script_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - diagram code may fail in any way; never a traceback
+            raise ScriptError(f"completing the task failed: {exc.__class__.__name__}: {exc}") from None
         rec = self._record(task, COMPLETED)
         rec.started_at = started_at or now
         rec.completed_at = now

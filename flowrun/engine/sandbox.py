@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import ast
 import copy
+import datetime as _dt
+import math
 import os
 import signal
 import threading
-import datetime as _dt
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
