@@ -201,7 +201,7 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
 
         info = load_model(path, display, s.processes_dir if path.parent == s.processes_dir else None)
         spec, sha, process_id = info.spec, info.sha256, info.process_id
-    run = project.engine.start(spec, dict(data or {}), key=sha)
+    run = project.engine.start(spec, dict(data or {}), key=sha, source=display)
     now = project.clock.now()
     records = run.drain()
     rec = InstanceRecord(
@@ -324,7 +324,7 @@ def complete(
         inst = tx.get_instance(fresh.instance_id or "", with_state=True)
         if inst is None or inst.state is None:
             raise NotFoundError(f"the instance of task {task.ref} is missing")
-        run = project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256)
+        run = project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256, source=inst.file)
         started = fresh.started_at if fresh.status == STARTED else None
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
         records = run.drain()

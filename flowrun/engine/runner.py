@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,6 +30,7 @@ from flowrun.errors import (
     ModelError,
     NotFoundError,
     ScriptError,
+    ServiceError,
     StateError,
 )
 from flowrun.models import (
@@ -84,23 +86,26 @@ class Engine:
             self._specs[cache_key] = found
         return found
 
-    def start(self, spec_json: str, data: Mapping[str, Any] | None = None, key: str | None = None) -> Run:
+    def start(
+        self, spec_json: str, data: Mapping[str, Any] | None = None, key: str | None = None, source: str = ""
+    ) -> Run:
         """Create a new instance of the model and run it until the first wait.
 
         Args:
             spec_json: the model's stored definition (``ModelInfo.spec``).
             data: initial process variables.
             key: a cache key for the parsed definition (the model's sha256).
+            source: the model's file, named in error messages.
         """
         spec, subs = self._spec(spec_json, key)
         workflow = BpmnWorkflow(spec, subs, script_engine=_spiff.FlowrunScriptEngine(self.service_caller))
         if data:
             workflow.task_tree.data.update(data)
-        run = Run(workflow, self.clock, seen={})
+        run = Run(workflow, self.clock, seen={}, source=source)
         run.advance()
         return run
 
-    def restore(self, spec_json: str, state: str, key: str | None = None) -> Run:
+    def restore(self, spec_json: str, state: str, key: str | None = None, source: str = "") -> Run:
         """Load a saved instance (from :meth:`Run.snapshot`) with the restricted script engine."""
         spec, subs = self._spec(spec_json, key)
         try:
@@ -114,14 +119,15 @@ class Engine:
             raise StateError(f"the saved instance cannot be loaded ({exc})") from None
         workflow.script_engine = _spiff.FlowrunScriptEngine(self.service_caller)
         seen = {str(t.id): t.state for t in workflow.get_tasks(state=_OBSERVED)}
-        return Run(workflow, self.clock, seen=seen)
+        return Run(workflow, self.clock, seen=seen, source=source)
 
 
 class Run:
     """A live instance. Every change to its tasks is recorded for :meth:`drain`."""
 
-    def __init__(self, workflow: Any, clock: Clock, seen: dict[str, int]) -> None:
+    def __init__(self, workflow: Any, clock: Clock, seen: dict[str, int], source: str = "") -> None:
         self._wf = workflow
+        self._source = source
         self._clock = clock
         self._seen = seen
         self._started: dict[str, datetime] = {}
@@ -132,6 +138,20 @@ class Run:
 
     def advance(self) -> None:
         """Run automated steps (scripts, gateways, service tasks) until the instance waits."""
+        with self._located():
+            self._advance()
+
+    @contextmanager
+    def _located(self) -> Iterator[None]:
+        """Name the model file in script and service errors."""
+        try:
+            yield
+        except (ScriptError, ServiceError) as exc:
+            if self._source and not exc.message.startswith(self._source):
+                raise type(exc)(f"{self._source}: {exc.message}") from None
+            raise
+
+    def _advance(self) -> None:
         self._steps = 0
         try:
             self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
@@ -157,6 +177,10 @@ class Run:
             NotFoundError: no such task in this instance.
             StateError: the task is not ready.
         """
+        with self._located():
+            self._complete(task_id, data, actor, started_at)
+
+    def _complete(self, task_id: str, data: Mapping[str, Any], actor: str | None, started_at: datetime | None) -> None:
         task = self._task(task_id)
         if not (task.state == TaskState.READY and task.task_spec.manual):
             raise StateError(f"task {task.task_spec.bpmn_id} is {TaskState.get_name(task.state).lower()}, not ready")
@@ -175,7 +199,7 @@ class Run:
         rec.completed_at = now
         rec.actor = actor
         self._seen[task_id] = task.state
-        self.advance()
+        self._advance()
 
     def _task(self, task_id: str) -> Any:
         try:
