@@ -26,6 +26,9 @@ ROOT = _venv.ROOT
 BIN = _venv.BIN
 
 
+LINTED = ("flowrun", "tests", "benchmarks", "scripts")
+
+
 def run(name: str, *cmd: str) -> bool:
     print(f"\n== {name}: {' '.join(cmd)}", flush=True)
     return subprocess.run(list(cmd), cwd=ROOT).returncode == 0
@@ -33,7 +36,7 @@ def run(name: str, *cmd: str) -> bool:
 
 def main() -> int:
     results = {
-        "ruff": run("ruff", str(BIN / "ruff"), "check", "flowrun", "tests", "benchmarks", "scripts"),
+        "ruff": run("ruff", str(BIN / "ruff"), "check", *[d for d in LINTED if (ROOT / d).exists()]),
         "format": run("format", str(BIN / "ruff"), "format", "--check", "flowrun"),
         "mypy": run("mypy", str(BIN / "mypy")),
         "imports": run("import contracts", str(BIN / "lint-imports")),
