@@ -299,12 +299,18 @@ def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
 
 
 def complete(
-    project: Project, ref: str, data: Mapping[str, Any], actor: str | None = None, raw: bool = False
+    project: Project,
+    ref: str,
+    data: Mapping[str, Any],
+    actor: str | None = None,
+    text: Mapping[str, str] | None = None,
 ) -> StepResult:
     """Complete a user task with ``data`` (validated against its form first) and run on.
 
     Args:
-        raw: ``data`` holds text from the command line, to be typed by the form.
+        data: field values, already typed (from a JSON/YAML file or a program).
+        text: field values as typed on the command line (``--data k=v``), converted to
+            the types the form asks for and merged over ``data``.
 
     Raises:
         DataError: the data does not fit the form; nothing is changed.
@@ -313,7 +319,9 @@ def complete(
     task = get_task(project, ref)
     _check_open(task)
     form = task_form(project, task)
-    values = forms.coerce(form, data) if raw else dict(data)
+    values = dict(data)
+    if text:
+        values.update(forms.coerce(form, text))
     values = forms.validate(form, values, f"task {task.ref}, {task.name}")
     now = project.clock.now()
     with project.store.write() as tx:

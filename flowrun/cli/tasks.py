@@ -111,12 +111,7 @@ def do_cmd(
                     f"task {task.ref} ({task.name}) needs form data and there is no terminal to ask; "
                     f"give it as {fields}, or --data-file FILE"
                 )
-        if raw:
-            task = use.get_task(app.project, ref)
-            from flowrun.forms import coerce
-
-            values.update(coerce(use.task_form(app.project, task), raw))
-        result = use.complete(app.project, ref, values, who)
+        result = use.complete(app.project, ref, values, who, text=raw)
     if as_json:
         echo_json(
             {
