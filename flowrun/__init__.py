@@ -1,10 +1,12 @@
 """flowrun: run, time and compare customer service processes drawn in BPMN.
 
-Only the version lives here, so that ``import flowrun`` is instant; the public
-building blocks are in their own modules (``flowrun.app`` for use cases,
-``flowrun.errors`` for the exception tree).
+Only the version and :class:`BpmnError` (which service handlers raise) live here,
+so that ``import flowrun`` is instant; the public building blocks are in their own
+modules (``flowrun.app`` for use cases, ``flowrun.errors`` for the exception tree).
 """
+
+from flowrun.errors import BpmnError
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["BpmnError", "__version__"]

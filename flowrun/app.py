@@ -24,6 +24,7 @@ from flowrun.config import Settings
 from flowrun.errors import (
     AmbiguousIdError,
     ConflictError,
+    FlowrunError,
     FormError,
     NotFoundError,
     ProjectError,
@@ -45,7 +46,7 @@ from flowrun.models import (
 )
 
 if TYPE_CHECKING:
-    from flowrun.engine import Engine
+    from flowrun.engine import Engine, Run
     from flowrun.handlers import Registry
     from flowrun.store import SqlStore, Tx
 
@@ -332,26 +333,45 @@ def complete(
         inst = tx.get_instance(fresh.instance_id or "", with_state=True)
         if inst is None or inst.state is None:
             raise NotFoundError(f"the instance of task {task.ref} is missing")
-        run = project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256, source=inst.file)
+        run = _restore(project, tx, inst)
         started = fresh.started_at if fresh.status == STARTED else None
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
-        records = run.drain()
-        version = inst.version
-        inst.state = run.snapshot()
-        inst.data = _jsonable(run.data())
-        if run.completed:
-            inst.status, inst.ended_at = INSTANCE_COMPLETED, now
-        if not tx.update_instance(inst, version, now):
-            raise ConflictError(
-                f"instance {inst.id[:8]} was changed by someone else while task {task.ref} was being completed; "
-                "check 'flowrun show' and try again"
-            )
-        tx.save_tasks(inst.id, records)
-        events = _task_events(inst.id, records, data_for=fresh.task_id, data=values)
-        if run.completed:
-            events.append(_event(inst.id, None, now, "instance_completed", None, None))
-        tx.add_events(events)
+        records = _save(tx, inst, run, now, f"task {task.ref} was being completed", fresh.task_id, values)
     return _result(inst.id, inst.status, records)
+
+
+def _restore(project: Project, tx: Tx, inst: InstanceRecord) -> Run:
+    if inst.state is None:
+        raise NotFoundError(f"instance {inst.id[:8]} has no saved state")
+    return project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256, source=inst.file)
+
+
+def _save(
+    tx: Tx,
+    inst: InstanceRecord,
+    run: Run,
+    now: datetime,
+    doing: str,
+    data_for: str | None = None,
+    data: Any = None,
+) -> list[TaskRecord]:
+    """Save a run's new state, task records and events; a concurrent change is a conflict."""
+    records = run.drain()
+    version = inst.version
+    inst.state = run.snapshot()
+    inst.data = _jsonable(run.data())
+    if run.completed:
+        inst.status, inst.ended_at = INSTANCE_COMPLETED, now
+    if not tx.update_instance(inst, version, now):
+        raise ConflictError(
+            f"instance {inst.id[:8]} was changed by someone else while {doing}; check 'flowrun show' and try again"
+        )
+    tx.save_tasks(inst.id, records)
+    events = _task_events(inst.id, records, data_for=data_for, data=data)
+    if run.completed:
+        events.append(_event(inst.id, None, now, "instance_completed", None, None))
+    tx.add_events(events)
+    return records
 
 
 def _result(instance_id: str, status: str, records: list[TaskRecord]) -> StepResult:
@@ -388,6 +408,118 @@ def _jsonable(data: Any) -> Any:
     import json
 
     return json.loads(json.dumps(data, default=str))
+
+
+# -- timers and messages ---------------------------------------------------------
+
+
+@dataclass
+class WorkerPass:
+    """What one worker pass did: instances whose timers fired, and instances that failed."""
+
+    fired: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    ready: list[TaskRecord] = field(default_factory=list)
+
+
+def run_due(project: Project, limit: int = 1000) -> WorkerPass:
+    """Fire every timer due by the clock, one instance per transaction.
+
+    An instance whose step fails is reported in ``failed`` and left as it was; the
+    others go on.
+    """
+    now = project.clock.now()
+    with project.store.read() as tx:
+        due = tx.due_instances(now, limit)
+    result = WorkerPass()
+    for instance_id in due:
+        try:
+            with project.store.write() as tx:
+                inst = tx.get_instance(instance_id, with_state=True)
+                if inst is None or inst.status != RUNNING:
+                    continue
+                run = _restore(project, tx, inst)
+                run.refresh()
+                records = _save(tx, inst, run, now, "its timers fired")
+        except FlowrunError as exc:
+            result.failed.append((instance_id, str(exc)))
+            continue
+        result.fired.append(instance_id)
+        result.ready += _result(instance_id, inst.status, records).ready
+    return result
+
+
+def next_due(project: Project) -> datetime | None:
+    """When the next timer of any instance is due (None when no timer waits)."""
+    with project.store.read() as tx:
+        return tx.next_due()
+
+
+def send(
+    project: Project,
+    name: str,
+    instance: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    kind: str = "message",
+) -> list[StepResult]:
+    """Deliver a message (or signal) to the instances waiting for it.
+
+    With no waiting instance, a message starts the processes of the project whose
+    message start event catches it.
+
+    Raises:
+        NotFoundError: nothing waits for it and no process starts with it.
+    """
+    payload = _jsonable(dict(data or {}))
+    now = project.clock.now()
+    with project.store.read() as tx:
+        iid = resolve_instance(tx, instance) if instance else None
+        targets = tx.instances_waiting_for(f"{kind}:{name}", iid)
+    results = []
+    for target in targets:
+        with project.store.write() as tx:
+            inst = tx.get_instance(target, with_state=True)
+            if inst is None or inst.status != RUNNING:
+                continue
+            run = _restore(project, tx, inst)
+            if not run.deliver(kind, name, payload):
+                continue
+            records = _save(tx, inst, run, now, f"the {kind} {name} was delivered")
+            tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
+        results.append(_result(inst.id, inst.status, records))
+    if results or iid is not None:
+        if not results:
+            raise NotFoundError(
+                f"instance {instance} is not waiting for the {kind} '{name}'; see 'flowrun show {instance}'"
+            )
+        return results
+    for family, variant, path in _starters(project, kind, name):
+        started = start(project, f"{family}:{variant}" if variant != "default" else str(path), payload)
+        with project.store.write() as tx:
+            inst = tx.get_instance(started.instance, with_state=True)
+            assert inst is not None
+            run = _restore(project, tx, inst)
+            if run.deliver(kind, name, payload):
+                records = _save(tx, inst, run, now, f"the {kind} {name} was delivered")
+                started = _result(inst.id, inst.status, records)
+        results.append(started)
+    if not results:
+        raise NotFoundError(
+            f"no instance waits for the {kind} '{name}' and no process starts with it; "
+            "check the name against the diagram (see 'flowrun show ID' for what an instance waits for)"
+        )
+    return results
+
+
+def _starters(project: Project, kind: str, name: str) -> list[tuple[str, str, Path]]:
+    from flowrun.engine.loader import start_events
+
+    out = []
+    for entry in list_processes(project):
+        path = project.settings.root / entry.file
+        if entry.exists and (kind, name) in start_events(path):
+            out.append((entry.family, entry.variant, path))
+    return out
 
 
 # -- reading ---------------------------------------------------------------------
@@ -453,6 +585,8 @@ def show(project: Project, instance: str) -> InstanceView:
             "lane": t.lane,
             "since": iso(t.ready_at),
             "actor": t.actor,
+            "waits_for": t.waits_for,
+            "due": iso(t.due_at),
         }
         for t in tasks
         if t.status in (READY, STARTED, WAITING)

@@ -17,6 +17,9 @@ place (``flowrun.cli.main``)::
     ├── StateError               the operation does not fit the instance's state
     ├── StoreError               the database cannot be used
     └── ConflictError            exit 3: someone else changed it first
+
+:class:`BpmnError` is not a failure: a service handler raises it to throw a BPMN
+error that an error boundary event in the diagram catches.
 """
 
 from __future__ import annotations
@@ -122,3 +125,24 @@ class ConflictError(FlowrunError):
     """Someone else changed the same instance or task first (exit code 3)."""
 
     exit_code: ClassVar[int] = 3
+
+
+class BpmnError(Exception):
+    """Raised by a service handler to throw a BPMN error into the process.
+
+    An error boundary event on the service task with the same error code (or with no
+    code) catches it; ``camunda:errorCodeVariable`` and ``camunda:errorMessageVariable``
+    on that event receive ``code`` and ``message``, and ``data`` is merged into the
+    task data. When nothing catches it, the step fails like any other service error.
+
+    Args:
+        code: the error code, as in the diagram's ``bpmn:error errorCode``.
+        message: a human-readable message.
+        data: variables to merge into the task data of the catching path.
+    """
+
+    def __init__(self, code: str, message: str | None = None, data: dict[str, object] | None = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.data = dict(data or {})

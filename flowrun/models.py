@@ -53,6 +53,8 @@ class TaskRecord:
     documentation: str | None = None
     ref: int | None = None
     instance_id: str | None = None
+    waits_for: str | None = None
+    due_at: datetime | None = None
 
     @property
     def waiting_s(self) -> float | None:
@@ -188,3 +190,45 @@ class InstanceRecord:
     data: dict[str, Any]
     state: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a diagram, as ``flowrun validate`` reports it.
+
+    ``severity`` is ``"error"`` (the file cannot be run as it is) or ``"warning"``
+    (it runs, but probably not as meant, or other tools may reject it).
+    """
+
+    file: str
+    line: int | None
+    element: str | None
+    name: str | None
+    message: str
+    fix: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        """``file:line: element-id ("name"): what is wrong; how to fix it``."""
+        where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        if self.element:
+            where += f'{self.element} ("{self.name}"): ' if self.name else f"{self.element}: "
+        if self.severity != "error":
+            where += f"{self.severity}: "
+        return where + (f"{self.message}; {self.fix}" if self.fix else self.message)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What ``flowrun validate`` checked and found: the files, and every problem in file order."""
+
+    files: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for p in self.problems if p.severity != "error")

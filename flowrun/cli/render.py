@@ -133,14 +133,29 @@ def instance_text(view: InstanceView) -> None:
     if view.waiting_for:
         c.print("  waits for")
         for w in view.waiting_for:
-            who = f", claimed by {w['actor']}" if w.get("actor") else ""
-            ref = f"task {w['ref']}: " if w.get("ref") is not None else ""
-            c.print(f"    - {ref}{w['name']} [{w.get('lane') or 'no lane'}]{who}")
+            c.print(f"    - {_wait_line(w)}", markup=False)
     if view.data:
         c.print("  data")
         width = max(len(k) for k in view.data)
         for key, value in view.data.items():
             c.print(f"    {key:<{width}}  {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
+
+
+def _wait_line(w: dict[str, Any]) -> str:
+    waits = w.get("waits_for")
+    if not waits:
+        who = f", claimed by {w['actor']}" if w.get("actor") else ""
+        return f"task {w['ref']}: {w['name']} [{w.get('lane') or 'no lane'}]{who}"
+    what = f"{w['name']} ({w['task']})"
+    if waits == "timer":
+        due = w.get("due")
+        when_due = when(datetime.fromisoformat(due)) if due else "an unknown time"
+        return f"timer {what}, due {when_due}; 'flowrun worker' fires it"
+    kind, _, name = str(waits).partition(":")
+    if kind in ("message", "signal"):
+        flag = " --signal" if kind == "signal" else ""
+        return f"{kind} '{name}' at {what}; deliver it with 'flowrun send{flag} {name}'"
+    return f"{waits} at {what}"
 
 
 def task_json(t: TaskRecord) -> dict[str, Any]:
@@ -182,7 +197,7 @@ def history_table(view: InstanceView, tasks: list[TaskRecord]) -> None:
             t.actor or "",
             short_when(t.ready_at),
             short_when(t.started_at),
-            short_when(t.completed_at) if t.completed_at else t.status,
+            short_when(t.completed_at) if t.status == "completed" else t.status,
             duration(t.waiting_s),
             duration(t.touch_s),
             style=None if manual else "dim",

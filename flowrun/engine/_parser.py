@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
+from SpiffWorkflow.bpmn.parser.event_parsers import BoundaryEventParser
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import (
     CAMUNDA_MODEL_NS,
@@ -20,6 +21,8 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 
 from flowrun.engine._spiff import (
+    ERROR_CODE_VAR,
+    ERROR_MESSAGE_VAR,
     FORM_KEY,
     PARAMS_KEY,
     RESULT_KEY,
@@ -127,11 +130,37 @@ class DecisionTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
         return self.spec_class(self.spec, self.bpmn_id, dmnEngine=engine, **self.bpmn_attributes)
 
 
+class ErrorAwareBoundaryParser(BoundaryEventParser):  # type: ignore[misc]
+    """A boundary event that remembers where Camunda puts a caught error's code and message."""
+
+    def parse_extensions(self, node: Any = None) -> dict[str, Any]:
+        ext: dict[str, Any] = dict(super().parse_extensions(node) or {})
+        for definition in self.xpath("./bpmn:errorEventDefinition"):
+            code_var = definition.get(_CAMUNDA + "errorCodeVariable")
+            message_var = definition.get(_CAMUNDA + "errorMessageVariable")
+            if code_var:
+                ext[ERROR_CODE_VAR] = code_var
+            if message_var:
+                ext[ERROR_MESSAGE_VAR] = message_var
+        return ext
+
+
+def _bpmn(tag: str) -> tuple[Any, Any]:
+    return BpmnParser.PARSER_CLASSES[full_tag(tag)]  # type: ignore[no-any-return]
+
+
 class FlowrunParser(CamundaParser):  # type: ignore[misc]
     """SpiffWorkflow's Camunda parser with flowrun's user and service tasks."""
 
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        # Events use the plain BPMN parsers: a caught message's or signal's data is merged
+        # into the task data (Camunda's parsers would nest it under "<task>_Response").
+        full_tag("startEvent"): _bpmn("startEvent"),
+        full_tag("endEvent"): _bpmn("endEvent"),
+        full_tag("intermediateCatchEvent"): _bpmn("intermediateCatchEvent"),
+        full_tag("intermediateThrowEvent"): _bpmn("intermediateThrowEvent"),
+        full_tag("boundaryEvent"): (ErrorAwareBoundaryParser, _bpmn("boundaryEvent")[1]),
         full_tag("userTask"): (UserTaskParser, FlowrunUserTask),
         full_tag("serviceTask"): (ServiceTaskParser, FlowrunServiceTask),
         full_tag("businessRuleTask"): (

@@ -14,7 +14,10 @@ instance never imports it. flowrun adds to SpiffWorkflow's Camunda flavour:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -24,17 +27,55 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask, UserTask
+from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer_module
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 
+from flowrun.clock import Clock
 from flowrun.engine import sandbox
-from flowrun.errors import ServiceError
+from flowrun.errors import BpmnError, ServiceError
 from flowrun.models import ServiceCaller
 
 FORM_KEY = "flowrun:form"
 TOPIC_KEY = "flowrun:topic"
 PARAMS_KEY = "flowrun:parameters"
 RESULT_KEY = "flowrun:result_variable"
+BPMN_ERROR_KEY = "flowrun:bpmn_error"
+ERROR_CODE_VAR = "flowrun:error_code_variable"
+ERROR_MESSAGE_VAR = "flowrun:error_message_variable"
+
+
+_CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("flowrun_clock", default=None)
+
+
+class _ClockedDatetime(datetime):
+    """``datetime`` whose ``now()`` reads flowrun's clock while a run is active.
+
+    SpiffWorkflow's timer events call ``datetime.now(timezone.utc)`` directly; this
+    class replaces the name ``datetime`` in that one module so timers fire by the
+    injected clock (tests and replays advance time instead of sleeping).
+    """
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> Any:
+        clock = _CLOCK.get()
+        if clock is None:
+            return super().now(tz)
+        value = clock.now()
+        return value.astimezone(tz) if tz is not None else value.astimezone().replace(tzinfo=None)
+
+
+_timer_module.datetime = _ClockedDatetime
+
+
+@contextmanager
+def using_clock(clock: Clock) -> Iterator[None]:
+    """Timers evaluated inside this block use ``clock``."""
+    token = _CLOCK.set(clock)
+    try:
+        yield
+    finally:
+        _CLOCK.reset(token)
 
 
 class FlowrunUserTask(UserTask):  # type: ignore[misc]
@@ -44,7 +85,7 @@ class FlowrunUserTask(UserTask):  # type: ignore[misc]
 class FlowrunServiceTask(ServiceTask):  # type: ignore[misc]
     """A service task that calls the handler registered for its topic."""
 
-    def _execute(self, my_task: Any) -> bool:
+    def _execute(self, my_task: Any) -> bool | None:
         ext = getattr(self, "extensions", {}) or {}
         topic = ext.get(TOPIC_KEY)
         engine = my_task.workflow.top_workflow.script_engine
@@ -53,7 +94,13 @@ class FlowrunServiceTask(ServiceTask):  # type: ignore[misc]
         payload = dict(my_task.data)
         for name, expression in (ext.get(PARAMS_KEY) or {}).items():
             payload[name] = engine.evaluate(my_task, expression)
-        result = engine.call_handler(self, topic, payload)
+        try:
+            result = engine.call_handler(self, topic, payload)
+        except BpmnError as exc:
+            # Thrown after the task has stopped running (see Run._did), so that the
+            # boundary event can cancel it like any other interrupted activity.
+            my_task.internal_data[BPMN_ERROR_KEY] = {"code": exc.code, "message": exc.message, "data": exc.data}
+            return None
         target = ext.get(RESULT_KEY)
         if target:
             my_task.data[target] = dict(result)
@@ -131,6 +178,24 @@ class StateConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         self.subprocesses_from_dict(dct["subprocesses"], workflow)
         workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
         return workflow
+
+
+def event_definition(kind: str, name: str) -> Any:
+    """A message or signal event definition to deliver from outside, matched by name."""
+    if kind == "signal":
+        from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+
+        return SignalEventDefinition(name)
+    from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+
+    return MessageEventDefinition(name)
+
+
+def error_event(code: str) -> Any:
+    """The BPMN error event definition for ``code``."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+
+    return ErrorEventDefinition(code, code=code)
 
 
 def make_serializer() -> BpmnWorkflowSerializer:

@@ -261,3 +261,23 @@ def _describe(exc: BaseException) -> str:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def start_events(path: Path) -> set[tuple[str, str]]:
+    """The ``(kind, name)`` of the message and signal start events of a diagram's processes.
+
+    Unreadable files give an empty set (they are reported when started or validated).
+    """
+    try:
+        root = parse_bytes(read_bytes(path, path.name), path.name).getroot()
+    except ModelError:
+        return set()
+    ns = {"bpmn": BPMN_NS}
+    names = {
+        m.get("id"): m.get("name") or m.get("id") for m in root.xpath("//bpmn:message|//bpmn:signal", namespaces=ns)
+    }
+    found: set[tuple[str, str]] = set()
+    for kind in ("message", "signal"):
+        for ref in root.xpath(f"//bpmn:process/bpmn:startEvent/bpmn:{kind}EventDefinition/@{kind}Ref", namespaces=ns):
+            found.add((kind, str(names.get(ref, ref))))
+    return found

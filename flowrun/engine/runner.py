@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
@@ -52,6 +52,9 @@ _ENCODER = _SERIALIZER._encoder_cls
 _SKIPPED_TYPES = frozenset(
     {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
 )
+
+#: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
+MAX_TIMER_ROUNDS = 1_000
 
 #: Automated steps one advance may take before the process is taken to loop without end.
 MAX_STEPS = 50_000
@@ -133,6 +136,7 @@ class Run:
         self._started: dict[str, datetime] = {}
         self._pending: dict[str, TaskRecord] = {}
         self._steps = 0
+        self._waiting: dict[str, tuple[str | None, datetime | None]] = {}
 
     # -- running -----------------------------------------------------------------
 
@@ -143,13 +147,36 @@ class Run:
 
     @contextmanager
     def _located(self) -> Iterator[None]:
-        """Name the model file in script and service errors."""
+        """Name the model file in script and service errors; timers use the run's clock."""
         try:
-            yield
+            with _spiff.using_clock(self._clock):
+                yield
         except (ScriptError, ServiceError) as exc:
             if self._source and not exc.message.startswith(self._source):
                 raise type(exc)(f"{self._source}: {exc.message}") from None
             raise
+
+    def refresh(self) -> None:
+        """Fire the timers that are due by the clock and run on until the instance waits again."""
+        with self._located():
+            for _ in range(MAX_TIMER_ROUNDS):
+                self._wf.refresh_timers()
+                self._advance()
+                if not self._wf.get_tasks(state=TaskState.READY, manual=False):
+                    return
+
+    def deliver(self, kind: str, name: str, payload: Mapping[str, Any] | None = None) -> bool:
+        """Deliver a message or signal named ``name``; False when nothing in the instance waits for it."""
+        from SpiffWorkflow.bpmn.util import BpmnEvent
+
+        event = BpmnEvent(_spiff.event_definition(kind, name), payload=dict(payload or {}))
+        with self._located():
+            waiting = [t for t in self._wf.event_manager.tasks.values() if t.task_spec.catches(t, event)]
+            if not waiting:
+                return False
+            self._wf.catch(event)
+            self._advance()
+        return True
 
     def _advance(self) -> None:
         self._steps = 0
@@ -212,6 +239,9 @@ class Run:
 
     def _will(self, task: Any) -> None:
         self._steps += 1
+        definition = getattr(task.task_spec, "event_definition", None)
+        if definition is not None:
+            _error_variables(task, definition)
         if self._steps > MAX_STEPS:
             raise ScriptError(
                 f"the process ran {MAX_STEPS} automated steps without waiting for anyone "
@@ -223,6 +253,9 @@ class Run:
     def _did(self, task: Any) -> None:
         if _task_type(task.task_spec) is None:
             return
+        error = task.internal_data.pop(_spiff.BPMN_ERROR_KEY, None)
+        if error is not None:
+            self._throw(task, error)
         tid = str(task.id)
         state = task.state
         if self._seen.get(tid) == state:
@@ -240,13 +273,34 @@ class Run:
             rec.ready_at = rec.ready_at or started
             rec.started_at = started
 
+    def _throw(self, task: Any, error: dict[str, Any]) -> None:
+        """Throw a handler's BPMN error from ``task``; fail the step when nothing catches it."""
+        from SpiffWorkflow.bpmn.util import BpmnEvent
+
+        payload = {**error["data"], _spiff.BPMN_ERROR_KEY: error}
+        event = BpmnEvent(_spiff.error_event(error["code"]), payload=payload, target=task.workflow)
+        catchers = [t for t in self._wf.event_manager.tasks.values() if t.task_spec.catches(t, event)]
+        if not catchers:
+            spec = task.task_spec
+            detail = f" ({error['message']})" if error.get("message") else ""
+            raise ServiceError(
+                f'service task {spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}") threw BPMN error '
+                f"'{error['code']}'{detail} and no error boundary event catches it; draw an error boundary "
+                "event with that code on the task, or handle the error in the service"
+            )
+        self._wf.top_workflow.catch(event)
+
     def _scan(self) -> None:
         now = self._clock.now()
         for task in self._wf.get_tasks(state=_OBSERVED):
             tid = str(task.id)
             state = task.state
             before = self._seen.get(tid)
-            if before == state or _task_type(task.task_spec) is None:
+            if _task_type(task.task_spec) is None:
+                continue
+            if before == state:
+                if state == TaskState.WAITING:
+                    self._rewait(task)
                 continue
             self._seen[tid] = state
             if state == TaskState.READY:
@@ -254,7 +308,10 @@ class Run:
                     self._record(task, READY).ready_at = now
                 continue
             if state == TaskState.WAITING:
-                self._record(task, WAITING).ready_at = now
+                rec = self._record(task, WAITING)
+                rec.ready_at = now
+                rec.waits_for, rec.due_at = _waits(task)
+                self._waiting[tid] = (rec.waits_for, rec.due_at)
             elif state == TaskState.STARTED:
                 rec = self._record(task, STARTED)
                 rec.ready_at = rec.ready_at or now
@@ -268,6 +325,16 @@ class Run:
                 self._record(task, CANCELLED).completed_at = now
             elif state == TaskState.ERROR:
                 self._record(task, ERROR)
+
+    def _rewait(self, task: Any) -> None:
+        """A task still waiting may wait for something new (a cycle timer's next round)."""
+        tid = str(task.id)
+        waits = _waits(task)
+        if self._waiting.get(tid) == waits:
+            return
+        self._waiting[tid] = waits
+        rec = self._record(task, WAITING)
+        rec.waits_for, rec.due_at = waits
 
     def _record(self, task: Any, status: str) -> TaskRecord:
         tid = str(task.id)
@@ -362,6 +429,58 @@ def _task_type(spec: Any) -> str | None:
         cached = _DESCRIPTION_TYPES.get(desc) or _camel(desc)
         spec._flowrun_type = cached
     return None if cached in _SKIPPED_TYPES else cached
+
+
+def _error_variables(task: Any, definition: Any) -> None:
+    """Put a caught handler error's code and message where the catching event asks for them."""
+    payload = task.internal_data.get(getattr(definition, "name", None))
+    if not isinstance(payload, dict) or _spiff.BPMN_ERROR_KEY not in payload:
+        return
+    error = payload.pop(_spiff.BPMN_ERROR_KEY)
+    ext = getattr(task.task_spec, "extensions", None) or {}
+    if ext.get(_spiff.ERROR_CODE_VAR):
+        payload[ext[_spiff.ERROR_CODE_VAR]] = error["code"]
+    if ext.get(_spiff.ERROR_MESSAGE_VAR):
+        payload[ext[_spiff.ERROR_MESSAGE_VAR]] = error.get("message")
+
+
+def _waits(task: Any) -> tuple[str | None, datetime | None]:
+    """What a waiting task waits for (``timer``, ``message:NAME``, ``signal:NAME``, ...) and when it is due."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if definition is None:
+        return None, None
+    try:
+        pending = definition.details(task)
+    except Exception:  # noqa: BLE001 - details of exotic events; waiting without a name is fine
+        return "event", None
+    kind = str(getattr(pending, "event_type", "") or definition.__class__.__name__)
+    name = getattr(pending, "name", None)
+    value = getattr(pending, "value", None)
+    if "Timer" in kind or "TimeDate" in kind:
+        return "timer", _as_time(value)
+    for prefix, label in (
+        ("Message", "message"),
+        ("Signal", "signal"),
+        ("Error", "error"),
+        ("Escalation", "escalation"),
+    ):
+        if kind.startswith(prefix):
+            return f"{label}:{name}", None
+    if kind.startswith("Conditional"):
+        return "condition", None
+    return _camel(kind.replace("EventDefinition", "")) or "event", None
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
 
 
 def _camel(text: str) -> str:

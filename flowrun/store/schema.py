@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 #: The Alembic revision this code expects; checked on open without importing Alembic.
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_waits"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -107,8 +107,11 @@ tasks = Table(
     Column("completed_at", UTCDateTime),
     Column("actor", String(255)),
     Column("form", Text),
+    Column("waits_for", String(255)),
+    Column("due_at", UTCDateTime),
     UniqueConstraint("instance_id", "task_id", name="uq_tasks_instance_task"),
     Index("ix_tasks_status", "status"),
+    Index("ix_tasks_waiting", "status", "waits_for", "due_at"),
 )
 
 events = Table(

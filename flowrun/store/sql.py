@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.pool import NullPool
 
 from flowrun.errors import StoreError
-from flowrun.models import READY, STARTED, InstanceRecord, TaskRecord
+from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
 from flowrun.store import schema
 from flowrun.store.schema import events, instances, models, tasks
 
@@ -329,6 +329,35 @@ class Tx:
             q = q.limit(limit)
         return [dict(r) for r in self.conn.execute(q).mappings()]
 
+    def due_instances(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Instances with a timer due at ``now`` or earlier, most overdue first."""
+        rows = self.conn.execute(
+            select(tasks.c.instance_id, func.min(tasks.c.due_at))
+            .where(and_(tasks.c.status == WAITING, tasks.c.waits_for == "timer", tasks.c.due_at <= now))
+            .group_by(tasks.c.instance_id)
+            .order_by(func.min(tasks.c.due_at))
+            .limit(limit)
+        )
+        return [r[0] for r in rows]
+
+    def next_due(self) -> datetime | None:
+        """When the next timer of any instance is due."""
+        value = self.conn.execute(
+            select(func.min(tasks.c.due_at)).where(and_(tasks.c.status == WAITING, tasks.c.waits_for == "timer"))
+        ).scalar()
+        if isinstance(value, str):  # SQLite returns aggregates of timestamps as text
+            value = datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def instances_waiting_for(self, waits_for: str, instance_id: str | None = None) -> list[str]:
+        """Instances with a task waiting for ``waits_for`` (``message:NAME``, ``signal:NAME``)."""
+        q = select(tasks.c.instance_id).where(and_(tasks.c.status == WAITING, tasks.c.waits_for == waits_for))
+        if instance_id:
+            q = q.where(tasks.c.instance_id == instance_id)
+        return list(dict.fromkeys(r[0] for r in self.conn.execute(q.order_by(tasks.c.id))))
+
     # -- events ------------------------------------------------------------------
 
     def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -345,7 +374,7 @@ class Tx:
         return [{**dict(r), "detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
 
 
-_UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at"}
+_UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at"}
 
 
 def _task_values(rec: TaskRecord) -> dict[str, Any]:
@@ -361,6 +390,8 @@ def _task_values(rec: TaskRecord) -> dict[str, Any]:
         "completed_at": rec.completed_at,
         "actor": rec.actor,
         "form": _dumps(rec.form) if rec.form is not None else None,
+        "waits_for": rec.waits_for,
+        "due_at": rec.due_at,
     }
 
 
@@ -379,6 +410,8 @@ def _task_from_row(row: Any) -> TaskRecord:
         form=json.loads(row["form"]) if row["form"] else None,
         ref=int(row["id"]),
         instance_id=row["instance_id"],
+        waits_for=row["waits_for"],
+        due_at=row["due_at"],
     )
 
 

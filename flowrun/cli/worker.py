@@ -1,0 +1,124 @@
+"""Commands that move instances without an operator: ``worker`` (timers) and ``send`` (messages, signals)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
+from flowrun.cli.render import echo_json
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Do one pass over due timers and exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 3600),
+    default=5.0,
+    show_default=True,
+    help="Longest sleep between passes, in seconds (it wakes earlier for the next due timer).",
+)
+@json_option
+@pass_app
+def worker_cmd(app: AppContext, once: bool, interval: float, as_json: bool) -> None:
+    """Fire due timers across instances until stopped (Ctrl-C or SIGTERM finish the current step)."""
+    from flowrun.app import next_due, run_due
+
+    stop = {"now": False}
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    passes = 0
+    try:
+        while True:
+            result = run_due(app.project)
+            passes += 1
+            _report(result, as_json)
+            if once or stop["now"]:
+                break
+            _sleep(app, interval, next_due(app.project), stop)
+            if stop["now"]:
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not as_json:
+        click.echo(f"worker stopped after {passes} pass(es)", err=True)
+
+
+def _sleep(app: AppContext, interval: float, due: Any, stop: dict[str, bool]) -> None:
+    wait = interval
+    if due is not None:
+        wait = max(0.05, min(interval, (due - app.project.clock.now()).total_seconds()))
+    end = time.monotonic() + wait
+    while not stop["now"] and time.monotonic() < end:
+        time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+
+def _report(result: Any, as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            {
+                "fired": result.fired,
+                "failed": [{"instance": i, "error": e} for i, e in result.failed],
+                "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in result.ready],
+            }
+        )
+        return
+    for instance in result.fired:
+        click.echo(f"timer fired in instance {instance[:8]}")
+    for t in result.ready:
+        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+    for instance, error in result.failed:
+        click.echo(f"error: instance {instance[:8]}: {error}", err=True)
+
+
+@click.command("send")
+@click.argument("name")
+@click.option("--instance", help="Deliver only to this instance (id or prefix).")
+@click.option("--signal", "as_signal", is_flag=True, help="Broadcast a signal instead of a message.")
+@data_options
+@json_option
+@pass_app
+def send_cmd(
+    app: AppContext,
+    name: str,
+    instance: str | None,
+    as_signal: bool,
+    data: tuple[str, ...],
+    data_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Deliver message NAME (with --data) to the instances waiting for it, or start a process with it."""
+    from flowrun.app import send
+    from flowrun.forms import coerce
+
+    values = read_data_file(data_file)
+    values.update(coerce(None, parse_pairs(data)))
+    results = send(app.project, name, instance, values, kind="signal" if as_signal else "message")
+    if as_json:
+        echo_json(
+            [
+                {
+                    "instance": r.instance,
+                    "status": r.status,
+                    "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in r.ready],
+                }
+                for r in results
+            ]
+        )
+        return
+    for r in results:
+        click.echo(f"delivered to instance {r.instance[:8]}; it is {r.status}")
+        for t in r.ready:
+            click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+
+
+COMMANDS = [worker_cmd, send_cmd]
