@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flowrun import _flatschema
 from flowrun.errors import DataError, FormError
 from flowrun.models import Form, FormField
 
@@ -72,6 +73,8 @@ def _display(path: Path, root: Path) -> str:
 
 
 def _check_schema(schema: Mapping[str, Any], display: str) -> None:
+    if _flatschema.is_flat(schema):
+        return  # every keyword of a flat form was checked for its type by is_flat
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
 
@@ -222,36 +225,48 @@ def validate(form: Form | None, data: Mapping[str, Any], source: str = "") -> di
     """
     if form is None:
         return dict(data)
-    from jsonschema.validators import validator_for
-
     result = dict(data)
     for f in form.fields:
         if f.name not in result and f.has_default:
             result[f.name] = f.default
-    validator = validator_for(form.schema)(form.schema)
     problems = []
-    for err in sorted(validator.iter_errors(result), key=lambda e: list(e.path)):
-        field_name = "/".join(str(p) for p in err.path)
-        if err.validator == "required":
-            missing = str(err.message).split("'")[1] if "'" in err.message else err.message
-            problems.append(f"{missing}: required; give it with --data {missing}=...")
-        elif err.validator == "additionalProperties":
-            problems.append(f"{err.message}; the form has the fields {', '.join(x.name for x in form.fields)}")
+    for field_name, keyword, message in sorted(_schema_problems(form.schema, result), key=lambda p: p[0]):
+        if keyword == "required":
+            problems.append(f"{field_name}: required; give it with --data {field_name}=...")
+        elif keyword == "additionalProperties":
+            problems.append(f"{message}; the form has the fields {', '.join(x.name for x in form.fields)}")
         else:
-            problems.append(f"{field_name or 'data'}: {err.message}")
+            problems.append(f"{field_name or 'data'}: {message}")
     if problems:
         where = f" ({source})" if source else ""
         raise DataError(f"the data does not fit the form {form.title or form.source}{where}:", problems)
     return result
 
 
-def check_field(form: Form, name: str, value: Any) -> list[str]:
-    """Problems with one field's value (for re-asking at a prompt); empty when it fits."""
+def _schema_problems(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(field, keyword, message)`` for each problem: the flat fast path, else jsonschema."""
+    if _flatschema.is_flat(schema):
+        return _flatschema.problems(schema, data)
     from jsonschema.validators import validator_for
 
+    out = []
+    for err in validator_for(schema)(schema).iter_errors(data):
+        name = "/".join(str(p) for p in err.path)
+        if err.validator == "required":
+            name = str(err.message).split("'")[1] if "'" in err.message else err.message
+        out.append((name, str(err.validator), err.message))
+    return out
+
+
+def check_field(form: Form, name: str, value: Any) -> list[str]:
+    """Problems with one field's value (for re-asking at a prompt); empty when it fits."""
     prop = (form.schema.get("properties") or {}).get(name)
     if not isinstance(prop, Mapping):
         return []
+    if _flatschema.is_flat(form.schema):
+        return [message for _, message in _flatschema.field_problems(prop, value)]
+    from jsonschema.validators import validator_for
+
     mini = {"type": "object", "properties": {name: prop}}
     if "$schema" in form.schema:
         mini["$schema"] = form.schema["$schema"]

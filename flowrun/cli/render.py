@@ -27,7 +27,11 @@ def console() -> Any:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=_default, ensure_ascii=False))
+    """JSON on stdout: indented for a person at a terminal, compact (and faster) for a program."""
+    import sys
+
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(value, indent=indent, default=_default, ensure_ascii=False))
 
 
 def _default(value: Any) -> Any:

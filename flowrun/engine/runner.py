@@ -22,7 +22,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
-from flowrun.engine import _spiff
+from flowrun.engine import _spiff, sandbox
 from flowrun.engine.sandbox import SandboxError
 from flowrun.errors import (
     DataError,
@@ -149,7 +149,7 @@ class Run:
     def _located(self) -> Iterator[None]:
         """Name the model file in script and service errors; timers use the run's clock."""
         try:
-            with _spiff.using_clock(self._clock):
+            with _spiff.using_clock(self._clock), sandbox.limits():
                 yield
         except (ScriptError, ServiceError) as exc:
             if self._source and not exc.message.startswith(self._source):

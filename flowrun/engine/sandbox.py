@@ -120,38 +120,80 @@ class ScriptTimeout(SandboxError):
     """A script or condition used more CPU time than allowed."""
 
 
-def _cpu_limit() -> float:
+def _setting(name: str, default: float) -> float:
     try:
-        return float(os.environ.get("FLOWRUN_SCRIPT_SECONDS", "2"))
+        return float(os.environ.get(name, default))
     except ValueError:
-        return 2.0
+        return default
+
+
+_ACTIVE = threading.local()
 
 
 @contextmanager
-def _limited() -> Iterator[None]:
-    """Stop the code inside after ``FLOWRUN_SCRIPT_SECONDS`` of CPU time (default 2).
+def limits() -> Iterator[None]:
+    """Bound the CPU time and memory of one engine step (its scripts and conditions).
 
-    Uses a profiling interval timer, so only the main thread of a process can be
-    limited; elsewhere the code runs without a limit.
+    ``FLOWRUN_SCRIPT_SECONDS`` (default 5) of CPU time, then the running code is
+    stopped with :class:`ScriptTimeout`; ``FLOWRUN_SCRIPT_MEMORY_MB`` (default 1024)
+    more address space than the process had, then allocation fails with
+    ``MemoryError``. The limits are set once per step rather than per expression,
+    because conditions are evaluated thousands of times. Only the main thread of
+    a process can be limited (signals); elsewhere the step runs without limits.
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if getattr(_ACTIVE, "on", False) or threading.current_thread() is not threading.main_thread():
         yield
         return
-    limit = _cpu_limit()
+    seconds = _setting("FLOWRUN_SCRIPT_SECONDS", 5.0)
 
     def _stop(signum: int, frame: Any) -> None:
         raise ScriptTimeout(
-            f"stopped after {limit:g} s of CPU time (an endless loop?); simplify the script, "
+            f"stopped after {seconds:g} s of CPU time (an endless loop in a script?); simplify the script, "
             "or raise FLOWRUN_SCRIPT_SECONDS"
         )
 
     previous = signal.signal(signal.SIGPROF, _stop)
-    signal.setitimer(signal.ITIMER_PROF, limit)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    memory = _limit_memory(_setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0))
+    _ACTIVE.on = True
     try:
         yield
     finally:
+        _ACTIVE.on = False
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, previous)
+        _restore_memory(memory)
+
+
+def _limit_memory(extra_mb: float) -> tuple[int, int] | None:
+    try:
+        import resource
+
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[0])
+        current = pages * resource.getpagesize()
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        wanted = current + int(extra_mb * 1024 * 1024)
+        if hard != resource.RLIM_INFINITY:
+            wanted = min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft <= wanted:
+            return None
+        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+        return soft, hard
+    except (ImportError, OSError, ValueError):
+        return None  # no /proc or no resource module: CPU limit only
+
+
+def _restore_memory(previous: tuple[int, int] | None) -> None:
+    if previous is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, previous)
+
+
+def _copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy a script may change freely: scalars are shared, containers are copied."""
+    return {k: (copy.deepcopy(v) if isinstance(v, (list, dict, set)) else v) for k, v in data.items()}
 
 
 @lru_cache(maxsize=4096)
@@ -179,9 +221,8 @@ def evaluate(source: str, data: Mapping[str, Any], extra: Mapping[str, Any] | No
     scope = dict(_BASE_GLOBALS)
     if extra:
         scope.update(extra)
-    scope.update(copy.deepcopy(dict(data)))
-    with _limited():
-        return eval(code, scope)  # noqa: S307 - restricted code, restricted builtins
+    scope.update(_copy(data))
+    return eval(code, scope)  # noqa: S307 - restricted code, restricted builtins
 
 
 def execute(source: str, data: dict[str, Any], extra: Mapping[str, Any] | None = None) -> None:
@@ -190,9 +231,8 @@ def execute(source: str, data: dict[str, Any], extra: Mapping[str, Any] | None =
     scope = dict(_BASE_GLOBALS)
     if extra:
         scope.update(extra)
-    scope.update(copy.deepcopy(data))
-    with _limited():
-        exec(code, scope)  # noqa: S102 - restricted code, restricted builtins
+    scope.update(_copy(data))
+    exec(code, scope)  # noqa: S102 - restricted code, restricted builtins
     skip = _RESERVED | set(extra or ())
     result = {k: v for k, v in scope.items() if k not in skip and not callable(v) and not isinstance(v, ModuleType)}
     data.clear()
