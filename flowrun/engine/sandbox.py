@@ -128,41 +128,49 @@ def _setting(name: str, default: float) -> float:
 
 
 _ACTIVE = threading.local()
+_INSTALLED: dict[str, float] = {}
+
+
+def _stop(signum: int, frame: Any) -> None:
+    seconds = _INSTALLED.get("seconds", 0)
+    raise ScriptTimeout(
+        f"stopped after {seconds:g} s of CPU time (an endless loop in a script?); simplify the script, "
+        "or raise FLOWRUN_SCRIPT_SECONDS"
+    )
+
+
+def _install() -> None:
+    """Once per process: the SIGPROF handler and the address-space ceiling."""
+    _INSTALLED["seconds"] = _setting("FLOWRUN_SCRIPT_SECONDS", 5.0)
+    signal.signal(signal.SIGPROF, _stop)
+    _limit_memory(_setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0))
 
 
 @contextmanager
 def limits() -> Iterator[None]:
     """Bound the CPU time and memory of one engine step (its scripts and conditions).
 
-    ``FLOWRUN_SCRIPT_SECONDS`` (default 5) of CPU time, then the running code is
-    stopped with :class:`ScriptTimeout`; ``FLOWRUN_SCRIPT_MEMORY_MB`` (default 1024)
-    more address space than the process had, then allocation fails with
-    ``MemoryError``. The limits are set once per step rather than per expression,
-    because conditions are evaluated thousands of times. Only the main thread of
-    a process can be limited (signals); elsewhere the step runs without limits.
+    ``FLOWRUN_SCRIPT_SECONDS`` (default 5) of CPU time per step, then the running
+    code is stopped with :class:`ScriptTimeout`. Memory: on first use the process
+    gets an address-space ceiling of its size then plus ``FLOWRUN_SCRIPT_MEMORY_MB``
+    (default 1024), so a script that allocates without bound fails with
+    ``MemoryError`` instead of exhausting the machine. Both are set up once per
+    process; a step only arms and disarms the CPU timer (two system calls), because
+    conditions are evaluated thousands of times. Only the main thread of a process
+    can be limited (signals); elsewhere the step runs without limits.
     """
     if getattr(_ACTIVE, "on", False) or threading.current_thread() is not threading.main_thread():
         yield
         return
-    seconds = _setting("FLOWRUN_SCRIPT_SECONDS", 5.0)
-
-    def _stop(signum: int, frame: Any) -> None:
-        raise ScriptTimeout(
-            f"stopped after {seconds:g} s of CPU time (an endless loop in a script?); simplify the script, "
-            "or raise FLOWRUN_SCRIPT_SECONDS"
-        )
-
-    previous = signal.signal(signal.SIGPROF, _stop)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    memory = _limit_memory(_setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0))
+    if not _INSTALLED:
+        _install()
+    signal.setitimer(signal.ITIMER_PROF, _INSTALLED["seconds"])
     _ACTIVE.on = True
     try:
         yield
     finally:
         _ACTIVE.on = False
         signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
-        _restore_memory(memory)
 
 
 def _limit_memory(extra_mb: float) -> tuple[int, int] | None:
@@ -182,13 +190,6 @@ def _limit_memory(extra_mb: float) -> tuple[int, int] | None:
         return soft, hard
     except (ImportError, OSError, ValueError):
         return None  # no /proc or no resource module: CPU limit only
-
-
-def _restore_memory(previous: tuple[int, int] | None) -> None:
-    if previous is not None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, previous)
 
 
 def _copy(data: Mapping[str, Any]) -> dict[str, Any]:
