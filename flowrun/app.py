@@ -24,6 +24,7 @@ from flowrun.config import Settings
 from flowrun.errors import (
     AmbiguousIdError,
     ConflictError,
+    DataError,
     FlowrunError,
     FormError,
     NotFoundError,
@@ -218,8 +219,9 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
         ended_at=now if run.completed else None,
         version=1,
         data=_jsonable(run.data()),
-        state=run.snapshot(),
+        state="",
     )
+    rec.state = _verified_snapshot(project, run, rec)
     with store.write() as tx:
         if process_id is not None:
             tx.ensure_model(sha, process_id, display, spec, now)
@@ -336,7 +338,7 @@ def complete(
         run = _restore(project, tx, inst)
         started = fresh.started_at if fresh.status == STARTED else None
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
-        records = _save(tx, inst, run, now, f"task {task.ref} was being completed", fresh.task_id, values)
+        records = _save(project, tx, inst, run, now, f"task {task.ref} was being completed", fresh.task_id, values)
     return _result(inst.id, inst.status, records)
 
 
@@ -347,6 +349,7 @@ def _restore(project: Project, tx: Tx, inst: InstanceRecord) -> Run:
 
 
 def _save(
+    project: Project,
     tx: Tx,
     inst: InstanceRecord,
     run: Run,
@@ -358,7 +361,7 @@ def _save(
     """Save a run's new state, task records and events; a concurrent change is a conflict."""
     records = run.drain()
     version = inst.version
-    inst.state = run.snapshot()
+    inst.state = _verified_snapshot(project, run, inst)
     inst.data = _jsonable(run.data())
     if run.completed:
         inst.status, inst.ended_at = INSTANCE_COMPLETED, now
@@ -372,6 +375,16 @@ def _save(
         events.append(_event(inst.id, None, now, "instance_completed", None, None))
     tx.add_events(events)
     return records
+
+
+def _verified_snapshot(project: Project, run: Run, inst: InstanceRecord) -> str:
+    """The run's state, proven loadable by loading it back before anything is written."""
+    state = run.snapshot()
+    try:
+        project.engine.verify(state, inst.sha256)
+    except FlowrunError as exc:
+        raise DataError(f"the instance could not be loaded back after this step ({exc}); nothing was saved") from None
+    return state
 
 
 def _result(instance_id: str, status: str, records: list[TaskRecord]) -> StepResult:
@@ -440,7 +453,7 @@ def run_due(project: Project, limit: int = 1000) -> WorkerPass:
                     continue
                 run = _restore(project, tx, inst)
                 run.refresh()
-                records = _save(tx, inst, run, now, "its timers fired")
+                records = _save(project, tx, inst, run, now, "its timers fired")
         except FlowrunError as exc:
             result.failed.append((instance_id, str(exc)))
             continue
@@ -484,7 +497,7 @@ def send(
             run = _restore(project, tx, inst)
             if not run.deliver(kind, name, payload):
                 continue
-            records = _save(tx, inst, run, now, f"the {kind} {name} was delivered")
+            records = _save(project, tx, inst, run, now, f"the {kind} {name} was delivered")
             tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
         results.append(_result(inst.id, inst.status, records))
     if results or iid is not None:
@@ -500,7 +513,7 @@ def send(
             assert inst is not None
             run = _restore(project, tx, inst)
             if run.deliver(kind, name, payload):
-                records = _save(tx, inst, run, now, f"the {kind} {name} was delivered")
+                records = _save(project, tx, inst, run, now, f"the {kind} {name} was delivered")
                 started = _result(inst.id, inst.status, records)
         results.append(started)
     if not results:
@@ -625,3 +638,73 @@ def instances(project: Project, status: str | None = None, limit: int = 50) -> l
 def db_upgrade(project: Project) -> str:
     """Create or migrate the database schema; returns the revision it is at."""
     return project.store.upgrade()
+
+
+# -- validating ------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from flowrun.models import Problem, ValidationReport
+
+DIAGRAM_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
+
+
+def validate(project: Project | None, paths: Sequence[Path] = ()) -> ValidationReport:
+    """Check diagrams without running anything and report every problem at once.
+
+    Args:
+        project: the project whose forms and service handlers are checked; None
+            checks the files alone (forms and service topics are then not checked).
+        paths: files or folders to check; none means every ``.bpmn`` and ``.dmn``
+            file in processes/ and every file ``flowrun.yaml`` names.
+
+    Raises:
+        ProjectError: no paths were given and there is no project to check.
+    """
+    from flowrun.engine.validate import check_file
+    from flowrun.models import ValidationReport
+
+    if project is None and not paths:
+        raise ProjectError("nothing to validate: name the files to check, or run inside a project (flowrun init)")
+    s = project.settings if project is not None else None
+    targets = _validation_targets(s, paths)
+    known = set(project.registry.known()) if project is not None else None
+    check_form = _form_checker(s) if s is not None else None
+    problems: list[Problem] = []
+    for path in targets:
+        display = s.rel(path) if s is not None else str(path)
+        search_dir = s.processes_dir if s is not None and path.resolve().parent == s.processes_dir.resolve() else None
+        problems += check_file(path, display, search_dir, known_topics=known, check_form=check_form)
+    files = tuple(s.rel(p) if s is not None else str(p) for p in targets)
+    return ValidationReport(files=files, problems=tuple(problems))
+
+
+def _validation_targets(s: Settings | None, paths: Sequence[Path]) -> list[Path]:
+    """The files to check: those given (folders expanded), else the project's diagrams."""
+    found: list[Path] = []
+    if paths:
+        for path in paths:
+            found += _diagrams_in(path) if path.is_dir() else [path]
+    elif s is not None:
+        found += _diagrams_in(s.processes_dir)
+        found += [s.root / file for variants in s.families.values() for file in variants.values()]
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def _diagrams_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(DIAGRAM_SUFFIXES))
+
+
+def _form_checker(s: Settings) -> Callable[[Mapping[str, Any]], object]:
+    """Resolves a user task's form reference in the project, raising :class:`FormError`."""
+
+    def check(ref: Mapping[str, Any]) -> object:
+        return forms.resolve_form(ref, s.forms_dir, s.root)
+
+    return check

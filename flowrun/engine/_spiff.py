@@ -144,6 +144,10 @@ class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         if self.service_caller is None:
             raise ServiceError(f"{label} needs a handler for '{topic}' but no services are configured")
         result = self.service_caller(topic, payload)
+        if isinstance(result, Mapping):
+            from flowrun.engine.runner import check_saveable
+
+            check_saveable(dict(result), f"the result of the service '{topic}' ({label})")
         if not isinstance(result, Mapping):
             raise ServiceError(
                 f"the handler for '{topic}' ({label}) returned {type(result).__name__}; "

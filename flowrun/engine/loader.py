@@ -18,6 +18,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from flowrun.engine import _parser, _spiff
+from flowrun.engine.normalize import normalize
 from flowrun.engine.xml import parse_bytes, read_bytes
 from flowrun.errors import ModelError
 from flowrun.models import ModelInfo
@@ -51,11 +52,11 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
     _refuse_reserved_ids(root, display)
     parser = _parser.FlowrunParser()
     trees = {display: tree}
-    _add(parser, tree, display, trees)
+    warnings = _add(parser, tree, display, trees)
     process_id = _pick_process(parser, root, display)
     used = [(display, data)]
     if _missing(parser):
-        used += _add_folder(parser, search_dir or path.parent, path, trees)
+        used += _add_folder(parser, search_dir or path.parent, path, trees, warnings)
     _refuse_recursion(parser, process_id, trees, display)
     try:
         spec = parser.get_spec(process_id)
@@ -85,6 +86,7 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
         name=spec.description if spec.description != process_id else None,
         spec=spec_json,
         lanes=lanes,
+        warnings=tuple(warnings),
     )
 
 
@@ -142,13 +144,15 @@ def _digest(files: list[tuple[str, bytes]]) -> str:
     return h.hexdigest()
 
 
-def _add(parser: Any, tree: Any, display: str, trees: dict[str, Any]) -> None:
+def _add(parser: Any, tree: Any, display: str, trees: dict[str, Any]) -> list[str]:
+    warnings = normalize(tree, display)
     try:
         parser.add_bpmn_xml(tree, filename=display)
     except ValidationException as exc:
         raise _located(exc, trees, display) from None
     except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, IndexError) as exc:
         raise ModelError(f"cannot be parsed: {_describe(exc)}", file=display) from None
+    return warnings
 
 
 def _pick_process(parser: Any, root: Any, display: str) -> str:
@@ -179,7 +183,9 @@ def _missing(parser: Any) -> set[str]:
     return {d for d in parser.get_dependencies() if d} - known
 
 
-def _add_folder(parser: Any, folder: Path, main: Path, trees: dict[str, Any]) -> list[tuple[str, bytes]]:
+def _add_folder(
+    parser: Any, folder: Path, main: Path, trees: dict[str, Any], warnings: list[str]
+) -> list[tuple[str, bytes]]:
     """Add the files of ``folder`` that define missing called processes or decisions."""
     used: list[tuple[str, bytes]] = []
     candidates = [
@@ -208,6 +214,7 @@ def _add_folder(parser: Any, folder: Path, main: Path, trees: dict[str, Any]) ->
             trees[display] = tree
             try:
                 if root.tag == f"{{{BPMN_NS}}}definitions":
+                    warnings += normalize(tree, display)
                     parser.add_bpmn_xml(tree, filename=display)
                 else:
                     parser.add_dmn_xml(tree.getroot(), filename=display)

@@ -10,10 +10,11 @@ stamps. Callers get flowrun dataclasses back, never SpiffWorkflow objects.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
@@ -74,6 +75,7 @@ class Engine:
         self.clock = clock
         self.service_caller = service_caller
         self._specs: dict[str, tuple[Any, Any]] = {}
+        self._spec_json: dict[str, str] = {}
 
     def _spec(self, spec_json: str, key: str | None) -> tuple[Any, Any]:
         cache_key = key or spec_json
@@ -87,6 +89,7 @@ class Engine:
                 raise ModelError(f"the stored process definition cannot be read ({exc})") from None
             found = (spec, subs)
             self._specs[cache_key] = found
+            self._spec_json[cache_key] = spec_json
         return found
 
     def start(
@@ -101,12 +104,25 @@ class Engine:
             source: the model's file, named in error messages.
         """
         spec, subs = self._spec(spec_json, key)
+        if data:
+            check_saveable(dict(data), "the start data")
         workflow = BpmnWorkflow(spec, subs, script_engine=_spiff.FlowrunScriptEngine(self.service_caller))
         if data:
             workflow.task_tree.data.update(data)
         run = Run(workflow, self.clock, seen={}, source=source)
         run.advance()
         return run
+
+    def verify(self, state: str, key: str) -> None:
+        """Load ``state`` back with the definition cached under ``key``, to prove it can be.
+
+        Raises:
+            StateError: the state cannot be loaded (nothing should be saved then).
+        """
+        spec_json = self._spec_json.get(key)
+        if spec_json is None:
+            raise StateError(f"no definition is loaded for model {key[:12]}")
+        self.restore(spec_json, state, key=key)
 
     def restore(self, spec_json: str, state: str, key: str | None = None, source: str = "") -> Run:
         """Load a saved instance (from :meth:`Run.snapshot`) with the restricted script engine."""
@@ -169,6 +185,7 @@ class Run:
         """Deliver a message or signal named ``name``; False when nothing in the instance waits for it."""
         from SpiffWorkflow.bpmn.util import BpmnEvent
 
+        check_saveable(dict(payload or {}), f"the {kind} {name}")
         event = BpmnEvent(_spiff.event_definition(kind, name), payload=dict(payload or {}))
         with self._located():
             waiting = [t for t in self._wf.event_manager.tasks.values() if t.task_spec.catches(t, event)]
@@ -211,6 +228,7 @@ class Run:
         task = self._task(task_id)
         if not (task.state == TaskState.READY and task.task_spec.manual):
             raise StateError(f"task {task.task_spec.bpmn_id} is {TaskState.get_name(task.state).lower()}, not ready")
+        check_saveable(dict(data), f"task {task.task_spec.bpmn_id}")
         now = self._clock.now()
         task.data.update(data)
         try:
@@ -429,6 +447,40 @@ def _task_type(spec: Any) -> str | None:
         cached = _DESCRIPTION_TYPES.get(desc) or _camel(desc)
         spec._flowrun_type = cached
     return None if cached in _SKIPPED_TYPES else cached
+
+
+_SCALARS = (str, int, float, bool, type(None), datetime, date, timedelta)
+
+
+def check_saveable(data: Any, where: str, path: str = "") -> None:
+    """Refuse values that cannot be stored and loaded again, naming the key and the fix.
+
+    Task data is stored as JSON through SpiffWorkflow's serializer: text, numbers
+    (finite), booleans, null, lists, objects with text keys, and dates and times.
+    Keys named ``typename`` or starting with ``__`` would be mistaken for the
+    serializer's own markers.
+
+    Raises:
+        DataError: some value cannot be saved.
+    """
+    here = path or "the data"
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise DataError(f"{where}: the key {key!r} in {here} is not text; use text keys")
+            if key == "typename" or key.startswith("__"):
+                raise DataError(f"{where}: the key '{key}' in {here} is reserved; rename it")
+            check_saveable(value, where, f"{path}.{key}" if path else key)
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            check_saveable(value, where, f"{here}[{i}]")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise DataError(f"{where}: {here} is {data}, which cannot be saved; use a finite number or null")
+    elif not isinstance(data, _SCALARS):
+        raise DataError(
+            f"{where}: {here} is a {type(data).__name__}, which cannot be saved; "
+            "use text, numbers, booleans, lists or objects"
+        )
 
 
 def _error_variables(task: Any, definition: Any) -> None:
