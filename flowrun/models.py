@@ -77,6 +77,7 @@ class ModelInfo:
 
     ``spec`` is the engine's serialised definition (opaque JSON text); ``sha256``
     is the hash of the BPMN file's bytes and keys the stored definition.
+    ``warnings`` name what was left out to run the diagram (e.g. data stores).
     """
 
     file: str
@@ -85,6 +86,7 @@ class ModelInfo:
     name: str | None
     spec: str
     lanes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

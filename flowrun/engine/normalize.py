@@ -48,8 +48,7 @@ from flowrun.errors import ModelError
 
 __all__ = ["normalize"]
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-_B = "{" + BPMN_NS + "}"
+_B = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 
 _GATEWAYS = frozenset("exclusiveGateway parallelGateway inclusiveGateway eventBasedGateway complexGateway".split())
 _ACTIVITIES = frozenset(
