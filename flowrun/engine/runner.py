@@ -439,7 +439,8 @@ _DESCRIPTION_TYPES = {
 
 def _task_type(spec: Any) -> str | None:
     """The BPMN element type of a spec (``userTask``, ``endEvent``, ...), None if not recorded."""
-    if getattr(spec, "bpmn_id", None) is None:
+    bpmn_id = getattr(spec, "bpmn_id", None)
+    if bpmn_id is None or bpmn_id.startswith("flowrun_"):  # engine internals and elements flowrun added
         return None
     cached: str | None = getattr(spec, "_flowrun_type", None)
     if cached is None:
