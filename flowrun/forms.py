@@ -59,9 +59,8 @@ def _find_form_file(key: str, forms_dir: Path, root: Path) -> Path:
             if path.is_file():
                 return path
     raise FormError(
-        f"form '{key}' not found (looked for {_display(tried[0], root)} and "
-        f"{_display(tried[1], root)}); create the JSON Schema file in {_display(forms_dir, root)}/ "
-        "or fix camunda:formKey in the diagram"
+        f"form '{key}' not found (looked for {_display(tried[0], root)} and the same name in the project "
+        f"folder); create the JSON Schema file in {_display(forms_dir, root)}/ or fix camunda:formKey in the diagram"
     )
 
 
