@@ -328,11 +328,13 @@ def complete(
     values = forms.validate(form, values, f"task {task.ref}, {task.name}")
     now = project.clock.now()
     with project.store.write() as tx:
+        # Lock the instance first, then look at the task again: of two operators completing
+        # the same task, the second waits here and then sees who completed it.
+        inst = tx.get_instance(task.instance_id or "", with_state=True, lock=True)
         fresh = tx.task_by_ref(int(task.ref or 0))
         if fresh is None:
             raise NotFoundError(f"task {task.ref} disappeared")
         _check_open(fresh)
-        inst = tx.get_instance(fresh.instance_id or "", with_state=True)
         if inst is None or inst.state is None:
             raise NotFoundError(f"the instance of task {task.ref} is missing")
         run = _restore(project, tx, inst)
@@ -448,7 +450,7 @@ def run_due(project: Project, limit: int = 1000) -> WorkerPass:
     for instance_id in due:
         try:
             with project.store.write() as tx:
-                inst = tx.get_instance(instance_id, with_state=True)
+                inst = tx.get_instance(instance_id, with_state=True, lock=True)
                 if inst is None or inst.status != RUNNING:
                     continue
                 run = _restore(project, tx, inst)
@@ -491,7 +493,7 @@ def send(
     results = []
     for target in targets:
         with project.store.write() as tx:
-            inst = tx.get_instance(target, with_state=True)
+            inst = tx.get_instance(target, with_state=True, lock=True)
             if inst is None or inst.status != RUNNING:
                 continue
             run = _restore(project, tx, inst)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from flowrun import app
 from flowrun.clock import ManualClock
 from flowrun.config import find_project
 from tests.helpers import T0
+from tests.pgserver import PgServer
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +31,38 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
             del sys.modules[name]
 
 
+#: ``FLOWRUN_TEST_DB=postgres`` runs every test's project on a real PostgreSQL server.
+ON_POSTGRES = os.environ.get("FLOWRUN_TEST_DB", "sqlite") == "postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session, with flowrun's schema in a template database."""
+    server = PgServer().start()
+    try:
+        server.make_template()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def project_dir(tmp_path: Path) -> Path:
-    """A fresh copy of the shipped example project."""
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """A fresh PostgreSQL database when running on PostgreSQL; None means the SQLite default."""
+    if not ON_POSTGRES or request.node.get_closest_marker("sqlite"):
+        return None
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, database_url: str | None) -> Path:
+    """A fresh copy of the shipped example project (on its own database)."""
     path = tmp_path / "proj"
     app.init_project(path)
+    if database_url:
+        with (path / "flowrun.yaml").open("a", encoding="utf-8") as f:
+            f.write(f"database: {database_url}\n")
     return path
 
 

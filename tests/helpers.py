@@ -86,12 +86,40 @@ def db_path(project_dir: Path) -> Path:
 
 
 def query(project_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows from the project's SQLite database, read with plain sqlite3."""
-    conn = sqlite3.connect(db_path(project_dir))
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    """Rows from the project's database: SQLite through plain sqlite3, PostgreSQL through psycopg.
+
+    ``?`` placeholders work for both.
+    """
+    url = _database_url(project_dir)
+    if url is None:
+        conn = sqlite3.connect(db_path(project_dir))
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    dsn = f"host={parsed.query['host']} port={parsed.query['port']} user={parsed.username} dbname={parsed.database}"
+    with psycopg.connect(dsn) as pg:
+        rows = pg.execute(sql.replace("?", "%s"), params).fetchall()
+    return [tuple(_sqlite_like(v) for v in row) for row in rows]
+
+
+def _database_url(project_dir: Path) -> str | None:
+    import yaml
+
+    raw = yaml.safe_load((project_dir / "flowrun.yaml").read_text()) or {}
+    url = raw.get("database")
+    return url if isinstance(url, str) and url.startswith("postgresql") else None
+
+
+def _sqlite_like(value: Any) -> Any:
+    """PostgreSQL timestamps as SQLite stores them (naive UTC text), so assertions hold on both."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    return value
 
 
 def flowrun_executable() -> Path:

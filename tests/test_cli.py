@@ -322,6 +322,7 @@ def test_database_setting_is_relative_to_the_project(cli, project_dir, tmp_path,
     assert not (project_dir / ".flowrun").exists()
 
 
+@pytest.mark.sqlite
 def test_unusable_database(cli, project_dir):
     """A database file that is not SQLite is reported, not a crash."""
     (project_dir / ".flowrun").mkdir()

@@ -86,6 +86,7 @@ def test_state_is_small_and_holds_no_definition(project, project_dir):
     assert "spec" not in json.loads(state)
 
 
+@pytest.mark.sqlite
 def test_no_absolute_paths_are_stored(project, project_dir, tmp_path):
     """Nothing stored names a folder of this machine, so a project can move."""
     iid = app.start(project, "complaint:reengineered").instance
@@ -108,6 +109,7 @@ def test_no_absolute_paths_are_stored(project, project_dir, tmp_path):
     assert leaks == []
 
 
+@pytest.mark.sqlite
 def test_moving_the_project_keeps_it_working(cli, project, project_dir, tmp_path):
     """After moving the folder, the inbox, do and history work from the new place."""
     iid = app.start(project, "complaint:baseline").instance

@@ -198,9 +198,13 @@ class Tx:
             return True
         return False
 
-    def get_instance(self, instance_id: str, with_state: bool = False) -> InstanceRecord | None:
+    def get_instance(self, instance_id: str, with_state: bool = False, lock: bool = False) -> InstanceRecord | None:
+        """An instance; ``lock`` holds its row until the transaction ends (PostgreSQL ``FOR UPDATE``)."""
         cols = [c for c in instances.c if with_state or c.name != "state"]
-        row = self.conn.execute(select(*cols).where(instances.c.id == instance_id)).mappings().first()
+        q = select(*cols).where(instances.c.id == instance_id)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).mappings().first()
         if row is None:
             return None
         return InstanceRecord(
@@ -442,7 +446,8 @@ def _sqlite_path(url: str) -> Path | None:
 
 def _make_engine(url: str, is_sqlite: bool) -> Engine:
     if not is_sqlite:
-        return create_engine(url, pool_pre_ping=True)
+        # One command is one short transaction; a pool would only hold idle server connections.
+        return create_engine(url, poolclass=NullPool)
     engine = create_engine(
         url, poolclass=NullPool, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "isolation_level": None}
     )
