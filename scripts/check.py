@@ -7,12 +7,15 @@ Run from anywhere with only Python installed::
 
 It creates ``.venv`` with flowrun and its development tools, then runs
 ``ruff check``, ``ruff format --check``, ``mypy`` (strict), ``lint-imports``
-(the layer contracts of pyproject.toml) and ``pytest``. It exits non-zero
-when any of them fails.
+(the layer contracts of pyproject.toml) and ``pytest`` twice: on SQLite, and
+on a real PostgreSQL server the tests start (installed from Debian's packages
+when missing). It exits non-zero when any of them fails.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,14 +37,36 @@ def run(name: str, *cmd: str) -> bool:
     return subprocess.run(list(cmd), cwd=ROOT).returncode == 0
 
 
+def ensure_postgresql() -> bool:
+    """PostgreSQL's server binaries (initdb, pg_ctl), from Debian's packages when missing."""
+    if shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        return True
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("== PostgreSQL is not installed and cannot be installed here (need root and apt-get)")
+        return False
+    print("== installing PostgreSQL from Debian's packages", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    ok = subprocess.run(["apt-get", "update", "-qq"], env=env).returncode == 0
+    ok = ok and subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], env=env).returncode == 0
+    return ok and bool(list(Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+
+
 def main() -> int:
     results = {
         "ruff": run("ruff", str(BIN / "ruff"), "check", *[d for d in LINTED if (ROOT / d).exists()]),
         "format": run("format", str(BIN / "ruff"), "format", "--check", "flowrun"),
         "mypy": run("mypy", str(BIN / "mypy")),
         "imports": run("import contracts", str(BIN / "lint-imports")),
-        "pytest": run("pytest", str(BIN / "python"), "-m", "pytest", "-q", *sys.argv[1:]),
+        "pytest (SQLite)": run("pytest on SQLite", str(BIN / "python"), "-m", "pytest", "-q", *sys.argv[1:]),
     }
+    if ensure_postgresql():
+        os.environ["FLOWRUN_TEST_DB"] = "postgres"
+        results["pytest (PostgreSQL)"] = run(
+            "pytest on PostgreSQL", str(BIN / "python"), "-m", "pytest", "-q", *sys.argv[1:]
+        )
+        del os.environ["FLOWRUN_TEST_DB"]
+    else:
+        results["pytest (PostgreSQL)"] = False
     failed = [name for name, ok in results.items() if not ok]
     print("\n== " + ("all checks passed" if not failed else f"FAILED: {', '.join(failed)}"))
     return 1 if failed else 0
