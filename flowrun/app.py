@@ -454,7 +454,8 @@ def run_due(project: Project, limit: int = 1000) -> WorkerPass:
                 if inst is None or inst.status != RUNNING:
                     continue
                 run = _restore(project, tx, inst)
-                run.refresh()
+                if not run.refresh():
+                    continue  # nothing was due after all: leave the instance as it is
                 records = _save(project, tx, inst, run, now, "its timers fired")
         except FlowrunError as exc:
             result.failed.append((instance_id, str(exc)))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flowrun.errors import FlowrunError, ServiceError, UnknownServiceError
+from flowrun.errors import BpmnError, FlowrunError, ServiceError, UnknownServiceError
 
 Handler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -94,8 +94,8 @@ class Registry:
         fn = self.get(topic)
         try:
             result = fn(dict(data))
-        except FlowrunError:
-            raise
+        except (FlowrunError, BpmnError):
+            raise  # BpmnError is the handler throwing a BPMN error, not a failure
         except Exception as exc:  # noqa: BLE001 - a handler may fail in any way
             raise ServiceError(
                 f"the service '{topic}' failed: {exc.__class__.__name__}: {exc}; "

@@ -50,9 +50,8 @@ _REGISTRY = _SERIALIZER.registry
 _ENCODER = _SERIALIZER._encoder_cls
 
 #: Flow nodes that are not recorded as tasks (they take no time and do no work).
-_SKIPPED_TYPES = frozenset(
-    {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
-)
+#: (An event-based gateway is recorded: it is where the instance waits for the first of its events.)
+_SKIPPED_TYPES = frozenset({"exclusiveGateway", "parallelGateway", "inclusiveGateway", "complexGateway"})
 
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
@@ -162,24 +161,42 @@ class Run:
             self._advance()
 
     @contextmanager
-    def _located(self) -> Iterator[None]:
+    def _located(self, clock: Clock | None = None) -> Iterator[None]:
         """Name the model file in script and service errors; timers use the run's clock."""
         try:
-            with _spiff.using_clock(self._clock), sandbox.limits():
+            with _spiff.using_clock(clock or self._clock), sandbox.limits():
                 yield
         except (ScriptError, ServiceError) as exc:
             if self._source and not exc.message.startswith(self._source):
                 raise type(exc)(f"{self._source}: {exc.message}") from None
             raise
 
-    def refresh(self) -> None:
-        """Fire the timers that are due by the clock and run on until the instance waits again."""
-        with self._located():
+    def refresh(self) -> bool:
+        """Fire the timers that are due by the clock and run on until the instance waits again.
+
+        A timer due at exactly the clock's time fires (SpiffWorkflow fires only once
+        its due time has passed, so timers are compared a microsecond later). Every
+        overdue round of a cycle timer fires in one call.
+
+        Returns:
+            True when a timer fired.
+        """
+        fired = False
+        with self._located(_Later(self._clock)):
             for _ in range(MAX_TIMER_ROUNDS):
+                before = self._timer_state()
                 self._wf.refresh_timers()
                 self._advance()
-                if not self._wf.get_tasks(state=TaskState.READY, manual=False):
-                    return
+                if self._timer_state() == before and not self._wf.get_tasks(state=TaskState.READY, manual=False):
+                    break
+                fired = True
+        return fired
+
+    def _timer_state(self) -> list[tuple[str, int, str]]:
+        return [
+            (str(t.id), t.state, json.dumps(t.internal_data.get("event_value"), default=str, sort_keys=True))
+            for t in self._wf.event_manager.tasks.values()
+        ]
 
     def deliver(self, kind: str, name: str, payload: Mapping[str, Any] | None = None) -> bool:
         """Deliver a message or signal named ``name``; False when nothing in the instance waits for it."""
@@ -430,6 +447,16 @@ class Run:
             _REGISTRY._encoder_mode = False
 
 
+class _Later:
+    """A clock a microsecond ahead, so that a timer due now counts as passed."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock.now() + timedelta(microseconds=1)
+
+
 _DESCRIPTION_TYPES = {
     "Task": "task",
     "Default Start Event": "startEvent",
@@ -445,7 +472,7 @@ def _task_type(spec: Any) -> str | None:
     cached: str | None = getattr(spec, "_flowrun_type", None)
     if cached is None:
         desc = str(spec.description or "Task")
-        cached = _DESCRIPTION_TYPES.get(desc) or _camel(desc)
+        cached = _DESCRIPTION_TYPES.get(desc) or _camel(desc.removeprefix("Default "))
         spec._flowrun_type = cached
     return None if cached in _SKIPPED_TYPES else cached
 
@@ -498,10 +525,24 @@ def _error_variables(task: Any, definition: Any) -> None:
 
 
 def _waits(task: Any) -> tuple[str | None, datetime | None]:
-    """What a waiting task waits for (``timer``, ``message:NAME``, ``signal:NAME``, ...) and when it is due."""
+    """What a waiting task waits for (``timer``, ``message:NAME``, ``signal:NAME``, ...) and when it is due.
+
+    A task waiting for several events (an event-based gateway, a multiple event)
+    waits for ``"message:NAME|timer"``, due when its earliest timer is.
+    """
     definition = getattr(task.task_spec, "event_definition", None)
     if definition is None:
         return None, None
+    parts = getattr(definition, "event_definitions", None)
+    if parts:
+        found = [_wait(task, part) for part in parts]
+        kinds = sorted({k for k, _ in found if k})
+        dues = [d for _, d in found if d is not None]
+        return "|".join(kinds) or None, min(dues) if dues else None
+    return _wait(task, definition)
+
+
+def _wait(task: Any, definition: Any) -> tuple[str | None, datetime | None]:
     try:
         pending = definition.details(task)
     except Exception:  # noqa: BLE001 - details of exotic events; waiting without a name is fine

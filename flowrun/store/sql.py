@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, create_engine, event, func, insert, select, update
+from sqlalchemy import and_, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -337,7 +337,7 @@ class Tx:
         """Instances with a timer due at ``now`` or earlier, most overdue first."""
         rows = self.conn.execute(
             select(tasks.c.instance_id, func.min(tasks.c.due_at))
-            .where(and_(tasks.c.status == WAITING, tasks.c.waits_for == "timer", tasks.c.due_at <= now))
+            .where(and_(tasks.c.status == WAITING, _waits_for("timer"), tasks.c.due_at <= now))
             .group_by(tasks.c.instance_id)
             .order_by(func.min(tasks.c.due_at))
             .limit(limit)
@@ -347,7 +347,7 @@ class Tx:
     def next_due(self) -> datetime | None:
         """When the next timer of any instance is due."""
         value = self.conn.execute(
-            select(func.min(tasks.c.due_at)).where(and_(tasks.c.status == WAITING, tasks.c.waits_for == "timer"))
+            select(func.min(tasks.c.due_at)).where(and_(tasks.c.status == WAITING, _waits_for("timer")))
         ).scalar()
         if isinstance(value, str):  # SQLite returns aggregates of timestamps as text
             value = datetime.fromisoformat(value)
@@ -357,7 +357,7 @@ class Tx:
 
     def instances_waiting_for(self, waits_for: str, instance_id: str | None = None) -> list[str]:
         """Instances with a task waiting for ``waits_for`` (``message:NAME``, ``signal:NAME``)."""
-        q = select(tasks.c.instance_id).where(and_(tasks.c.status == WAITING, tasks.c.waits_for == waits_for))
+        q = select(tasks.c.instance_id).where(and_(tasks.c.status == WAITING, _waits_for(waits_for)))
         if instance_id:
             q = q.where(tasks.c.instance_id == instance_id)
         return list(dict.fromkeys(r[0] for r in self.conn.execute(q.order_by(tasks.c.id))))
@@ -376,6 +376,18 @@ class Tx:
             select(events).where(events.c.instance_id == instance_id).order_by(events.c.id)
         ).mappings()
         return [{**dict(r), "detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
+
+
+def _waits_for(token: str) -> Any:
+    """Rows waiting for ``token``, alone or among others (``message:reply|timer``)."""
+    col = tasks.c.waits_for
+    esc = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        col == token,
+        col.like(f"{esc}|%", escape="\\"),
+        col.like(f"%|{esc}", escape="\\"),
+        col.like(f"%|{esc}|%", escape="\\"),
+    )
 
 
 _UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at"}
