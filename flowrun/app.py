@@ -9,11 +9,13 @@ them directly.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ from flowrun.errors import (
 from flowrun.models import (
     COMPLETED,
     INSTANCE_COMPLETED,
+    INSTANCE_ERROR,
     READY,
     RUNNING,
     STARTED,
@@ -43,6 +46,7 @@ from flowrun.models import (
     InstanceRecord,
     InstanceView,
     ProcessEntry,
+    ServicePolicy,
     TaskRecord,
 )
 
@@ -75,7 +79,8 @@ class Project:
     def engine(self) -> Engine:
         from flowrun.engine import Engine
 
-        return Engine(self.clock, self.registry.call)
+        policies = self.settings.service_policies
+        return Engine(self.clock, self.registry.call, lambda topic: policies.get(topic, ServicePolicy()))
 
 
 # -- project ---------------------------------------------------------------------
@@ -203,11 +208,12 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
 
         info = load_model(path, display, s.processes_dir if path.parent == s.processes_dir else None)
         spec, sha, process_id = info.spec, info.sha256, info.process_id
-    run = project.engine.start(spec, dict(data or {}), key=sha, source=display)
+    instance_id = uuid.uuid4().hex
+    run = project.engine.start(spec, dict(data or {}), key=sha, source=display, instance_id=instance_id)
     now = project.clock.now()
     records = run.drain()
     rec = InstanceRecord(
-        id=uuid.uuid4().hex,
+        id=instance_id,
         family=family,
         variant=variant,
         file=display,
@@ -345,9 +351,11 @@ def complete(
 
 
 def _restore(project: Project, tx: Tx, inst: InstanceRecord) -> Run:
-    if inst.state is None:
-        raise NotFoundError(f"instance {inst.id[:8]} has no saved state")
-    return project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256, source=inst.file)
+    if not inst.state:
+        raise StateError(f"instance {inst.id[:8]} has no engine state (an imported case cannot be run)")
+    run = project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256, source=inst.file)
+    run.instance_id = inst.id
+    return run
 
 
 def _save(
@@ -365,13 +373,22 @@ def _save(
     version = inst.version
     inst.state = _verified_snapshot(project, run, inst)
     inst.data = _jsonable(run.data())
+    failed = run.drain_incidents()
     if run.completed:
         inst.status, inst.ended_at = INSTANCE_COMPLETED, now
+    elif failed:
+        inst.status = INSTANCE_ERROR
+        inst.error = f"{failed[-1]['error_type']}: {failed[-1]['message']}"
     if not tx.update_instance(inst, version, now):
         raise ConflictError(
             f"instance {inst.id[:8]} was changed by someone else while {doing}; check 'flowrun show' and try again"
         )
     tx.save_tasks(inst.id, records)
+    refs = {r.task_id: r.ref for r in records}
+    for f in failed:
+        tx.open_incident(
+            inst.id, refs.get(f["task_id"]), f["task_id"], f["topic"], f["error_type"], f["message"], f["attempts"], now
+        )
     events = _task_events(inst.id, records, data_for=data_for, data=data)
     if run.completed:
         events.append(_event(inst.id, None, now, "instance_completed", None, None))
@@ -437,32 +454,100 @@ class WorkerPass:
     ready: list[TaskRecord] = field(default_factory=list)
 
 
-def run_due(project: Project, limit: int = 1000) -> WorkerPass:
-    """Fire every timer due by the clock, one instance per transaction.
+def run_due(project: Project, limit: int = 100, worker: str | None = None, lease_s: float = 60.0) -> WorkerPass:
+    """Fire due timers and run due service jobs, one instance per transaction.
 
-    An instance whose step fails is reported in ``failed`` and left as it was; the
-    others go on.
+    The due work is first claimed under a lease (``SELECT ... FOR UPDATE SKIP LOCKED``
+    on PostgreSQL), so several workers share it without doing anything twice; a
+    worker that dies loses its lease after ``lease_s`` and another takes over. A
+    step that fails becomes an incident on its instance (status ``error``), which
+    ``flowrun retry`` resumes once the cause is fixed; the other instances go on.
     """
     now = project.clock.now()
-    with project.store.read() as tx:
-        due = tx.due_instances(now, limit)
+    owner = worker or f"{socket.gethostname()}:{os.getpid()}"
+    with project.store.write() as tx:
+        due = tx.claim_due(now, owner, now + timedelta(seconds=lease_s), limit)
     result = WorkerPass()
     for instance_id in due:
         try:
             with project.store.write() as tx:
                 inst = tx.get_instance(instance_id, with_state=True, lock=True)
                 if inst is None or inst.status != RUNNING:
+                    tx.release(instance_id, owner)
                     continue
                 run = _restore(project, tx, inst)
-                if not run.refresh():
+                run.instance_id = inst.id
+                if not (run.run_jobs() | run.refresh()):
+                    tx.release(instance_id, owner)
                     continue  # nothing was due after all: leave the instance as it is
-                records = _save(project, tx, inst, run, now, "its timers fired")
+                records = _save(project, tx, inst, run, now, "its due work ran")
+                tx.release(instance_id, owner)
         except FlowrunError as exc:
+            _instance_incident(project, instance_id, exc, now)
             result.failed.append((instance_id, str(exc)))
             continue
         result.fired.append(instance_id)
         result.ready += _result(instance_id, inst.status, records).ready
     return result
+
+
+def _instance_incident(project: Project, instance_id: str, exc: FlowrunError, now: datetime) -> None:
+    """A worker's step failed: the instance gets an incident and waits for ``flowrun retry``."""
+    with project.store.write() as tx:
+        tx.open_incident(instance_id, None, "", None, type(exc).__name__, str(exc), 1, now)
+        tx.set_instance_status(instance_id, INSTANCE_ERROR, str(exc))
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A step that failed for good: a service whose attempts are used up, or a worker step."""
+
+    id: int
+    instance: str
+    task_ref: int | None
+    task_id: str
+    topic: str | None
+    error_type: str
+    message: str
+    attempts: int
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+def incidents(project: Project, include_resolved: bool = False) -> list[Incident]:
+    """Incidents, newest first (open ones only unless asked)."""
+    with project.store.read() as tx:
+        return [Incident(**row) for row in tx.list_incidents(include_resolved)]
+
+
+def retry(project: Project, incident_id: str) -> StepResult:
+    """Resume the instance of an incident after its cause was fixed: run the failed step again now.
+
+    Raises:
+        NotFoundError: no such open incident.
+    """
+    text = incident_id.strip().lstrip("#")
+    if not text.isdigit():
+        raise NotFoundError(f"'{incident_id}' is not an incident number; see 'flowrun incidents'")
+    now = project.clock.now()
+    with project.store.write() as tx:
+        found = tx.get_incident(int(text))
+        if found is None or found["resolved_at"] is not None:
+            raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
+        inst = tx.get_instance(found["instance"], with_state=True, lock=True)
+        assert inst is not None
+        run = _restore(project, tx, inst)
+        run.instance_id = inst.id
+        if found["task_id"]:
+            run.retry(found["task_id"])
+        else:
+            run.refresh()
+            run.run_jobs()
+        tx.resolve_incident(int(text), now)
+        inst.status, inst.error = RUNNING, None
+        records = _save(project, tx, inst, run, now, f"incident {text} was retried")
+        tx.add_events([_event(inst.id, found["task_ref"], now, "incident_retried", None, {"incident": int(text)})])
+    return _result(inst.id, inst.status, records)
 
 
 def next_due(project: Project) -> datetime | None:
@@ -498,9 +583,12 @@ def send(
             if inst is None or inst.status != RUNNING:
                 continue
             run = _restore(project, tx, inst)
-            if not run.deliver(kind, name, payload):
+            delivered = run.deliver(kind, name, payload)
+            if not delivered and not run.changed:
                 continue
             records = _save(project, tx, inst, run, now, f"the {kind} {name} was delivered")
+            if not delivered:
+                continue  # a timer that was due first took the instance elsewhere
             tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
         results.append(_result(inst.id, inst.status, records))
     if results or iid is not None:
@@ -711,3 +799,4 @@ def _form_checker(s: Settings) -> Callable[[Mapping[str, Any]], object]:
         return forms.resolve_form(ref, s.forms_dir, s.root)
 
     return check
+

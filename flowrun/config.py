@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flowrun.errors import ProjectError
+from flowrun.models import ServicePolicy
 
 CONFIG_NAME = "flowrun.yaml"
 
@@ -28,6 +29,7 @@ class Settings:
         database_url: SQLAlchemy URL; ``FLOWRUN_DATABASE_URL`` overrides the file.
         families: family -> variant -> BPMN path relative to ``root``.
         services: service topic -> ``module:function``, importable from ``root``.
+        service_policies: service topic -> retries, backoff and whether only workers run it.
         customer_facing_lanes: lanes whose tasks are customer touchpoints.
         kpis: KPI name -> ``{"field": ..., "kind": ...}``.
     """
@@ -38,6 +40,7 @@ class Settings:
     database_url: str
     families: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
+    service_policies: dict[str, ServicePolicy] = field(default_factory=dict)
     customer_facing_lanes: tuple[str, ...] = ()
     kpis: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -96,11 +99,7 @@ def load_settings(path: Path) -> Settings:
     url = os.environ.get("FLOWRUN_DATABASE_URL") or raw.get("database")
     url = _database_url(url, root, path)
     families = _families(raw.get("processes") or {}, path)
-    services = raw.get("services") or {}
-    if not isinstance(services, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and ":" in v for k, v in services.items()
-    ):
-        raise ProjectError(f"{path}: 'services' must map each topic to 'module:function'")
+    services, policies = _services(raw.get("services") or {}, path)
     lanes = raw.get("customer_facing_lanes") or []
     if not isinstance(lanes, list):
         raise ProjectError(f"{path}: 'customer_facing_lanes' must be a list of lane names")
@@ -113,7 +112,8 @@ def load_settings(path: Path) -> Settings:
         forms_dir=forms_dir,
         database_url=url,
         families=families,
-        services=dict(services),
+        services=services,
+        service_policies=policies,
         customer_facing_lanes=tuple(str(x) for x in lanes),
         kpis={str(k): dict(v) for k, v in kpis.items()},
     )
@@ -136,6 +136,39 @@ def _database_url(url: Any, root: Path, path: Path) -> str:
         if rest and rest != ":memory:" and not Path(rest).is_absolute():
             return f"sqlite:///{(root / rest).as_posix()}"
     return url
+
+
+def _services(raw: Any, path: Path) -> tuple[dict[str, str], dict[str, ServicePolicy]]:
+    """``topic: module:function`` or ``topic: {handler: module:function, retries: 3, backoff: 10, async: true}``."""
+    usage = (
+        f"{path}: 'services' maps each topic to 'module:function' or to "
+        "{handler: module:function, retries: N, backoff: SECONDS, async: true|false}"
+    )
+    if not isinstance(raw, dict):
+        raise ProjectError(usage)
+    targets: dict[str, str] = {}
+    policies: dict[str, ServicePolicy] = {}
+    for topic, value in raw.items():
+        if isinstance(value, str):
+            value = {"handler": value}
+        if not isinstance(value, dict) or not isinstance(value.get("handler"), str) or ":" not in value["handler"]:
+            raise ProjectError(f"{usage}; '{topic}' is not")
+        unknown = set(value) - {"handler", "retries", "backoff", "async"}
+        if unknown:
+            raise ProjectError(f"{path}: service '{topic}' has unknown settings {sorted(unknown)}; {usage}")
+        try:
+            policy = ServicePolicy(
+                retries=int(value.get("retries", 0)),
+                backoff_s=float(value.get("backoff", 10)),
+                run_async=bool(value.get("async", False)),
+            )
+        except (TypeError, ValueError):
+            raise ProjectError(f"{path}: service '{topic}': retries must be a whole number, backoff seconds") from None
+        if policy.retries < 0 or policy.backoff_s < 0:
+            raise ProjectError(f"{path}: service '{topic}': retries and backoff cannot be negative")
+        targets[str(topic)] = value["handler"]
+        policies[str(topic)] = policy
+    return targets, policies
 
 
 def _families(raw: Any, path: Path) -> dict[str, dict[str, str]]:

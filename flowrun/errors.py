@@ -102,7 +102,12 @@ class DataError(FlowrunError):
 
 
 class ServiceError(FlowrunError):
-    """A service task could not be run by its handler."""
+    """A service task could not be run by its handler.
+
+    ``original`` is the handler's own exception type and message, when it raised one.
+    """
+
+    original: tuple[str, str] | None = None
 
 
 class UnknownServiceError(ServiceError):

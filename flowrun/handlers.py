@@ -1,7 +1,9 @@
 """Service task handlers: functions registered by topic that the engine calls.
 
 A handler is ``(Mapping[str, Any]) -> dict[str, Any]``: it gets a copy of the
-task data and returns a dict merged into it. Handlers come from the project's
+task data and returns a dict merged into it. A handler with a second parameter
+(or one named ``context``) also gets a :class:`~flowrun.models.ServiceContext`
+whose ``idempotency_key`` is the same across retries of the same task. Handlers come from the project's
 ``flowrun.yaml`` (``services: {topic: module:function}``, importable from the
 project folder) or from :func:`handler` in Python code.
 """
@@ -9,14 +11,16 @@ project folder) or from :func:`handler` in Python code.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from flowrun.errors import BpmnError, FlowrunError, ServiceError, UnknownServiceError
+from flowrun.models import SERVICE_CONTEXT
 
-Handler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+Handler = Callable[..., Mapping[str, Any]]
 
 _REGISTERED: dict[str, Handler] = {}
 
@@ -92,15 +96,35 @@ class Registry:
     def call(self, topic: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """Call the handler for ``topic``; its failures become a :class:`ServiceError`."""
         fn = self.get(topic)
+        context = SERVICE_CONTEXT.get()
         try:
-            result = fn(dict(data))
+            result = fn(dict(data), context) if _wants_context(fn) else fn(dict(data))
         except (FlowrunError, BpmnError):
             raise  # BpmnError is the handler throwing a BPMN error, not a failure
         except Exception as exc:  # noqa: BLE001 - a handler may fail in any way
-            raise ServiceError(
+            error = ServiceError(
                 f"the service '{topic}' failed: {exc.__class__.__name__}: {exc}; "
                 "nothing was saved, fix the cause and run the command again"
-            ) from None
+            )
+            error.original = (exc.__class__.__name__, str(exc))
+            raise error from None
         if result is None:
             return {}
         return result
+
+
+def _wants_context(fn: Handler) -> bool:
+    """Handlers written ``def handler(data, context)`` also get the :class:`ServiceContext`."""
+    cached = _WANTS.get(fn)
+    if cached is None:
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        cached = len(positional) >= 2 or any(p.name == "context" for p in params)
+        _WANTS[fn] = cached
+    return cached
+
+
+_WANTS: dict[Any, bool] = {}

@@ -7,12 +7,54 @@ rendered, serialised to JSON and compared in tests without touching the engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 #: Calls the service handler registered for ``topic`` with the task data.
 ServiceCaller = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class ServicePolicy:
+    """How a service topic runs: retries after a failure, their backoff, and where it runs.
+
+    Attributes:
+        retries: attempts after the first one; 0 means a failure is final.
+        backoff_s: seconds before the first retry; each later retry waits twice as long.
+        run_async: run only by ``flowrun worker``, never inside an operator's command.
+    """
+
+    retries: int = 0
+    backoff_s: float = 10.0
+    run_async: bool = False
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(self.backoff_s * 2 ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a handler may want to know besides the data: which call this is.
+
+    ``idempotency_key`` is the same for every attempt at the same task of the same
+    instance, so a handler can make its effect happen once despite retries.
+    """
+
+    topic: str
+    instance: str
+    task: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.instance}:{self.task}"
+
+
+#: The call in progress, set by the engine around each handler call.
+SERVICE_CONTEXT: ContextVar[ServiceContext | None] = ContextVar("flowrun_service_context", default=None)
 
 #: Task statuses as recorded in the store.
 READY = "ready"
@@ -55,6 +97,7 @@ class TaskRecord:
     instance_id: str | None = None
     waits_for: str | None = None
     due_at: datetime | None = None
+    attempts: int = 0
 
     @property
     def waiting_s(self) -> float | None:

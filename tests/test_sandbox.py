@@ -210,6 +210,7 @@ def test_endless_script_is_stopped(project_dir):
     """A script that never ends is stopped with an error instead of hanging the command."""
     (project_dir / "processes" / "loop.bpmn").write_text(script_diagram("loop", "while True:\n    pass"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}
+    env["FLOWRUN_SCRIPT_SECONDS"] = "2"
     proc = subprocess.Popen(
         [str(flowrun_executable()), "start", "loop"],
         cwd=project_dir,

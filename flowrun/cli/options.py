@@ -48,6 +48,10 @@ def read_data_file(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.BadParameter(
+            f"{path} is not UTF-8 text; save it as a UTF-8 JSON or YAML file", param_hint="--data-file"
+        ) from None
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--data-file") from None
     try:

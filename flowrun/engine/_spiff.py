@@ -15,9 +15,9 @@ instance never imports it. flowrun adds to SpiffWorkflow's Camunda flavour:
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -34,13 +34,14 @@ from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 from flowrun.clock import Clock
 from flowrun.engine import sandbox
 from flowrun.errors import BpmnError, ServiceError
-from flowrun.models import ServiceCaller
+from flowrun.models import SERVICE_CONTEXT, ServiceCaller, ServiceContext, ServicePolicy
 
 FORM_KEY = "flowrun:form"
 TOPIC_KEY = "flowrun:topic"
 PARAMS_KEY = "flowrun:parameters"
 RESULT_KEY = "flowrun:result_variable"
 BPMN_ERROR_KEY = "flowrun:bpmn_error"
+JOB_KEY = "flowrun:job"
 ERROR_CODE_VAR = "flowrun:error_code_variable"
 ERROR_MESSAGE_VAR = "flowrun:error_message_variable"
 
@@ -94,13 +95,39 @@ class FlowrunServiceTask(ServiceTask):  # type: ignore[misc]
         payload = dict(my_task.data)
         for name, expression in (ext.get(PARAMS_KEY) or {}).items():
             payload[name] = engine.evaluate(my_task, expression)
+        policy = engine.policy(topic)
+        job = my_task.internal_data.get(JOB_KEY) or {}
+        if policy.run_async and not engine.worker_mode:
+            # Left for `flowrun worker`: the task waits as a job due now.
+            my_task.internal_data[JOB_KEY] = {"attempt": 0, "due": engine.now().isoformat()}
+            return None
+        attempt = int(job.get("attempt", 0)) + 1
+        context = ServiceContext(topic or "", engine.instance_id, str(my_task.id), attempt)
+        token = SERVICE_CONTEXT.set(context)
         try:
             result = engine.call_handler(self, topic, payload)
         except BpmnError as exc:
             # Thrown after the task has stopped running (see Run._did), so that the
             # boundary event can cancel it like any other interrupted activity.
+            my_task.internal_data.pop(JOB_KEY, None)
             my_task.internal_data[BPMN_ERROR_KEY] = {"code": exc.code, "message": exc.message, "data": exc.data}
             return None
+        except ServiceError as exc:
+            if not engine.worker_mode and policy.retries == 0 and not job:
+                raise  # in an operator's command with no retries: the command fails, nothing is saved
+            final = attempt > policy.retries
+            due = None if final else (engine.now() + timedelta(seconds=policy.delay(attempt))).isoformat()
+            error_type, error_message = getattr(exc, "original", (type(exc).__name__, str(exc)))
+            my_task.internal_data[JOB_KEY] = {
+                "attempt": attempt,
+                "due": due,
+                "incident": final,
+                "error": {"type": error_type, "message": error_message},
+            }
+            return None
+        finally:
+            SERVICE_CONTEXT.reset(token)
+        my_task.internal_data.pop(JOB_KEY, None)
         target = ext.get(RESULT_KEY)
         if target:
             my_task.data[target] = dict(result)
@@ -126,9 +153,29 @@ class _Environment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
 class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     """The script engine every workflow gets, on creation and on every load."""
 
-    def __init__(self, service_caller: ServiceCaller | None = None) -> None:
+    def __init__(
+        self,
+        service_caller: ServiceCaller | None = None,
+        policies: Callable[[str], ServicePolicy] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         super().__init__(environment=_Environment())
         self.service_caller = service_caller
+        self.policies = policies
+        self.clock = clock
+        #: True while a worker runs due jobs: failures are retried or become incidents.
+        self.worker_mode = False
+        #: The instance being run, for the handlers' idempotency keys.
+        self.instance_id = ""
+
+    def policy(self, topic: str | None) -> ServicePolicy:
+        return self.policies(topic) if (self.policies and topic) else ServicePolicy()
+
+    def now(self) -> datetime:
+        clock = _CLOCK.get() or self.clock
+        if clock is None:
+            raise ServiceError("no clock for scheduling service retries")
+        return clock.now()
 
     def validate(self, expression: str) -> None:
         sandbox.compile_expression(expression)

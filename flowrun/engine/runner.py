@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -42,6 +42,7 @@ from flowrun.models import (
     STARTED,
     WAITING,
     ServiceCaller,
+    ServicePolicy,
     TaskRecord,
 )
 
@@ -70,9 +71,15 @@ class Engine:
         service_caller: called as ``service_caller(topic, data)`` for service tasks.
     """
 
-    def __init__(self, clock: Clock, service_caller: ServiceCaller | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        service_caller: ServiceCaller | None = None,
+        policies: Callable[[str], ServicePolicy] | None = None,
+    ) -> None:
         self.clock = clock
         self.service_caller = service_caller
+        self.policies = policies
         self._specs: dict[str, tuple[Any, Any]] = {}
         self._spec_json: dict[str, str] = {}
 
@@ -91,8 +98,16 @@ class Engine:
             self._spec_json[cache_key] = spec_json
         return found
 
+    def _script_engine(self) -> _spiff.FlowrunScriptEngine:
+        return _spiff.FlowrunScriptEngine(self.service_caller, self.policies, self.clock)
+
     def start(
-        self, spec_json: str, data: Mapping[str, Any] | None = None, key: str | None = None, source: str = ""
+        self,
+        spec_json: str,
+        data: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        source: str = "",
+        instance_id: str = "",
     ) -> Run:
         """Create a new instance of the model and run it until the first wait.
 
@@ -105,10 +120,11 @@ class Engine:
         spec, subs = self._spec(spec_json, key)
         if data:
             check_saveable(dict(data), "the start data")
-        workflow = BpmnWorkflow(spec, subs, script_engine=_spiff.FlowrunScriptEngine(self.service_caller))
+        workflow = BpmnWorkflow(spec, subs, script_engine=self._script_engine())
         if data:
             workflow.task_tree.data.update(data)
         run = Run(workflow, self.clock, seen={}, source=source)
+        run.instance_id = instance_id
         run.advance()
         return run
 
@@ -135,7 +151,7 @@ class Engine:
             workflow = _REGISTRY.restore(dct, spec=spec, subprocess_specs=subs)
         except (ValueError, KeyError, TypeError, SpiffWorkflowException) as exc:
             raise StateError(f"the saved instance cannot be loaded ({exc})") from None
-        workflow.script_engine = _spiff.FlowrunScriptEngine(self.service_caller)
+        workflow.script_engine = self._script_engine()
         seen = {str(t.id): t.state for t in workflow.get_tasks(state=_OBSERVED)}
         return Run(workflow, self.clock, seen=seen, source=source)
 
@@ -146,6 +162,7 @@ class Run:
     def __init__(self, workflow: Any, clock: Clock, seen: dict[str, int], source: str = "") -> None:
         self._wf = workflow
         self._source = source
+        self._incidents: list[dict[str, Any]] = []
         self._clock = clock
         self._seen = seen
         self._started: dict[str, datetime] = {}
@@ -170,6 +187,61 @@ class Run:
             if self._source and not exc.message.startswith(self._source):
                 raise type(exc)(f"{self._source}: {exc.message}") from None
             raise
+
+    @property
+    def instance_id(self) -> str:
+        return str(self._wf.script_engine.instance_id)
+
+    @instance_id.setter
+    def instance_id(self, value: str) -> None:
+        self._wf.script_engine.instance_id = value
+
+    def run_jobs(self) -> bool:
+        """Run the service tasks waiting as jobs that are due (as a worker: failures retry or become incidents).
+
+        Returns:
+            True when a job ran (whether it succeeded or failed).
+        """
+        now = self._clock.now()
+        due = [t for t in self._jobs() if _job_due(t, now)]
+        if not due:
+            return False
+        engine = self._wf.script_engine
+        engine.worker_mode = True
+        try:
+            with self._located():
+                for task in due:
+                    task._set_state(TaskState.READY)
+                self._advance()
+        finally:
+            engine.worker_mode = False
+        return True
+
+    def retry(self, task_id: str) -> None:
+        """Run a service task whose attempts are used up again, with a fresh count of retries."""
+        task = self._task(task_id)
+        job = task.internal_data.get(_spiff.JOB_KEY)
+        if task.state != TaskState.STARTED or not job:
+            raise StateError(f"task {task.task_spec.bpmn_id} is not a failed service task")
+        task.internal_data[_spiff.JOB_KEY] = {"attempt": 0, "due": self._clock.now().isoformat()}
+        self.run_jobs()
+
+    def _jobs(self) -> list[Any]:
+        return [
+            t
+            for t in self._wf.get_tasks(state=TaskState.STARTED)
+            if t.internal_data.get(_spiff.JOB_KEY) is not None
+        ]
+
+    @property
+    def changed(self) -> bool:
+        """True when something happened since the last :meth:`drain` (tasks moved, incidents)."""
+        return bool(self._pending or self._incidents)
+
+    def drain_incidents(self) -> list[dict[str, Any]]:
+        """Service tasks whose last attempt failed since the last call: task, topic, error, attempts."""
+        out, self._incidents = self._incidents, []
+        return out
 
     def refresh(self) -> bool:
         """Fire the timers that are due by the clock and run on until the instance waits again.
@@ -204,6 +276,9 @@ class Run:
 
         check_saveable(dict(payload or {}), f"the {kind} {name}")
         event = BpmnEvent(_spiff.event_definition(kind, name), payload=dict(payload or {}))
+        # Timers that were due before the message came fire first: an event-based gateway
+        # then takes its timer path, and the late message finds nothing waiting for it.
+        self.refresh()
         with self._located():
             waiting = [t for t in self._wf.event_manager.tasks.values() if t.task_spec.catches(t, event)]
             if not waiting:
@@ -293,6 +368,11 @@ class Run:
             self._throw(task, error)
         tid = str(task.id)
         state = task.state
+        job = task.internal_data.get(_spiff.JOB_KEY) if state == TaskState.STARTED else None
+        if job is not None:
+            self._seen[tid] = state
+            self._job_record(task, job, self._started.pop(tid, self._clock.now()))
+            return
         if self._seen.get(tid) == state:
             return
         self._seen[tid] = state
@@ -307,6 +387,25 @@ class Run:
             rec = self._record(task, STARTED)
             rec.ready_at = rec.ready_at or started
             rec.started_at = started
+
+    def _job_record(self, task: Any, job: dict[str, Any], started: datetime) -> None:
+        """A service task waiting as a job: due for its next attempt, or an incident."""
+        rec = self._record(task, WAITING)
+        rec.ready_at = rec.ready_at or started
+        topic = (getattr(task.task_spec, "extensions", None) or {}).get(_spiff.TOPIC_KEY)
+        rec.waits_for = f"service:{topic}"
+        rec.due_at = _as_time(job.get("due"))
+        rec.attempts = int(job.get("attempt", 0))
+        if job.get("incident"):
+            self._incidents.append(
+                {
+                    "task_id": str(task.id),
+                    "topic": topic,
+                    "error_type": job["error"]["type"],
+                    "message": job["error"]["message"],
+                    "attempts": rec.attempts,
+                }
+            )
 
     def _throw(self, task: Any, error: dict[str, Any]) -> None:
         """Throw a handler's BPMN error from ``task``; fail the step when nothing catches it."""
@@ -433,6 +532,10 @@ class Run:
         Raises:
             DataError: the task data holds values that cannot be saved.
         """
+        for task in self._wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+            spec = task.task_spec
+            check_saveable(task.data, f"{self._source or 'the process'}: task {spec.bpmn_id or spec.name}")
+        check_saveable(self._wf.data, f"{self._source or 'the process'}")
         _REGISTRY._encoder_mode = True
         try:
             dct = _REGISTRY.convert(self._wf)
@@ -509,6 +612,12 @@ def check_saveable(data: Any, where: str, path: str = "") -> None:
             f"{where}: {here} is a {type(data).__name__}, which cannot be saved; "
             "use text, numbers, booleans, lists or objects"
         )
+
+
+def _job_due(task: Any, now: datetime) -> bool:
+    job = task.internal_data.get(_spiff.JOB_KEY) or {}
+    due = _as_time(job.get("due"))
+    return not job.get("incident") and due is not None and due <= now
 
 
 def _error_variables(task: Any, definition: Any) -> None:

@@ -141,7 +141,7 @@ def _stop(signum: int, frame: Any) -> None:
 
 def _install() -> None:
     """Once per process: the SIGPROF handler and the address-space ceiling."""
-    _INSTALLED["seconds"] = _setting("FLOWRUN_SCRIPT_SECONDS", 5.0)
+    _INSTALLED["seconds"] = _setting("FLOWRUN_SCRIPT_SECONDS", 3.0)
     signal.signal(signal.SIGPROF, _stop)
     _limit_memory(_setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0))
 
@@ -150,7 +150,7 @@ def _install() -> None:
 def limits() -> Iterator[None]:
     """Bound the CPU time and memory of one engine step (its scripts and conditions).
 
-    ``FLOWRUN_SCRIPT_SECONDS`` (default 5) of CPU time per step, then the running
+    ``FLOWRUN_SCRIPT_SECONDS`` (default 3) of CPU time per step, then the running
     code is stopped with :class:`ScriptTimeout`. Memory: on first use the process
     gets an address-space ceiling of its size then plus ``FLOWRUN_SCRIPT_MEMORY_MB``
     (default 1024), so a script that allocates without bound fails with

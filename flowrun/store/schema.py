@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 #: The Alembic revision this code expects; checked on open without importing Alembic.
-HEAD_REVISION = "0002_waits"
+HEAD_REVISION = "0003_jobs"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -109,6 +109,9 @@ tasks = Table(
     Column("form", Text),
     Column("waits_for", String(255)),
     Column("due_at", UTCDateTime),
+    Column("lease_owner", String(255)),
+    Column("lease_until", UTCDateTime),
+    Column("attempts", Integer, nullable=False, server_default="0"),
     UniqueConstraint("instance_id", "task_id", name="uq_tasks_instance_task"),
     Index("ix_tasks_status", "status"),
     Index("ix_tasks_waiting", "status", "waits_for", "due_at"),
@@ -125,4 +128,20 @@ events = Table(
     Column("actor", String(255)),
     Column("detail", Text),
     Index("ix_events_instance", "instance_id"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("instance_id", String(32), ForeignKey("instances.id"), nullable=False),
+    Column("task_ref", BigInteger),
+    Column("task_id", String(36), nullable=False),
+    Column("topic", String(255)),
+    Column("error_type", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Index("ix_incidents_open", "resolved_at", "instance_id"),
 )

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from flowrun.errors import StoreError
 from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
 from flowrun.store import schema
-from flowrun.store.schema import events, instances, models, tasks
+from flowrun.store.schema import events, incidents, instances, models, tasks
 
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -263,6 +263,8 @@ class Tx:
             else:
                 rec.ref = ref
                 values = {k: v for k, v in _task_values(rec).items() if v is not None and k in _UPDATABLE}
+                if rec.status == WAITING:
+                    values["due_at"] = rec.due_at  # a new wait replaces the old due time, even with none
                 self.conn.execute(update(tasks).where(tasks.c.id == ref).values(**values))
 
     def task_by_ref(self, ref: int) -> TaskRecord | None:
@@ -344,6 +346,87 @@ class Tx:
         )
         return [r[0] for r in rows]
 
+    def claim_due(self, now: datetime, owner: str, until: datetime, limit: int = 100) -> list[str]:
+        """Claim the instances with due timers or service jobs for ``owner`` until ``until``.
+
+        Rows leased by another live worker are skipped; on PostgreSQL the candidate
+        rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent workers never
+        claim the same work. Returns the claimed instances, most overdue first.
+        """
+        due = or_(_waits_for("timer"), tasks.c.waits_for.like("service:%"))
+        free = or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < now, tasks.c.lease_owner == owner)
+        q = (
+            select(tasks.c.id, tasks.c.instance_id, tasks.c.due_at)
+            .join(instances, instances.c.id == tasks.c.instance_id)
+            .where(and_(tasks.c.status == WAITING, due, tasks.c.due_at <= now, free, instances.c.status == "running"))
+            .order_by(tasks.c.due_at, tasks.c.id)
+            .limit(limit)
+        )
+        if self.conn.dialect.name == "postgresql":
+            q = q.with_for_update(of=tasks, skip_locked=True)
+        rows = self.conn.execute(q).all()
+        if not rows:
+            return []
+        self.conn.execute(
+            update(tasks).where(tasks.c.id.in_([r[0] for r in rows])).values(lease_owner=owner, lease_until=until)
+        )
+        return list(dict.fromkeys(r[1] for r in rows))
+
+    def release(self, instance_id: str, owner: str) -> None:
+        """Give up ``owner``'s leases on an instance's rows."""
+        self.conn.execute(
+            update(tasks)
+            .where(and_(tasks.c.instance_id == instance_id, tasks.c.lease_owner == owner))
+            .values(lease_owner=None, lease_until=None)
+        )
+
+    def set_instance_status(self, instance_id: str, status: str, error: str | None) -> None:
+        self.conn.execute(
+            update(instances).where(instances.c.id == instance_id).values(status=status, error=error)
+        )
+
+    # -- incidents ---------------------------------------------------------------
+
+    def open_incident(
+        self,
+        instance_id: str,
+        task_ref: int | None,
+        task_id: str,
+        topic: str | None,
+        error_type: str,
+        message: str,
+        attempts: int,
+        now: datetime,
+    ) -> int:
+        result = self.conn.execute(
+            insert(incidents).values(
+                instance_id=instance_id,
+                task_ref=task_ref,
+                task_id=task_id,
+                topic=topic,
+                error_type=error_type,
+                message=message,
+                attempts=attempts,
+                created_at=now,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
+        return _incident(row) if row is not None else None
+
+    def list_incidents(self, include_resolved: bool = False) -> list[dict[str, Any]]:
+        q = select(incidents).order_by(incidents.c.id.desc())
+        if not include_resolved:
+            q = q.where(incidents.c.resolved_at.is_(None))
+        return [_incident(r) for r in self.conn.execute(q).mappings()]
+
+    def resolve_incident(self, incident_id: int, now: datetime) -> None:
+        self.conn.execute(update(incidents).where(incidents.c.id == incident_id).values(resolved_at=now))
+
     def next_due(self) -> datetime | None:
         """When the next timer of any instance is due."""
         value = self.conn.execute(
@@ -378,6 +461,21 @@ class Tx:
         return [{**dict(r), "detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
 
 
+def _incident(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row["id"]),
+        "instance": row["instance_id"],
+        "task_ref": row["task_ref"],
+        "task_id": row["task_id"],
+        "topic": row["topic"],
+        "error_type": row["error_type"],
+        "message": row["message"],
+        "attempts": row["attempts"],
+        "created_at": row["created_at"],
+        "resolved_at": row["resolved_at"],
+    }
+
+
 def _waits_for(token: str) -> Any:
     """Rows waiting for ``token``, alone or among others (``message:reply|timer``)."""
     col = tasks.c.waits_for
@@ -390,7 +488,7 @@ def _waits_for(token: str) -> Any:
     )
 
 
-_UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at"}
+_UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at", "attempts"}
 
 
 def _task_values(rec: TaskRecord) -> dict[str, Any]:
@@ -408,6 +506,7 @@ def _task_values(rec: TaskRecord) -> dict[str, Any]:
         "form": _dumps(rec.form) if rec.form is not None else None,
         "waits_for": rec.waits_for,
         "due_at": rec.due_at,
+        "attempts": rec.attempts,
     }
 
 
@@ -428,6 +527,7 @@ def _task_from_row(row: Any) -> TaskRecord:
         instance_id=row["instance_id"],
         waits_for=row["waits_for"],
         due_at=row["due_at"],
+        attempts=row["attempts"] or 0,
     )
 
 
