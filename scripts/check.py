@@ -37,6 +37,19 @@ def run(name: str, *cmd: str) -> bool:
     return subprocess.run(list(cmd), cwd=ROOT).returncode == 0
 
 
+LXML4 = ROOT / ".venv-lxml4"
+
+
+def ensure_lxml4() -> str | None:
+    """``.venv-lxml4``: the oldest lxml flowrun allows (4.9), for tests/test_xml_lxml4.py."""
+    python = LXML4 / "bin" / "python"
+    if not python.exists() and subprocess.run([sys.executable, "-m", "venv", str(LXML4)]).returncode != 0:
+        return None
+    packages = ["lxml>=4.9,<5", "SpiffWorkflow>=3.2,<4", "RestrictedPython>=7.0"]
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages]
+    return str(python) if subprocess.run(pip, cwd=ROOT).returncode == 0 else None
+
+
 def ensure_postgresql() -> bool:
     """PostgreSQL's server binaries (initdb, pg_ctl), from Debian's packages when missing."""
     if shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
@@ -52,7 +65,11 @@ def ensure_postgresql() -> bool:
 
 
 def main() -> int:
+    lxml4 = ensure_lxml4()
+    if lxml4:
+        os.environ["FLOWRUN_LXML4_PYTHON"] = lxml4
     results = {
+        "lxml 4 venv": lxml4 is not None,
         "ruff": run("ruff", str(BIN / "ruff"), "check", *[d for d in LINTED if (ROOT / d).exists()]),
         "format": run("format", str(BIN / "ruff"), "format", "--check", "flowrun"),
         "mypy": run("mypy", str(BIN / "mypy")),
