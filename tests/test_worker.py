@@ -63,7 +63,7 @@ def test_worker_once_fires_the_due_timer(cli, project, project_dir):
     assert result.exit_code == 0, result.stderr
     ref = app.inbox(project, iid)[0].ref
     assert result.stdout.splitlines() == [
-        f"timer fired in instance {iid[:8]}",
+        f"due work ran in instance {iid[:8]}",
         f"  ready: task {ref} Ship order [no lane]",
     ]
     assert "worker stopped after 1 pass(es)" in result.stderr
@@ -195,7 +195,7 @@ def test_worker_process_fires_the_timer_then_stops_cleanly_on_a_signal(project, 
     iid = app.start(project, "timer_catch").instance
     worker = Worker(project_dir, PAST_DUE, "--interval", "30")
     try:
-        worker.wait_for_line(worker.out, f"timer fired in instance {iid[:8]}", timeout=30)
+        worker.wait_for_line(worker.out, f"due work ran in instance {iid[:8]}", timeout=30)
         time.sleep(0.3)  # let it finish the pass and go to sleep (the signal must wake it up)
         code, took = worker.stop(sig, timeout=10)
     finally:

@@ -156,6 +156,11 @@ def _wait_line(w: dict[str, Any]) -> str:
         when_due = when(datetime.fromisoformat(due)) if due else "an unknown time"
         return f"timer {what}, due {when_due}; 'flowrun worker' fires it"
     kind, _, name = str(waits).partition(":")
+    if kind == "service":
+        due = w.get("due")
+        if not due:
+            return f"service '{name}' at {what} failed for good; see 'flowrun incidents'"
+        return f"service '{name}' at {what}, due {when(datetime.fromisoformat(due))}; 'flowrun worker' runs it"
     if kind in ("message", "signal"):
         flag = " --signal" if kind == "signal" else ""
         return f"{kind} '{name}' at {what}; deliver it with 'flowrun send{flag} {name}'"

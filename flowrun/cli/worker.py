@@ -26,7 +26,11 @@ from flowrun.cli.render import echo_json
 @json_option
 @pass_app
 def worker_cmd(app: AppContext, once: bool, interval: float, as_json: bool) -> None:
-    """Fire due timers across instances until stopped (Ctrl-C or SIGTERM finish the current step)."""
+    """Fire due timers and run due service jobs across instances until stopped.
+
+    Ctrl-C or SIGTERM finish the current step and exit. Several workers, on several
+    machines, can share one database: work is claimed under a lease.
+    """
     from flowrun.app import next_due, run_due
 
     stop = {"now": False}
@@ -73,11 +77,11 @@ def _report(result: Any, as_json: bool) -> None:
         )
         return
     for instance in result.fired:
-        click.echo(f"timer fired in instance {instance[:8]}")
+        click.echo(f"due work ran in instance {instance[:8]} (timers fired, service jobs run)")
     for t in result.ready:
         click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
     for instance, error in result.failed:
-        click.echo(f"error: instance {instance[:8]}: {error}", err=True)
+        click.echo(f"error: instance {instance[:8]}: {error} (see 'flowrun incidents')", err=True)
 
 
 @click.command("send")
