@@ -77,7 +77,7 @@ def _report(result: Any, as_json: bool) -> None:
         )
         return
     for instance in result.fired:
-        click.echo(f"due work ran in instance {instance[:8]} (timers fired, service jobs run)")
+        click.echo(f"due work ran in instance {instance[:8]}")
     for t in result.ready:
         click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
     for instance, error in result.failed:
