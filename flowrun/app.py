@@ -279,6 +279,11 @@ def _check_open(task: TaskRecord) -> None:
     if task.status == COMPLETED:
         who = task.actor or "someone"
         raise ConflictError(f"task {task.ref} ({task.name}) was already completed by {who} at {iso(task.completed_at)}")
+    if (task.waits_for or "").startswith("imported:"):
+        raise StateError(
+            f"task {task.ref} ({task.name}) belongs to a case imported from an event log; "
+            "imported cases are for comparison and cannot be worked on"
+        )
     if task.status not in (READY, STARTED):
         raise StateError(f"task {task.ref} ({task.name}) is {task.status}; only ready tasks can be worked on")
     if task.type not in ("userTask", "manualTask"):
@@ -728,7 +733,13 @@ def instances(project: Project, status: str | None = None, limit: int = 50) -> l
 
 def db_upgrade(project: Project) -> str:
     """Create or migrate the database schema; returns the revision it is at."""
-    return project.store.upgrade()
+    from flowrun.store import SqlStore
+
+    store = SqlStore(project.settings.database_url, check=False)
+    try:
+        return store.upgrade()
+    finally:
+        store.close()
 
 
 # -- validating ------------------------------------------------------------------
@@ -800,3 +811,448 @@ def _form_checker(s: Settings) -> Callable[[Mapping[str, Any]], object]:
 
     return check
 
+
+# -- event logs ------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import TextIO
+
+    from flowrun.eventlog import ColumnMapping, ImportedCase, LogStats
+
+#: Event log formats ``export_log`` writes.
+LOG_FORMATS = ("csv", "xes", "ocel")
+#: Process id of the stand-in model row of an imported file (its spec is ``{}``: nothing to run).
+IMPORTED_PROCESS_ID = "imported"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export_log`` wrote: where, in which format, and how many cases, tasks and events."""
+
+    file: str
+    format: str
+    cases: int
+    tasks: int
+    events: int
+
+
+def export_log(
+    project: Project,
+    fmt: str,
+    out: Path | TextIO,
+    process: str | None = None,
+    variant: str | None = None,
+    pilot: str | None = None,
+) -> ExportResult:
+    """Write the recorded tasks of the matching instances as a CSV, XES or OCEL 2.0 event log.
+
+    Rows stream from one read transaction straight into the file. A file is
+    written under a temporary name and renamed at the end, so a failed export
+    leaves no half-written log.
+
+    Args:
+        fmt: ``csv``, ``xes`` or ``ocel``.
+        out: a file to (over)write, or an open text stream.
+        process, variant, pilot: export only instances of this family, variant, pilot.
+
+    Raises:
+        NotFoundError: ``process`` is not a family of the project or the store.
+        DataError: the file cannot be written.
+    """
+    from flowrun.store import task_log_rows
+
+    writer = _log_writer(fmt, _log_name(process, variant, pilot))
+    if process is not None:
+        _check_family(project, process)
+    with project.store.read() as tx:
+        rows = task_log_rows(tx, process, variant, pilot)
+        if isinstance(out, Path):
+            display = project.settings.rel(out)
+            stats = _write_file(out, display, lambda stream: writer(rows, stream))
+        else:
+            display, stats = "-", writer(rows, out)
+    return ExportResult(display, fmt, stats.cases, stats.tasks, stats.events)
+
+
+def _log_writer(fmt: str, name: str) -> Callable[[Iterable[Any], TextIO], LogStats]:
+    from flowrun import eventlog
+
+    if fmt == "csv":
+        return eventlog.write_csv
+    if fmt == "xes":
+        return lambda rows, out: eventlog.write_xes(rows, out, name)
+    if fmt == "ocel":
+        return eventlog.write_ocel
+    raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
+
+
+def _log_name(process: str | None, variant: str | None, pilot: str | None) -> str:
+    chosen = [
+        f"{label} {value}" for label, value in (("process", process), ("variant", variant), ("pilot", pilot)) if value
+    ]
+    return "flowrun export" + (f" ({', '.join(chosen)})" if chosen else "")
+
+
+def _write_file(path: Path, display: str, write: Callable[[TextIO], LogStats]) -> LogStats:
+    import os
+
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            stats = write(stream)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise DataError(f"cannot write {display}: {reason}; check the folder exists and is writable") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return stats
+
+
+def _check_family(project: Project, family: str) -> None:
+    """Raise NotFoundError unless ``family`` is a process family of the project or has instances."""
+    from flowrun.store import instance_families
+
+    known = {e.family for e in list_processes(project)}
+    if family in known:
+        return
+    with project.store.read() as tx:
+        known.update(instance_families(tx))
+    if family not in known:
+        raise NotFoundError(
+            f"no process family '{family}'; the project has {', '.join(sorted(known)) or 'none'} "
+            "(see 'flowrun processes')"
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``import_log`` stored: the cases of one file, as one family, variant and pilot."""
+
+    file: str
+    sha256: str
+    process: str
+    variant: str
+    pilot: str | None
+    cases: int
+    running: int
+    tasks: int
+
+
+def import_log(
+    project: Project,
+    path: Path,
+    process: str,
+    variant: str,
+    pilot: str | None = None,
+    mapping: ColumnMapping | None = None,
+) -> ImportResult:
+    """Bring a task log recorded outside flowrun (CRM export, spreadsheet) into the store.
+
+    Each case becomes an instance of ``process``/``variant`` (completed, or
+    running when a task has no end), its rows become tasks, and events are
+    written as a run would have. Imported cases can be shown, exported and
+    compared, but not stepped. Every row is checked first: one bad row and
+    nothing is imported. The file's sha256 keys a stand-in model row, which
+    also refuses importing the same file twice.
+
+    Args:
+        pilot: the pilot of every case; None takes it from the file's pilot column, if any.
+        mapping: the file's columns and time format; None reads flowrun's own CSV export.
+
+    Raises:
+        NotFoundError: the file cannot be read, or ``process`` is not a family of the project.
+        DataError: rows are bad (every one is listed with its line number).
+        StateError: this file was imported before.
+    """
+    import io
+
+    from flowrun.eventlog import read_cases
+    from flowrun.store import count_imported, insert_imported
+
+    display = project.settings.rel(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{display} is not UTF-8 text (byte {exc.start}); save it as UTF-8 (in Excel: 'CSV UTF-8')"
+        ) from None
+    _check_family(project, process)
+    cases = read_cases(io.StringIO(text, newline=""), display, mapping, {"process": process, "variant": variant})
+    sha = hashlib.sha256(raw).hexdigest()
+    now = project.clock.now()
+    tasks = running = 0
+    with project.store.write() as tx:
+        before = count_imported(tx, sha)
+        if before:
+            raise StateError(
+                f"{display} was imported before ({before} cases); importing it again would count them twice"
+            )
+        tx.ensure_model(sha, IMPORTED_PROCESS_ID, display, "{}", now)
+        for start in range(0, len(cases), 1000):
+            batch = [_imported_instance(c, sha, display, process, variant, pilot) for c in cases[start : start + 1000]]
+            insert_imported(tx, batch, now)
+            tx.add_events([e for rec, recs in batch for e in _imported_events(rec, recs, display)])
+            tasks += sum(len(recs) for _, recs in batch)
+            running += sum(1 for rec, _ in batch if rec.status == RUNNING)
+    return ImportResult(display, sha, process, variant, pilot, len(cases), running, tasks)
+
+
+def _imported_instance(
+    case: ImportedCase, sha: str, display: str, process: str, variant: str, pilot: str | None
+) -> tuple[InstanceRecord, list[TaskRecord]]:
+    rec = InstanceRecord(
+        id=uuid.uuid4().hex,
+        family=process,
+        variant=variant,
+        file=display,
+        sha256=sha,
+        process_id=IMPORTED_PROCESS_ID,
+        pilot=pilot if pilot is not None else case.pilot,
+        status=RUNNING if case.is_open else INSTANCE_COMPLETED,
+        created_at=case.created_at,
+        ended_at=case.ended_at,
+        version=1,
+        data={"imported_case_id": case.case_id},
+        state="",
+    )
+    tasks = [
+        TaskRecord(
+            task_id=f"import-{i}",
+            bpmn_id=t.activity_id or t.activity[:255],
+            name=t.activity,
+            type=t.type,
+            lane=t.lane,
+            status=t.status,
+            ready_at=t.enable,
+            started_at=t.start,
+            completed_at=t.end,
+            actor=t.resource,
+        )
+        for i, t in enumerate(case.tasks, 1)
+    ]
+    return rec, tasks
+
+
+def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str) -> list[dict[str, Any]]:
+    """The events a run would have logged, in time order (the store has filled in the task refs)."""
+    from flowrun.models import CANCELLED, ERROR
+
+    detail = {
+        "pilot": rec.pilot,
+        "variant": rec.variant,
+        "imported_from": display,
+        "case_id": rec.data["imported_case_id"],
+    }
+    out = [_event(rec.id, None, rec.created_at, "instance_started", None, detail)]
+    for t in tasks:
+        about = {"task": t.bpmn_id, "name": t.name}
+        end_kind = t.status if t.status in (COMPLETED, CANCELLED, ERROR) else COMPLETED
+        for at, kind, actor in (
+            (t.ready_at, READY, None),
+            (t.started_at, STARTED, t.actor),
+            (t.completed_at, end_kind, t.actor),
+        ):
+            if at is not None:
+                out.append(_event(rec.id, t.ref, at, kind, actor, about))
+    if rec.ended_at is not None:
+        out.append(_event(rec.id, None, rec.ended_at, "instance_completed", None, None))
+    out[1:] = sorted(out[1:], key=lambda e: e["at"])
+    return out
+
+
+# -- pilot analysis --------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from flowrun.analysis import Cases, Comparison, Kpi
+    from flowrun.store.analytics import Selection
+
+
+def measure_cases(
+    project: Project,
+    family: str,
+    group: str | None = None,
+    pilot: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Cases:
+    """Every case's measures: cycle, waiting and touch time, steps, handoffs, touchpoints, rework, outcomes.
+
+    Args:
+        group: ``VARIANT``, ``@PILOT`` or ``VARIANT@PILOT``; None takes every case of the family.
+        pilot: only cases of this pilot.
+        since, until: only cases that started at or after ``since`` and before ``until``.
+
+    Raises:
+        NotFoundError: the family, variant or pilot has no cases and is not in flowrun.yaml.
+    """
+    from flowrun.store.analytics import Selection
+
+    groups = _analysis_groups(project, family, _family_variants(project, family), [group] if group else [])
+    sel = Selection(family, tuple(groups) or ((None, None),), pilot, _epoch(since), _epoch(until))
+    return _read_cases(project, sel, _outcome_kpis(project))[0]
+
+
+def compare(
+    project: Project,
+    family: str,
+    baseline: str | None = None,
+    variant: str | None = None,
+    pilot: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    seed: int = 0,
+    resamples: int = 2000,
+) -> Comparison:
+    """Compare two groups of a family's completed cases KPI by KPI, with 95 % intervals and tests.
+
+    Args:
+        baseline, variant: ``VARIANT``, ``@PILOT`` or ``VARIANT@PILOT``. By default the baseline
+            is the variant named "baseline" (else the first in flowrun.yaml) and the variant is
+            the other one.
+        pilot: only cases of this pilot, in both groups.
+        since, until: only cases that started at or after ``since`` and before ``until``.
+        seed, resamples: of the bootstrap intervals (the same seed gives the same intervals).
+
+    Raises:
+        NotFoundError: unknown family, variant or pilot, or no second group to compare with.
+        DataError: both groups are the same.
+    """
+    from flowrun import analysis
+    from flowrun.store.analytics import Selection
+
+    variants = _family_variants(project, family)
+    names = _default_specs(variants, family, baseline, variant)
+    groups = _analysis_groups(project, family, variants, names)
+    sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
+    outcomes = _outcome_kpis(project)
+    cases, task_names = _read_cases(project, sel, outcomes)
+    masks = [_group_mask(cases, g) for g in groups]
+    filters = {"pilot": pilot, "since": iso(since), "until": iso(until)}
+    return analysis.compare(
+        cases,
+        (names[0], masks[0]),
+        (names[1], masks[1]),
+        [*analysis.case_kpis(), *outcomes],
+        task_names,
+        seed=seed,
+        resamples=resamples,
+        family=family,
+        filters=filters,
+    )
+
+
+def _read_cases(project: Project, sel: Selection, outcomes: list[Kpi]) -> tuple[Cases, dict[str, str]]:
+    """The selected cases' measures, and the names of the tasks they ran, in one read transaction."""
+    from flowrun import analysis
+    from flowrun.store import analytics
+
+    fields = list(dict.fromkeys(k.source for k in outcomes))
+    lanes = project.settings.customer_facing_lanes
+    with project.store.read() as tx:
+        rows = analytics.case_rows(tx, sel, fields)
+        done = sum(1 for r in rows if r[3] == INSTANCE_COMPLETED)
+        cases = analysis.measure(rows, analytics.step_rows(tx, sel, done), fields, lanes)
+        samples = [(iid, task) for iid, task in zip(cases.samples, cases.tasks, strict=True) if iid]
+        names = analytics.task_names(tx, samples)
+    return cases, names
+
+
+def _outcome_kpis(project: Project) -> list[Kpi]:
+    from flowrun.analysis import outcome_kpi
+
+    try:
+        return [outcome_kpi(name, spec) for name, spec in project.settings.kpis.items()]
+    except ValueError as exc:
+        raise ProjectError(f"{project.settings.root / 'flowrun.yaml'}: kpis: {exc}") from None
+
+
+def _split_group(spec: str) -> tuple[str | None, str | None]:
+    """``VARIANT`` / ``@PILOT`` / ``VARIANT@PILOT`` -> (variant or None, pilot or None)."""
+    variant, at, pilot = spec.strip().partition("@")
+    if not variant and not pilot:
+        raise NotFoundError(f"'{spec}' names no group; write VARIANT, @PILOT or VARIANT@PILOT")
+    return (variant or None, pilot if at and pilot else None)
+
+
+def _family_variants(project: Project, family: str) -> list[str]:
+    """A family's variants: flowrun.yaml's, in its order, then others that have cases.
+
+    Raises:
+        NotFoundError: the family is neither in flowrun.yaml nor in the database.
+    """
+    from flowrun.store.analytics import family_variants
+
+    with project.store.read() as tx:
+        found = family_variants(tx, family)
+    configured = list(project.settings.families.get(family, {}))
+    if not configured and not found:
+        known = sorted(set(project.settings.families))
+        raise NotFoundError(
+            f"no process family '{family}' in flowrun.yaml or the database; families: {', '.join(known) or 'none'}"
+        )
+    return configured + [v for v in found if v not in configured]
+
+
+def _default_specs(variants: list[str], family: str, baseline: str | None, variant: str | None) -> list[str]:
+    """The two group specs, with flowrun.yaml's defaults filled in."""
+    if baseline is None:
+        baseline = "baseline" if "baseline" in variants else variants[0]
+    if variant is None:
+        base_variant = _split_group(baseline)[0]
+        others = [v for v in variants if v != base_variant]
+        if base_variant is None or not others:
+            raise NotFoundError(
+                f"say which group to compare '{baseline}' with: --variant VARIANT, @PILOT or VARIANT@PILOT "
+                f"(family '{family}' has the variants {', '.join(variants)})"
+            )
+        variant = others[0]
+    if baseline.strip() == variant.strip():
+        raise DataError(f"the baseline and the variant are the same group '{baseline}'; compare two different groups")
+    return [baseline.strip(), variant.strip()]
+
+
+def _analysis_groups(
+    project: Project, family: str, variants: list[str], specs: list[str]
+) -> list[tuple[str | None, str | None]]:
+    """Parsed group specs, each variant and pilot checked against the family's."""
+    from flowrun.store.analytics import family_pilots, has_pilot
+
+    out = []
+    for spec in specs:
+        variant, pilot = _split_group(spec)
+        if variant is not None and variant not in variants:
+            raise NotFoundError(f"family '{family}' has no variant '{variant}'; it has {', '.join(variants)}")
+        if pilot is not None:
+            with project.store.read() as tx:
+                if not has_pilot(tx, family, pilot):
+                    known = ", ".join(family_pilots(tx, family)) or "none"
+                    raise NotFoundError(
+                        f"family '{family}' has no cases of pilot '{pilot}'; pilots with cases: {known}"
+                    )
+        out.append((variant, pilot))
+    return out
+
+
+def _group_mask(cases: Cases, group: tuple[str | None, str | None]) -> Any:
+    import numpy as np
+
+    variant, pilot = group
+    keep = [
+        (variant is None or v == variant) and (pilot is None or p == pilot)
+        for v, p in zip(cases.variants, cases.pilots, strict=True)
+    ]
+    return np.array(keep, dtype=np.bool_)
+
+
+def _epoch(when: datetime | None) -> float | None:
+    from flowrun.clock import as_utc
+
+    return None if when is None else as_utc(when).timestamp()

@@ -89,9 +89,9 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from flowrun.cli import incidents, instances, project, tasks, validate, worker
+    from flowrun.cli import compare, incidents, instances, logs, project, tasks, validate, worker
 
-    for module in (project, instances, tasks, worker, validate, incidents):
+    for module in (project, instances, tasks, worker, validate, logs, compare, incidents):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -228,9 +228,7 @@ class Run:
 
     def _jobs(self) -> list[Any]:
         return [
-            t
-            for t in self._wf.get_tasks(state=TaskState.STARTED)
-            if t.internal_data.get(_spiff.JOB_KEY) is not None
+            t for t in self._wf.get_tasks(state=TaskState.STARTED) if t.internal_data.get(_spiff.JOB_KEY) is not None
         ]
 
     @property

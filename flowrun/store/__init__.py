@@ -3,6 +3,7 @@
 Public names: :class:`SqlStore` and its transaction :class:`Tx`.
 """
 
+from flowrun.store.logs import count_imported, insert_imported, instance_families, task_log_rows
 from flowrun.store.sql import SqlStore, Tx
 
-__all__ = ["SqlStore", "Tx"]
+__all__ = ["SqlStore", "Tx", "count_imported", "insert_imported", "instance_families", "task_log_rows"]

@@ -36,9 +36,10 @@ class SqlStore:
     Args:
         url: an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
         auto_create: create and migrate the schema when the database is new.
+        check: refuse a database whose schema is not this flowrun's (off for ``db upgrade``).
     """
 
-    def __init__(self, url: str, auto_create: bool = True) -> None:
+    def __init__(self, url: str, auto_create: bool = True, check: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         new_file = False
@@ -58,7 +59,8 @@ class SqlStore:
             raise StoreError(
                 f"cannot use the database URL {_safe(url)}: {exc}; check 'database:' in flowrun.yaml"
             ) from None
-        self._check_schema(auto_create or new_file)
+        if check:
+            self._check_schema(auto_create or new_file)
 
     def _check_schema(self, auto_create: bool) -> None:
         try:
@@ -381,9 +383,7 @@ class Tx:
         )
 
     def set_instance_status(self, instance_id: str, status: str, error: str | None) -> None:
-        self.conn.execute(
-            update(instances).where(instances.c.id == instance_id).values(status=status, error=error)
-        )
+        self.conn.execute(update(instances).where(instances.c.id == instance_id).values(status=status, error=error))
 
     # -- incidents ---------------------------------------------------------------
 

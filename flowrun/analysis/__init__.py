@@ -1,0 +1,36 @@
+"""Pilot analysis: per-case measures, statistics, and the comparison of two groups of cases.
+
+Pure computation on numpy arrays: it reads nothing itself. ``flowrun.app`` fetches the rows
+(``flowrun.store.analytics``) and hands them to :func:`measure`, then to :func:`compare`.
+"""
+
+from flowrun.analysis.compare import (
+    Comparison,
+    Group,
+    Kpi,
+    KpiResult,
+    Side,
+    TaskResult,
+    TaskSide,
+    case_kpis,
+    compare,
+    outcome_kpi,
+    to_dict,
+)
+from flowrun.analysis.measures import Cases, measure
+
+__all__ = [
+    "Cases",
+    "Comparison",
+    "Group",
+    "Kpi",
+    "KpiResult",
+    "Side",
+    "TaskResult",
+    "TaskSide",
+    "case_kpis",
+    "compare",
+    "measure",
+    "outcome_kpi",
+    "to_dict",
+]

@@ -1,0 +1,380 @@
+"""Compare two groups of cases KPI by KPI: baseline against variant, with intervals and tests.
+
+The difference is always variant minus baseline; the relative difference divides it by the
+baseline's value. A group with fewer than :data:`~flowrun.analysis.stats.MIN_GROUP` values of a
+KPI is flagged ``too_small``: its numbers are shown but it is never called significant.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from flowrun.analysis import stats
+from flowrun.analysis.measures import CASE_MEASURES, Bools, Cases, Floats
+from flowrun.analysis.stats import MIN_GROUP, Statistic
+
+Kind = Literal["duration", "count", "score", "nps", "proportion"]
+
+#: The kinds a KPI of flowrun.yaml may have, and the unit each is reported in.
+OUTCOME_KINDS: dict[str, str] = {"score": "score", "nps": "score", "proportion": "proportion"}
+
+_UNITS: dict[str, Kind] = {"s": "duration", "count": "count"}
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI to compare: its name, unit, kind and where its values come from (a measure or a data field)."""
+
+    name: str
+    unit: str
+    kind: Kind
+    source: str
+
+    @property
+    def statistic(self) -> Statistic:
+        if self.kind == "proportion":
+            return "mean"
+        return "nps" if self.kind == "nps" else "median"
+
+
+def case_kpis() -> list[Kpi]:
+    """The KPIs every case has: cycle, waiting and touch time, steps, handoffs, touchpoints, rework."""
+    return [Kpi(name, unit, _UNITS[unit], name) for name, unit in CASE_MEASURES.items()]
+
+
+def outcome_kpi(name: str, spec: Mapping[str, Any]) -> Kpi:
+    """A KPI from flowrun.yaml's ``kpis:`` (``{field: ..., kind: score | nps | proportion}``).
+
+    Raises:
+        ValueError: the field or kind is missing or the kind is unknown.
+    """
+    kind = spec.get("kind")
+    data_field = spec.get("field")
+    if kind not in OUTCOME_KINDS:
+        raise ValueError(f"KPI '{name}' has kind {kind!r}; use one of {', '.join(OUTCOME_KINDS)}")
+    if not isinstance(data_field, str) or not data_field:
+        raise ValueError(f"KPI '{name}' names no data field; give it one, e.g. {{field: {name}, kind: {kind}}}")
+    return Kpi(name, OUTCOME_KINDS[kind], kind, data_field)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One group's values of a KPI: how many, median, 90th percentile, mean and the headline value."""
+
+    n: int
+    median: float | None
+    p90: float | None
+    mean: float | None
+    value: float | None
+
+
+@dataclass(frozen=True)
+class KpiResult:
+    """A KPI compared: both sides, the change, its 95 % interval, the test and the verdict."""
+
+    kpi: str
+    unit: str
+    statistic: str
+    baseline: Side
+    variant: Side
+    diff: float | None
+    rel_diff: float | None
+    ci95: tuple[float, float] | None
+    ci_method: str
+    p_value: float | None
+    test: str
+    significant: bool
+    too_small: bool
+
+    @property
+    def verdict(self) -> str:
+        """In words: ``significant decrease``, ``no significant change``, ``too few cases to judge``, ..."""
+        if self.too_small:
+            return "too few cases to judge"
+        if self.p_value is None or self.diff is None:
+            return "no data"
+        if not self.significant:
+            return "no significant change"
+        if self.diff == 0:
+            return "significant difference (same headline value)"
+        return "significant increase" if self.diff > 0 else "significant decrease"
+
+
+@dataclass(frozen=True)
+class TaskSide:
+    """A task's (or lane's) executions in one group: how many, and median and p90 waiting and touch time."""
+
+    n: int
+    waiting_median: float
+    touch_median: float
+    waiting_p90: float
+    touch_p90: float
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task side by side; a side is None when the task never ran in that group."""
+
+    task: str
+    name: str
+    lane: str | None
+    baseline: TaskSide | None
+    variant: TaskSide | None
+
+
+@dataclass(frozen=True)
+class Group:
+    """One side of the comparison: its spec, and its cases by status (only completed ones are compared)."""
+
+    name: str
+    n: int
+    running: int
+    other: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``flowrun compare`` shows, as data."""
+
+    family: str
+    baseline: Group
+    variant: Group
+    kpis: list[KpiResult]
+    tasks: list[TaskResult]
+    lanes: list[TaskResult]
+    warnings: list[str]
+    seed: int
+    resamples: int
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def significant(self) -> list[KpiResult]:
+        return [k for k in self.kpis if k.significant]
+
+
+def compare(
+    cases: Cases,
+    baseline: tuple[str, Bools],
+    variant: tuple[str, Bools],
+    kpis: Sequence[Kpi],
+    names: Mapping[str, str] | None = None,
+    seed: int = 0,
+    resamples: int = stats.RESAMPLES,
+    family: str = "",
+    filters: Mapping[str, Any] | None = None,
+) -> Comparison:
+    """Compare the cases selected by two masks (each a (group name, mask over ``cases``) pair).
+
+    Only completed cases enter the statistics; running and other cases are counted per group.
+    """
+    (bname, bmask), (vname, vmask) = baseline, variant
+    groups = [_group(bname, cases, bmask), _group(vname, cases, vmask)]
+    bdone, vdone = bmask & cases.completed, vmask & cases.completed
+    results = []
+    for kpi in kpis:
+        values = _values(cases, kpi)
+        rng = np.random.default_rng([seed, zlib.crc32(kpi.name.encode())])
+        results.append(_kpi(kpi, values[bdone], values[vdone], rng, resamples))
+    tasks = _tasks(cases, bdone, vdone, names or {})
+    lanes = _lanes(cases, bdone, vdone)
+    return Comparison(
+        family=family,
+        baseline=groups[0],
+        variant=groups[1],
+        kpis=results,
+        tasks=tasks,
+        lanes=lanes,
+        warnings=_warnings(groups, results),
+        seed=seed,
+        resamples=resamples,
+        filters=dict(filters or {}),
+    )
+
+
+def _values(cases: Cases, kpi: Kpi) -> Floats:
+    if kpi.kind in ("duration", "count") and kpi.source in cases.measures:
+        return cases.measures[kpi.source]
+    return cases.outcomes.get(kpi.source, np.full(len(cases), np.nan))
+
+
+def _group(name: str, cases: Cases, mask: Bools) -> Group:
+    statuses = [s for s, m in zip(cases.statuses, mask.tolist(), strict=True) if m]
+    done = statuses.count("completed")
+    running = statuses.count("running")
+    return Group(name, done, running, len(statuses) - done - running)
+
+
+def _side(values: Floats, kind: Statistic) -> Side:
+    s = stats.summarize(values)
+    return Side(s.n, s.median, s.p90, s.mean, stats.statistic(values, kind))
+
+
+def _kpi(kpi: Kpi, base: Floats, var: Floats, rng: np.random.Generator, resamples: int) -> KpiResult:
+    b, v = _side(base, kpi.statistic), _side(var, kpi.statistic)
+    diff = None if b.value is None or v.value is None else v.value - b.value
+    rel = None if diff is None or not b.value else diff / abs(b.value)
+    if kpi.kind == "proportion":
+        k1, k2 = int(np.nansum(base > 0.5)), int(np.nansum(var > 0.5))
+        ci, ci_method = stats.newcombe(k1, b.n, k2, v.n), "newcombe-wilson"
+        p, test = stats.two_proportions(k1, b.n, k2, v.n), "two-proportion-z"
+    else:
+        ci, ci_method = stats.bootstrap_diff(base, var, kpi.statistic, rng, resamples), "bootstrap-percentile"
+        p, test = stats.mann_whitney(base, var), "mann-whitney-u"
+    too_small = b.n < MIN_GROUP or v.n < MIN_GROUP
+    significant = p is not None and p < stats.ALPHA and not too_small
+    return KpiResult(kpi.name, kpi.unit, kpi.statistic, b, v, diff, rel, ci, ci_method, p, test, significant, too_small)
+
+
+def _task_side(mask: Bools, waiting: Floats, touch: Floats) -> TaskSide | None:
+    if not mask.any():
+        return None
+    w, t = waiting[mask], touch[mask]
+    return TaskSide(
+        int(mask.sum()),
+        float(np.median(w)),
+        float(np.median(t)),
+        float(np.percentile(w, 90)),
+        float(np.percentile(t, 90)),
+    )
+
+
+def _tasks(cases: Cases, bdone: Bools, vdone: Bools, names: Mapping[str, str]) -> list[TaskResult]:
+    """Each task's waiting and touch time per group, in the order tasks usually run."""
+    in_b, in_v = bdone[cases.step_case], vdone[cases.step_case]
+    rows = []
+    for code, task in enumerate(cases.tasks):
+        mine = cases.step_task == code
+        b, v = mine & in_b, mine & in_v
+        if not (b.any() or v.any()):
+            continue
+        lanes = cases.step_lane[mine & (in_b | in_v)]
+        lane = _most_common(lanes, cases.lanes)
+        side_b = _task_side(b, cases.step_waiting, cases.step_touch)
+        side_v = _task_side(v, cases.step_waiting, cases.step_touch)
+        position = float(np.mean(cases.step_position[mine & (in_b | in_v)]))
+        rows.append((position, TaskResult(task, names.get(task, task), lane, side_b, side_v)))
+    return [r for _, r in sorted(rows, key=lambda item: item[0])]
+
+
+def _lanes(cases: Cases, bdone: Bools, vdone: Bools) -> list[TaskResult]:
+    """Each lane's waiting and touch time per step, per group."""
+    in_b, in_v = bdone[cases.step_case], vdone[cases.step_case]
+    out = []
+    for code, lane in enumerate(cases.lanes):
+        mine = cases.step_lane == code
+        b, v = mine & in_b, mine & in_v
+        if b.any() or v.any():
+            out.append(
+                TaskResult(
+                    lane,
+                    lane,
+                    lane,
+                    _task_side(b, cases.step_waiting, cases.step_touch),
+                    _task_side(v, cases.step_waiting, cases.step_touch),
+                )
+            )
+    return out
+
+
+def _most_common(codes: Any, names: Sequence[str]) -> str | None:
+    codes = codes[codes >= 0]
+    if codes.size == 0:
+        return None
+    return names[int(np.bincount(codes).argmax())]
+
+
+def _warnings(groups: Sequence[Group], results: Sequence[KpiResult]) -> list[str]:
+    out = []
+    for g in groups:
+        if g.n < MIN_GROUP:
+            count = f"only {g.n} completed case(s)" if g.n else "no completed cases"
+            out.append(
+                f"group '{g.name}' has {count}, fewer than {MIN_GROUP}: too few to judge; "
+                "with so few cases a difference of this size can come from chance alone, and the tests and "
+                "intervals are unreliable"
+            )
+        if g.running:
+            out.append(f"group '{g.name}': {g.running} case(s) still running are left out of every statistic")
+        if g.other:
+            out.append(f"group '{g.name}': {g.other} case(s) that failed or were cancelled are left out")
+    small = [k.kpi for k in results if k.too_small and min(k.baseline.n, k.variant.n) > 0]
+    small = [k for k in small if all(g.n >= MIN_GROUP for g in groups)]
+    if small:
+        out.append(
+            f"fewer than {MIN_GROUP} values in a group for {', '.join(small)} (the cases without that answer are "
+            "left out): too few to judge those KPIs"
+        )
+    return out
+
+
+def to_dict(c: Comparison) -> dict[str, Any]:
+    """The comparison with stable keys, every number included; durations in seconds."""
+    return {
+        "family": c.family,
+        "filters": c.filters,
+        "groups": {g.name: {"n": g.n, "running": g.running, "other": g.other} for g in (c.baseline, c.variant)},
+        "baseline": c.baseline.name,
+        "variant": c.variant.name,
+        "kpis": [_kpi_dict(k) for k in c.kpis],
+        "tasks": [_task_dict(t) for t in c.tasks],
+        "lanes": [_lane_dict(t) for t in c.lanes],
+        "significant": [k.kpi for k in c.significant],
+        "warnings": c.warnings,
+        "alpha": stats.ALPHA,
+        "min_group": MIN_GROUP,
+        "seed": c.seed,
+        "resamples": c.resamples,
+    }
+
+
+def _kpi_dict(k: KpiResult) -> dict[str, Any]:
+    def side(s: Side) -> dict[str, Any]:
+        return {"n": s.n, "median": s.median, "p90": s.p90, "mean": s.mean, "value": s.value}
+
+    return {
+        "kpi": k.kpi,
+        "unit": k.unit,
+        "statistic": k.statistic,
+        "baseline": side(k.baseline),
+        "variant": side(k.variant),
+        "diff": k.diff,
+        "rel_diff": k.rel_diff,
+        "ci95": list(k.ci95) if k.ci95 is not None else None,
+        "ci_method": k.ci_method,
+        "p_value": k.p_value,
+        "test": k.test,
+        "significant": k.significant,
+        "too_small": k.too_small,
+        "verdict": k.verdict,
+    }
+
+
+def _side_dict(s: TaskSide | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "n": s.n,
+        "waiting_median": s.waiting_median,
+        "touch_median": s.touch_median,
+        "waiting_p90": s.waiting_p90,
+        "touch_p90": s.touch_p90,
+    }
+
+
+def _task_dict(t: TaskResult) -> dict[str, Any]:
+    return {
+        "task": t.task,
+        "name": t.name,
+        "lane": t.lane,
+        "baseline": _side_dict(t.baseline),
+        "variant": _side_dict(t.variant),
+    }
+
+
+def _lane_dict(t: TaskResult) -> dict[str, Any]:
+    return {"lane": t.task, "baseline": _side_dict(t.baseline), "variant": _side_dict(t.variant)}

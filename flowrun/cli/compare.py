@@ -1,0 +1,276 @@
+"""``flowrun compare``: a pilot's KPIs, baseline against variant, with intervals and tests."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.render import duration, echo_json
+
+if TYPE_CHECKING:
+    from flowrun.analysis import Comparison, KpiResult, Side, TaskResult, TaskSide
+
+GROUP_HELP = "VARIANT, @PILOT or VARIANT@PILOT"
+
+
+@click.command("compare")
+@click.argument("family")
+@click.option("--baseline", metavar="GROUP", help=f"The group to compare against ({GROUP_HELP}).")
+@click.option("--variant", metavar="GROUP", help=f"The group being judged ({GROUP_HELP}).")
+@click.option("--pilot", help="Only cases of this pilot, in both groups.")
+@click.option("--since", metavar="DATE", help="Only cases started on or after DATE (or an ISO 8601 time).")
+@click.option("--until", metavar="DATE", help="Only cases started up to the end of DATE (or before a time).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap intervals.")
+@click.option("--json", "as_json", is_flag=True, help="Print every number as JSON (durations in seconds).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the KPI table as CSV.")
+@pass_app
+def compare_cmd(
+    app: AppContext,
+    family: str,
+    baseline: str | None,
+    variant: str | None,
+    pilot: str | None,
+    since: str | None,
+    until: str | None,
+    seed: int,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Compare the completed cases of two groups of process FAMILY, KPI by KPI.
+
+    By default the baseline is the variant named "baseline" (else the first in flowrun.yaml)
+    and the variant is the other one. Running cases are counted, never compared.
+    """
+    from flowrun.analysis import to_dict
+    from flowrun.app import compare
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    result = compare(
+        app.project,
+        family,
+        baseline,
+        variant,
+        pilot,
+        _bound(since, "--since", end=False),
+        _bound(until, "--until", end=True),
+        seed=seed,
+    )
+    if as_json:
+        echo_json(to_dict(result))
+    elif as_csv:
+        click.echo(kpi_csv(result), nl=False)
+    else:
+        comparison_text(result)
+
+
+def _bound(text: str | None, option: str, end: bool) -> datetime | None:
+    """A date (the day's start, or the next day's start for an end) or an ISO 8601 time, in UTC."""
+    from flowrun.clock import parse_time
+
+    if text is None:
+        return None
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            return day + timedelta(days=1) if end else day
+        return parse_time(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"'{text}' is not a date (2026-03-02) or an ISO 8601 time", param_hint=option
+        ) from None
+
+
+# -- CSV -------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "kpi",
+    "unit",
+    "statistic",
+    *(f"{side}_{key}" for side in ("baseline", "variant") for key in ("n", "median", "p90", "mean", "value")),
+    "diff",
+    "rel_diff",
+    "ci95_low",
+    "ci95_high",
+    "p_value",
+    "test",
+    "significant",
+    "too_small",
+)
+
+
+def kpi_csv(result: Comparison) -> str:
+    """The KPI table as CSV, one row per KPI; durations in seconds, empty cells where there is no value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for k in result.kpis:
+        sides = [
+            getattr(getattr(k, side), key)
+            for side in ("baseline", "variant")
+            for key in ("n", "median", "p90", "mean", "value")
+        ]
+        low, high = k.ci95 if k.ci95 is not None else (None, None)
+        row = [k.kpi, k.unit, k.statistic, *sides, k.diff, k.rel_diff, low, high, k.p_value, k.test]
+        writer.writerow(["" if v is None else v for v in row] + [str(k.significant).lower(), str(k.too_small).lower()])
+    return out.getvalue()
+
+
+# -- terminal --------------------------------------------------------------------
+
+
+def fmt(value: float | None, unit: str, statistic: str = "median", signed: bool = False) -> str:
+    """A KPI value for people: durations in human units, proportions in %, NPS in points."""
+    if value is None:
+        return "-"
+    if unit == "s":
+        text = duration(abs(value))
+        return ("-" if value < 0 else "+" if signed and value > 0 else "") + text
+    if unit == "proportion":
+        return f"{100 * value:+.1f} pp" if signed else f"{100 * value:.1f}%"
+    if statistic == "nps":
+        return f"{value:+.1f}"
+    sign = "+" if signed else ""
+    if statistic == "mean" or not float(value).is_integer():
+        return f"{value:{sign}.2f}"
+    return f"{value:{sign}.0f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+def comparison_text(result: Comparison) -> None:
+    """The KPI table, the verdicts in words, the per-task table and the warnings."""
+    from flowrun.cli.render import console
+
+    c = console()
+    b, v = result.baseline, result.variant
+    c.print(f"[bold]{result.family}[/bold]: {b.name} (baseline) vs {v.name} (variant)", markup=True)
+    for g in (b, v):
+        extra = f", {g.running} running" if g.running else ""
+        extra += f", {g.other} failed or cancelled" if g.other else ""
+        c.print(f"  {g.name}: {g.n} completed case(s){extra}", markup=False)
+    filters = {k: val for k, val in result.filters.items() if val}
+    if filters:
+        c.print("  only cases with " + ", ".join(f"{k} {val}" for k, val in filters.items()), markup=False)
+    c.print(kpi_table(result))
+    for line in verdicts(result):
+        c.print(line, markup=False)
+    if result.tasks:
+        c.print(task_table(result, result.tasks, "task"))
+    if result.lanes:
+        c.print(task_table(result, result.lanes, "lane"))
+    for warning in result.warnings:
+        c.print(f"warning: {warning}", markup=False, style="yellow")
+
+
+def kpi_table(result: Comparison) -> Any:
+    """Two rows per KPI, one per group: n, median, p90, mean; the change sits on the variant's row."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title="KPIs: median (share for rates, points for NPS); change = variant - baseline",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption="* significant at 5%   n<10: too few cases to judge",
+        caption_justify="left",
+    )
+    for col in ("KPI", "group", "n", "median", "p90", "mean", "change", "rel.", "95% CI", "p", ""):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("KPI", "group", "") else "right")
+    for k in result.kpis:
+        rows: list[list[str]] = []
+        for side, group in ((k.baseline, result.baseline.name), (k.variant, result.variant.name)):
+            rows.append([k.kpi if not rows else "", group, str(side.n), *_side_cells(k, side)])
+        rel = "-" if k.rel_diff is None else f"{100 * k.rel_diff:+.1f}%"
+        ci = "-" if k.ci95 is None else "[" + ", ".join(fmt(x, k.unit, k.statistic, True) for x in k.ci95) + "]"
+        mark = "*" if k.significant else "n<10" if k.too_small else ""
+        rows[0] += ["", "", "", "", ""]
+        rows[1] += [fmt(k.diff, k.unit, k.statistic, signed=True), rel, ci, _p(k.p_value), mark]
+        table.add_row(*rows[0])
+        table.add_row(*rows[1], style="bold" if k.significant else None, end_section=True)
+    return table
+
+
+def _side_cells(k: KpiResult, side: Side) -> list[str]:
+    """median, p90, mean of one group; a rate shows only its share, NPS its score and the mean answer."""
+    if k.unit == "proportion":
+        return ["-", "-", fmt(side.mean, k.unit)]
+    if k.statistic == "nps":
+        return [fmt(side.value, k.unit, "nps"), "-", f"{side.mean:.1f}/10" if side.mean is not None else "-"]
+    return [fmt(side.median, k.unit), fmt(side.p90, k.unit), fmt(side.mean, k.unit, "mean")]
+
+
+def verdicts(result: Comparison) -> list[str]:
+    """Which changes are significant at 5 %, in words."""
+    sig = [k for k in result.kpis if k.significant]
+    lines = []
+    if sig:
+        lines.append("Significant at 5%:")
+        lines += [f"  - {_sentence(k)}" for k in sig]
+    else:
+        lines.append("No change is significant at 5%.")
+    rest = [k.kpi for k in result.kpis if not k.significant and not k.too_small and k.p_value is not None]
+    if rest:
+        lines.append(f"Not significant at 5%: {', '.join(rest)}.")
+    small = [k.kpi for k in result.kpis if k.too_small]
+    if small:
+        lines.append(f"Too few cases to judge (fewer than 10 in a group): {', '.join(small)}.")
+    return lines
+
+
+def _sentence(k: KpiResult) -> str:
+    what = {"median": "median", "mean": "share", "nps": "NPS"}[k.statistic]
+    verb = "fell" if (k.diff or 0) < 0 else "rose"
+    rel = "" if k.rel_diff is None else f", {100 * k.rel_diff:+.0f}%"
+    test = "Mann-Whitney U" if k.test == "mann-whitney-u" else "two-proportion z-test"
+    return (
+        f"{k.kpi} {verb} from {fmt(k.baseline.value, k.unit, k.statistic)} to "
+        f"{fmt(k.variant.value, k.unit, k.statistic)} ({what}, {fmt(k.diff, k.unit, k.statistic, True)}{rel}; "
+        f"{test} p {'<' if k.p_value is not None and k.p_value < 0.0001 else '='} {_p(k.p_value).lstrip('<')})"
+    )
+
+
+def task_table(result: Comparison, rows: list[TaskResult], kind: str) -> Any:
+    """Median waiting and touch time per task (or lane), the groups side by side; "not run" where a group lacks it."""
+    from rich import box
+    from rich.table import Table
+
+    b, v = result.baseline.name, result.variant.name
+    title = (
+        "Per task: median waiting and touch time"
+        if kind == "task"
+        else "Per lane: median waiting and touch time per step"
+    )
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table.add_column(kind, no_wrap=True)
+    if kind == "task":
+        table.add_column("lane", no_wrap=True)
+    for name in (b, v):
+        table.add_column(f"{name}\nn", justify="right", no_wrap=True)
+        table.add_column("waiting", justify="right", no_wrap=True)
+        table.add_column("touch", justify="right", no_wrap=True)
+    for t in rows:
+        cells = [t.name] + ([t.lane or "-"] if kind == "task" else [])
+        table.add_row(*cells, *_task_cells(t.baseline), *_task_cells(t.variant))
+    return table
+
+
+def _task_cells(side: TaskSide | None) -> list[str]:
+    if side is None:
+        return ["-", "not run", "-"]
+    return [str(side.n), duration(side.waiting_median), duration(side.touch_median)]
+
+
+COMMANDS = [compare_cmd]

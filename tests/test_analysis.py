@@ -1,0 +1,283 @@
+"""Per-case measures on the shipped example's paths, and the statistics checked against scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from flowrun import app
+from flowrun.analysis import stats
+from flowrun.analysis.compare import case_kpis, compare, outcome_kpi
+from flowrun.analysis.measures import measure, numbers
+from tests.helpers import RECORD, SPECIALIST, SURVEY, T0, intake, work
+from tests.test_example_paths import BASELINE, FIRST_CONTACT, LANE, RE_LANE, drive, timing
+
+
+def _sums(n_steps: int) -> tuple[float, float]:
+    """Waiting and touch time of a case whose i-th user task waited and worked :func:`timing` (i)."""
+    return float(sum(timing(i)[0] for i in range(n_steps))), float(sum(timing(i)[1] for i in range(n_steps)))
+
+
+#: Baseline path -> (steps, handoffs, rework): lanes Call Centre, Back Office, Specialist, Supervisor, Customer.
+BASELINE_EXPECTED = {
+    "no-specialist-remedy-100": (5, 3, 0),  # CC BO BO CC Cu
+    "specialist-needed": (6, 5, 0),  # CC BO Sp BO CC Cu
+    "over-100-approved": (6, 4, 0),  # CC BO BO Su CC Cu
+    "rejected-then-approved": (8, 6, 2),  # CC BO BO Su BO Su CC Cu: draft and approval done twice
+}
+
+
+@pytest.mark.parametrize("path", list(BASELINE))
+def test_baseline_path_measures(project, path):
+    """Cycle, waiting, touch time, steps, handoffs, touchpoints, rework and survey answers of each baseline path."""
+    iid, _ = drive(project, "complaint:baseline", BASELINE[path], LANE)
+
+    case = app.measure_cases(project, "complaint").case(iid)
+
+    steps, handoffs, rework = BASELINE_EXPECTED[path]
+    waiting, touch = _sums(steps)
+    assert case == {
+        "id": iid,
+        "variant": "baseline",
+        "status": "completed",
+        "cycle_time": waiting + touch,
+        "waiting_time": waiting,
+        "touch_time": touch,
+        "steps": steps,
+        "handoffs": handoffs,
+        "touchpoints": 1,  # the survey, in the Customer lane
+        "rework": rework,
+        "satisfaction": 4,
+        "nps": 9,
+        "resolved_first_contact": 0,
+    }
+
+
+def test_reengineered_first_contact_measures(project):
+    """Automated steps count as steps with no time; the front office keeps the case until the survey."""
+    iid, _ = drive(project, "complaint:reengineered", FIRST_CONTACT, RE_LANE)
+
+    case = app.measure_cases(project, "complaint", group="reengineered").case(iid)
+
+    waiting, touch = _sums(3)
+    assert (case["steps"], case["handoffs"], case["touchpoints"], case["rework"]) == (5, 1, 1, 0)
+    assert (case["waiting_time"], case["touch_time"], case["cycle_time"]) == (waiting, touch, waiting + touch)
+    assert (case["satisfaction"], case["nps"], case["resolved_first_contact"]) == (4, 9, 1)
+
+
+def test_parallel_branches_are_ordered_by_completion(project, clock):
+    """The specialist finishes after the front office's update: FO FO FO FO Sp FO Cu is three handoffs."""
+    iid = app.start(project, "complaint:reengineered").instance
+    work(project, iid, "Record and assess complaint", intake(can_resolve_now=False, severity="low"))
+    work(
+        project,
+        iid,
+        "Inform customer of next steps",
+        {"contact_channel": "sms", "expected_days": 3},
+        wait=120,
+        touch=180,
+    )
+    work(project, iid, "Specialist assessment", SPECIALIST, "sam", wait=0, touch=1800)
+    confirm = {"remedy": "refund", "remedy_amount": 80, "message": "Refund on its way."}
+    work(project, iid, "Confirm resolution with customer", confirm, wait=60, touch=240)
+    work(project, iid, "Satisfaction survey", SURVEY, "customer", wait=3600, touch=120)
+
+    case = app.measure_cases(project, "complaint").case(iid)
+
+    assert (case["steps"], case["handoffs"], case["touchpoints"], case["rework"]) == (7, 3, 1, 0)
+    assert case["waiting_time"] == 300 + 120 + 300 + 60 + 3600
+    assert case["touch_time"] == 420 + 180 + 1800 + 240 + 120
+    assert case["cycle_time"] == 720 + 300 + 1800 + 60 + 240 + 3600 + 120
+
+
+def test_running_cases_have_no_measures_and_are_counted_apart(project):
+    """A running case is listed with its status, without measures, and never enters the statistics."""
+    done, _ = drive(project, "complaint:baseline", BASELINE["no-specialist-remedy-100"], LANE)
+    running = app.start(project, "complaint:baseline").instance
+    work(project, running, "Record complaint", RECORD)
+
+    cases = app.measure_cases(project, "complaint")
+
+    assert cases.case(running)["status"] == "running"
+    assert all(v is None for k, v in cases.case(running).items() if k not in ("id", "variant", "status"))
+    assert cases.case(done)["steps"] == 5
+    result = app.compare(project, "complaint")
+    assert (result.baseline.n, result.baseline.running) == (1, 1)
+    cycle = next(k for k in result.kpis if k.kpi == "cycle_time")
+    assert cycle.baseline.n == 1
+
+
+def test_steps_of_running_and_failed_cases_are_ignored():
+    """measure() keeps only the completed steps of completed cases it was given."""
+    rows = [("a", "v", None, "completed", 0.0, 100.0), ("b", "v", None, "running", 0.0, None)]
+    steps = [
+        ("a", "T1", "L1", 0, 0.0, 10.0, 30.0, 1),
+        ("b", "T1", "L1", 0, 0.0, 10.0, 30.0, 2),
+        ("zzz", "T1", "L2", 0, 0.0, 10.0, 30.0, 3),
+    ]
+    cases = measure(rows, [steps], (), ["l1"])
+    assert cases.case("a")["steps"] == 1
+    assert cases.case("a")["touchpoints"] == 1  # lane names compare without case
+    assert cases.case("b")["steps"] is None
+    assert cases.step_case.tolist() == [0]
+
+
+def test_handoffs_ignore_steps_without_a_lane_and_break_ties_by_ready_time():
+    """Lane-less steps are skipped; steps completed together are ordered by ready time, then record."""
+    rows = [("a", "v", None, "completed", 0.0, 100.0)]
+    steps = [
+        ("a", "T3", "Back", 0, 5.0, 5.0, 20.0, 3),
+        ("a", "T1", "Front", 0, 0.0, 0.0, 10.0, 1),
+        ("a", "T2", None, 0, 10.0, 10.0, 15.0, 2),
+        ("a", "T4", "Front", 0, 20.0, 20.0, 20.0, 4),
+        ("a", "Sub", "Front", 1, 0.0, 0.0, 20.0, 5),
+    ]
+    case = measure(rows, [steps]).case("a")
+    # by completion: T1 Front (10), T2 none (15), T3 Back (20, ready 5), Sub Front (20, ready 0 -> before T3)...
+    # order: T1(10) | Sub(20, ready 0) | T3(20, ready 5) | T4(20, ready 20) -> Front Front Back Front
+    assert case["handoffs"] == 2
+    assert case["steps"] == 5
+    assert case["touch_time"] == 10 + 5 + 15 + 0  # the subprocess's own time is its inner steps' time
+
+
+def test_data_fields_become_numbers():
+    """Numbers stay, booleans and yes/no become 1/0, text numbers are read, anything else is NaN."""
+    values = numbers([4, None, True, False, "7", "true", "no", "n/a", 2.5])
+    assert values[[0, 2, 3, 4, 5, 6, 8]].tolist() == [4, 1, 0, 7, 1, 0, 2.5]
+    assert np.isnan(values[[1, 7]]).all()
+
+
+# -- statistics ------------------------------------------------------------------
+
+BASE = np.array([31, 45, 52, 38, 60, 75, 41, 55, 49, 66, 58, 47], dtype=float)
+VAR = np.array([22, 35, 30, 41, 28, 33, 25, 39, 36, 27, 31], dtype=float)
+
+
+def test_mann_whitney_matches_scipy():
+    """The p-value is scipy's two-sided Mann-Whitney U (variant against baseline)."""
+    expected = sps.mannwhitneyu(VAR, BASE, alternative="two-sided").pvalue
+    assert stats.mann_whitney(BASE, VAR) == pytest.approx(expected, rel=1e-12)
+    assert stats.mann_whitney(BASE, np.array([])) is None
+
+
+def test_two_proportion_test_matches_chi_squared_without_correction():
+    """The pooled z-test equals scipy's chi-squared test on the 2x2 table without continuity correction."""
+    table = [[18, 30 - 18], [27, 32 - 27]]
+    chi2 = sps.chi2_contingency(table, correction=False)
+    assert stats.two_proportions(18, 30, 27, 32) == pytest.approx(chi2.pvalue, rel=1e-9)
+    pooled = 45 / 62
+    z = (27 / 32 - 18 / 30) / math.sqrt(pooled * (1 - pooled) * (1 / 30 + 1 / 32))
+    assert stats.two_proportions(18, 30, 27, 32) == pytest.approx(2 * sps.norm.sf(abs(z)))
+    assert stats.two_proportions(0, 10, 0, 12) == 1.0
+
+
+def test_wilson_interval_matches_scipy():
+    """Wilson intervals agree with scipy's binomtest for several counts, including 0 and n."""
+    for k, n in ((3, 10), (0, 12), (12, 12), (45, 62)):
+        ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert stats.wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_newcombe_interval_matches_the_published_example_and_scipy_wilson():
+    """Newcombe (1998), 56/70 - 48/80: hybrid score interval 0.0524 to 0.3339."""
+    lo, hi = stats.newcombe(48, 80, 56, 70)
+    assert (lo, hi) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+    w1 = sps.binomtest(48, 80).proportion_ci(method="wilson")
+    w2 = sps.binomtest(56, 70).proportion_ci(method="wilson")
+    p1, p2 = 48 / 80, 56 / 70
+    assert lo == pytest.approx(p2 - p1 - math.hypot(p2 - w2.low, w1.high - p1))
+    assert hi == pytest.approx(p2 - p1 + math.hypot(w2.high - p2, p1 - w1.low))
+
+
+def test_nps_arithmetic():
+    """NPS = % promoters (9-10) - % detractors (0-6), in points; 7 and 8 are passives."""
+    scores = np.array([10, 9, 8, 7, 6, 0, 10, np.nan])
+    assert stats.nps(scores) == pytest.approx(100 * (3 - 2) / 7)
+    assert stats.nps(np.array([7.0, 8.0])) == 0.0
+    assert stats.nps(np.array([np.nan])) is None
+
+
+def test_bootstrap_ci_contains_the_true_difference_and_is_reproducible():
+    """Exponential waits, medians 100 ln2 and 70 ln2 apart: the seeded interval covers the truth."""
+    gen = np.random.default_rng(7)
+    base, var = gen.exponential(100, 300), gen.exponential(70, 300)
+    truth = math.log(2) * (70 - 100)
+    ci = stats.bootstrap_diff(base, var, "median", np.random.default_rng(1))
+    assert ci is not None
+    assert ci[0] < truth < ci[1] < 0
+    assert stats.bootstrap_diff(base, var, "median", np.random.default_rng(1)) == ci
+    assert stats.bootstrap_diff(base, var, "median", np.random.default_rng(2)) != ci
+
+
+def test_large_samples_use_the_closed_form_median_bootstrap():
+    """Above the direct-resampling limit, intervals still cover the truth and agree with direct resampling."""
+    gen = np.random.default_rng(11)
+    base, var = gen.exponential(100, 4001), gen.exponential(90, 4000)
+    truth = math.log(2) * (90 - 100)
+    fast = stats.bootstrap_diff(base, var, "median", np.random.default_rng(3))
+    assert fast is not None
+    assert fast[0] < truth < fast[1]
+    rng = np.random.default_rng(4)
+    direct = [
+        np.median(var[rng.integers(0, 4000, 4000)]) - np.median(base[rng.integers(0, 4001, 4001)]) for _ in range(800)
+    ]
+    assert fast == pytest.approx(tuple(np.percentile(direct, [2.5, 97.5])), abs=1.0)
+
+
+def test_nps_bootstrap_is_in_points():
+    """The NPS interval is of the difference in points, and covers the observed difference."""
+    base = np.array([10, 9, 6, 3, 8, 7, 10, 2, 9, 5] * 5, dtype=float)
+    var = np.array([10, 9, 9, 10, 8, 7, 10, 6, 9, 9] * 5, dtype=float)
+    observed = stats.nps(var) - stats.nps(base)  # type: ignore[operator]
+    ci = stats.bootstrap_diff(base, var, "nps", np.random.default_rng(0))
+    assert ci is not None
+    assert ci[0] < observed < ci[1]
+    assert observed == pytest.approx(60.0)
+
+
+def _cases(base: np.ndarray, var: np.ndarray):
+    rows = [(f"b{i}", "baseline", None, "completed", 0.0, float(x)) for i, x in enumerate(base)]
+    rows += [(f"v{i}", "new", None, "completed", 0.0, float(x)) for i, x in enumerate(var)]
+    return measure(rows, [])
+
+
+def test_small_groups_are_flagged_and_never_significant():
+    """With fewer than 10 cases a group is called too small, even when the test's p is below 5 %."""
+    cases = _cases(np.full(8, 1000.0) + np.arange(8), np.full(9, 100.0) + np.arange(9))
+    result = compare(cases, ("baseline", np.arange(17) < 8), ("new", np.arange(17) >= 8), case_kpis())
+    cycle = result.kpis[0]
+    assert cycle.p_value is not None
+    assert cycle.p_value < 0.05
+    assert (cycle.too_small, cycle.significant, cycle.verdict) == (True, False, "too few cases to judge")
+    assert any("only 8 completed case(s), fewer than 10" in w and "chance" in w for w in result.warnings)
+
+
+def test_diff_is_variant_minus_baseline_and_relative_to_the_baseline():
+    """diff = variant - baseline in the KPI's unit; rel_diff divides by the baseline value."""
+    cases = _cases(np.arange(100, 130, dtype=float), np.arange(50, 80, dtype=float))
+    result = compare(cases, ("baseline", np.arange(60) < 30), ("new", np.arange(60) >= 30), case_kpis())
+    cycle = result.kpis[0]
+    assert (cycle.baseline.median, cycle.variant.median) == (114.5, 64.5)
+    assert (cycle.diff, cycle.rel_diff) == (-50.0, -50.0 / 114.5)
+    assert cycle.significant
+    assert cycle.verdict == "significant decrease"
+
+
+def test_outcome_kpis_from_flowrun_yaml():
+    """A KPI needs a field and a known kind; scores and NPS are reported as scores, rates as proportions."""
+    assert outcome_kpi("nps", {"field": "nps", "kind": "nps"}).statistic == "nps"
+    assert outcome_kpi("fcr", {"field": "f", "kind": "proportion"}).unit == "proportion"
+    with pytest.raises(ValueError, match="kind 'stars'"):
+        outcome_kpi("x", {"field": "x", "kind": "stars"})
+    with pytest.raises(ValueError, match="names no data field"):
+        outcome_kpi("x", {"kind": "score"})
+
+
+def test_cases_start_at_the_clock(project):
+    """Case start times are the clock's, in epoch seconds."""
+    iid = app.start(project, "complaint:baseline").instance
+    cases = app.measure_cases(project, "complaint")
+    assert cases.start[cases.ids.index(iid)] == T0.timestamp()

@@ -1,0 +1,415 @@
+"""``flowrun compare`` on a realistic pilot: 30 baseline and 30 re-engineered complaints with seeded durations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from flowrun import app
+from flowrun.analysis import to_dict
+from flowrun.clock import ManualClock
+from flowrun.config import find_project
+from flowrun.store import analytics
+from tests.conftest import ON_POSTGRES
+from tests.helpers import (
+    ANALYSE_NO_SPECIALIST,
+    ANALYSE_SPECIALIST,
+    RECORD,
+    REPLY,
+    SPECIALIST,
+    T0,
+    db_path,
+    draft,
+    intake,
+)
+
+N_PER_VARIANT = 30
+#: Case i starts at T0 + i x 2 h, so dates select known cases.
+SPACING = timedelta(hours=2)
+
+KPI_KEYS = {
+    "kpi",
+    "unit",
+    "statistic",
+    "baseline",
+    "variant",
+    "diff",
+    "rel_diff",
+    "ci95",
+    "ci_method",
+    "p_value",
+    "test",
+    "significant",
+    "too_small",
+    "verdict",
+}
+SIDE_KEYS = {"n", "median", "p90", "mean", "value"}
+TASK_SIDE_KEYS = {"n", "waiting_median", "touch_median", "waiting_p90", "touch_p90"}
+
+
+def _survey(rng: random.Random, good: bool) -> dict[str, Any]:
+    return {
+        "satisfaction": rng.randint(3, 5) if good else rng.randint(1, 4),
+        "nps": rng.randint(6, 10) if good else rng.randint(0, 9),
+        "resolved_first_contact": rng.random() < (0.8 if good else 0.3),
+    }
+
+
+def _baseline_steps(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+    specialist = rng.random() < 0.4
+    steps = [
+        ("Record complaint", RECORD),
+        ("Analyse needs", ANALYSE_SPECIALIST if specialist else ANALYSE_NO_SPECIALIST),
+    ]
+    if specialist:
+        steps.append(("Specialist assessment", SPECIALIST))
+    steps.append(("Draft resolution", draft(rng.choice([40, 80]))))
+    return [*steps, ("Reply to customer", REPLY), ("Satisfaction survey", _survey(rng, good=False))]
+
+
+def _reengineered_steps(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+    survey = ("Satisfaction survey", _survey(rng, good=True))
+    if rng.random() < 0.7:
+        resolve = {"remedy": "refund", "remedy_amount": 40, "message": "Refunded now."}
+        return [("Record and assess complaint", intake()), ("Resolve at first contact", resolve), survey]
+    confirm = {"remedy": "refund", "remedy_amount": 80, "message": "Refund on its way."}
+    return [
+        ("Record and assess complaint", intake(can_resolve_now=False)),
+        ("Inform customer of next steps", {"contact_channel": "sms", "expected_days": 3}),
+        ("Specialist assessment", SPECIALIST),
+        ("Confirm resolution with customer", confirm),
+        survey,
+    ]
+
+
+def _run_case(project: app.Project, clock: ManualClock, target: str, steps: list[Any], rng: random.Random, slow: bool):
+    iid = app.start(project, target, pilot=rng.choice(["north", "south"])).instance
+    for name, data in steps:
+        ref = next(i.ref for i in app.inbox(project, iid) if i.name == name)
+        clock.advance(rng.uniform(1800, 7200) if slow else rng.uniform(300, 2400))  # waiting
+        app.claim(project, str(ref), "op")
+        clock.advance(rng.uniform(300, 1200) if slow else rng.uniform(240, 900))  # touch
+        app.complete(project, str(ref), data, "op")
+    return iid
+
+
+@pytest.fixture(scope="module")
+def pilot(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, dict[str, Any]]:
+    """A project with 30 baseline and 30 faster re-engineered cases (pilots north and south) and 2 running ones."""
+    root = tmp_path_factory.mktemp("pilot") / "proj"
+    app.init_project(root)
+    if ON_POSTGRES:
+        url = request.getfixturevalue("pg_server").create_database()
+        with (root / "flowrun.yaml").open("a", encoding="utf-8") as f:
+            f.write(f"database: {url}\n")
+    clock = ManualClock(T0)
+    project = app.Project(find_project(explicit=root), clock)
+    rng = random.Random(20260302)
+    starts: dict[str, datetime] = {}
+    for i in range(2 * N_PER_VARIANT):
+        clock.set(T0 + i * SPACING)
+        baseline = i % 2 == 0
+        steps = _baseline_steps(rng) if baseline else _reengineered_steps(rng)
+        target = "complaint:baseline" if baseline else "complaint:reengineered"
+        starts[_run_case(project, clock, target, steps, rng, slow=baseline)] = T0 + i * SPACING
+    clock.set(T0 + 2 * N_PER_VARIANT * SPACING)
+    for target in ("complaint:baseline", "complaint:reengineered"):
+        app.start(project, target, pilot="north")
+    project.store.close()
+    return root, {"starts": starts}
+
+
+@pytest.fixture
+def pilot_project(pilot: tuple[Path, dict[str, Any]]) -> app.Project:
+    return app.Project(find_project(explicit=pilot[0]), ManualClock(T0 + timedelta(days=30)))
+
+
+def _compare_json(cli: Any, root: Path, *args: str) -> dict[str, Any]:
+    result = cli(root, "compare", "complaint", "--json", *args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_reengineered_cycle_time_improvement_is_significant(pilot_project):
+    """The faster re-engineered process: cycle time falls, significantly, with a negative interval."""
+    result = app.compare(pilot_project, "complaint")
+
+    assert (result.baseline.name, result.variant.name) == ("baseline", "reengineered")
+    assert (result.baseline.n, result.variant.n) == (N_PER_VARIANT, N_PER_VARIANT)
+    assert (result.baseline.running, result.variant.running) == (1, 1)
+    cycle = next(k for k in result.kpis if k.kpi == "cycle_time")
+    assert cycle.significant
+    assert cycle.verdict == "significant decrease"
+    assert cycle.p_value is not None
+    assert cycle.p_value < 0.001
+    assert cycle.ci95 is not None
+    assert cycle.ci95[0] < cycle.diff < cycle.ci95[1] < 0
+    assert cycle.diff == cycle.variant.median - cycle.baseline.median
+    handoffs = next(k for k in result.kpis if k.kpi == "handoffs")
+    assert handoffs.significant
+    assert handoffs.diff < 0
+
+
+def test_json_has_exactly_the_documented_keys(cli, pilot):
+    """Groups, KPI rows and task rows carry stable keys; durations are seconds."""
+    data = _compare_json(cli, pilot[0])
+
+    assert set(data) == {
+        "family",
+        "filters",
+        "groups",
+        "baseline",
+        "variant",
+        "kpis",
+        "tasks",
+        "lanes",
+        "significant",
+        "warnings",
+        "alpha",
+        "min_group",
+        "seed",
+        "resamples",
+    }
+    assert data["groups"] == {
+        "baseline": {"n": N_PER_VARIANT, "running": 1, "other": 0},
+        "reengineered": {"n": N_PER_VARIANT, "running": 1, "other": 0},
+    }
+    assert [k["kpi"] for k in data["kpis"]] == [
+        "cycle_time",
+        "waiting_time",
+        "touch_time",
+        "steps",
+        "handoffs",
+        "touchpoints",
+        "rework",
+        "satisfaction",
+        "nps",
+        "fcr",
+    ]
+    units = {k["kpi"]: k["unit"] for k in data["kpis"]}
+    assert units["cycle_time"] == "s"
+    assert units["steps"] == "count"
+    assert (units["satisfaction"], units["nps"], units["fcr"]) == ("score", "score", "proportion")
+    for k in data["kpis"]:
+        assert set(k) == KPI_KEYS
+        assert set(k["baseline"]) == SIDE_KEYS == set(k["variant"])
+        assert isinstance(k["significant"], bool)
+        assert len(k["ci95"]) == 2
+    tests = {k["kpi"]: (k["test"], k["ci_method"]) for k in data["kpis"]}
+    assert tests["cycle_time"] == ("mann-whitney-u", "bootstrap-percentile")
+    assert tests["nps"] == ("mann-whitney-u", "bootstrap-percentile")
+    assert tests["fcr"] == ("two-proportion-z", "newcombe-wilson")
+    for t in data["tasks"]:
+        assert set(t) == {"task", "name", "lane", "baseline", "variant"}
+        for side in (t["baseline"], t["variant"]):
+            assert side is None or set(side) == TASK_SIDE_KEYS
+    assert "cycle_time" in data["significant"]
+
+
+def test_tasks_side_by_side_and_tasks_of_one_variant(cli, pilot):
+    """Shared tasks have both sides; a task only one variant has shows null for the other."""
+    tasks = {t["task"]: t for t in _compare_json(cli, pilot[0])["tasks"]}
+
+    survey = tasks["Task_SatisfactionSurvey"]
+    assert survey["name"] == "Satisfaction survey"
+    assert survey["lane"] == "Customer"
+    assert survey["baseline"]["n"] == N_PER_VARIANT == survey["variant"]["n"]
+    record = next(t for t in tasks.values() if t["name"] == "Record complaint")
+    assert record["variant"] is None
+    assert record["baseline"]["n"] == N_PER_VARIANT
+    intake_task = next(t for t in tasks.values() if t["name"] == "Record and assess complaint")
+    assert intake_task["baseline"] is None
+    assert intake_task["variant"]["n"] == N_PER_VARIANT
+    assert list(tasks)[0] in (record["task"], intake_task["task"])  # tasks come in the order they run
+
+
+def test_nps_is_in_points_and_fcr_a_share(cli, pilot, pilot_project):
+    """NPS per group is 100 x (promoters - detractors) / n; first-contact resolution is a proportion."""
+    data = _compare_json(cli, pilot[0])
+    cases = app.measure_cases(pilot_project, "complaint")
+    kpis = {k["kpi"]: k for k in data["kpis"]}
+    for side, variant in (("baseline", "baseline"), ("variant", "reengineered")):
+        keep = np.array([v == variant for v in cases.variants]) & cases.completed
+        answers = cases.outcomes["nps"][keep]
+        expected = 100 * (np.sum(answers >= 9) - np.sum(answers <= 6)) / answers.size
+        assert kpis["nps"][side]["value"] == pytest.approx(expected)
+        assert kpis["fcr"][side]["value"] == pytest.approx(np.mean(cases.outcomes["resolved_first_contact"][keep]))
+    assert kpis["nps"]["diff"] == pytest.approx(kpis["nps"]["variant"]["value"] - kpis["nps"]["baseline"]["value"])
+
+
+def test_csv_parses_with_the_csv_module(cli, pilot):
+    """--csv: a header and one row per KPI, numbers in seconds."""
+    result = cli(pilot[0], "compare", "complaint", "--csv")
+    assert result.exit_code == 0, result.stderr
+
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+
+    assert [r["kpi"] for r in rows][:3] == ["cycle_time", "waiting_time", "touch_time"]
+    assert len(rows) == 10
+    cycle = rows[0]
+    assert int(cycle["baseline_n"]) == N_PER_VARIANT
+    assert float(cycle["diff"]) == pytest.approx(float(cycle["variant_median"]) - float(cycle["baseline_median"]))
+    assert cycle["significant"] == "true"
+    assert float(cycle["ci95_low"]) < float(cycle["ci95_high"])
+
+
+def test_table_renders_with_human_durations(cli, pilot):
+    """The rich table shows hours and minutes, and says which changes are significant in words."""
+    result = cli(pilot[0], "compare", "complaint")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+
+    assert "complaint: baseline (baseline) vs reengineered (variant)" in out
+    assert "baseline: 30 completed case(s), 1 running" in out
+    assert re.search(r"cycle_time\s+baseline\s+30\s+\d+h \d\dm", out)
+    assert "Significant at 5%:" in out
+    assert re.search(r"cycle_time fell from \d+h \d\dm to \d+h \d\dm \(median, -\d+h \d\dm, -\d+%", out)
+    assert "Per task: median waiting and touch time" in out
+    assert re.search(r"Record complaint\s+Call Centre\s+30\s+\S+.*-\s+not run", out)
+    assert "still running are left out" in out
+
+
+def test_since_and_until_filter_by_case_start(cli, pilot):
+    """--since a date takes cases started from its midnight; --until a date includes that whole day."""
+    root, info = pilot
+    since, until = "2026-03-03", "2026-03-04"
+    lo = datetime(2026, 3, 3, tzinfo=timezone.utc)
+    hi = datetime(2026, 3, 5, tzinfo=timezone.utc)
+    data = _compare_json(cli, root, "--since", since, "--until", until)
+
+    picked = [when for when in info["starts"].values() if lo <= when < hi]
+    total = sum(g["n"] for g in data["groups"].values())
+    assert total == len(picked) == 24  # 12 cases a day
+    assert data["filters"] == {"pilot": None, "since": lo.isoformat(), "until": hi.isoformat()}
+    later = _compare_json(cli, root, "--since", "2026-03-06T08:00:00Z")
+    assert sum(g["n"] for g in later["groups"].values()) == sum(
+        1 for w in info["starts"].values() if w >= hi + timedelta(hours=32)
+    )
+
+
+def test_comparing_two_pilots_of_the_same_variant(cli, pilot, pilot_project):
+    """Groups can be pilots: baseline@north against baseline@south, named by their specs."""
+    data = _compare_json(cli, pilot[0], "--baseline", "baseline@north", "--variant", "baseline@south")
+
+    cases = app.measure_cases(pilot_project, "complaint", group="baseline")
+    north = sum(1 for p, done in zip(cases.pilots, cases.completed, strict=True) if p == "north" and done)
+    assert data["groups"]["baseline@north"]["n"] == north
+    assert data["groups"]["baseline@south"]["n"] == N_PER_VARIANT - north
+    assert data["groups"]["baseline@north"]["running"] == 1
+
+
+def test_pilot_option_filters_both_groups(cli, pilot, pilot_project):
+    """--pilot keeps only that pilot's cases in both groups; @PILOT alone takes every variant of it."""
+    data = _compare_json(cli, pilot[0], "--pilot", "south")
+    cases = app.measure_cases(pilot_project, "complaint", pilot="south")
+    for name in ("baseline", "reengineered"):
+        expected = sum(1 for v, done in zip(cases.variants, cases.completed, strict=True) if v == name and done)
+        assert data["groups"][name]["n"] == expected
+    by_pilot = _compare_json(cli, pilot[0], "--baseline", "@north", "--variant", "@south")
+    assert sum(g["n"] for g in by_pilot["groups"].values()) == 2 * N_PER_VARIANT
+
+
+def test_small_groups_are_called_out(cli, pilot):
+    """A day's window leaves fewer than 10 cases a group: every KPI is 'too few to judge', with the reason."""
+    result = cli(pilot[0], "compare", "complaint", "--since", "2026-03-02", "--until", "2026-03-02")
+    assert result.exit_code == 0, result.stderr
+    assert "fewer than 10: too few to judge" in result.stdout
+    assert "can come from chance alone" in result.stdout
+    assert "No change is significant at 5%." in result.stdout
+    data = _compare_json(cli, pilot[0], "--since", "2026-03-02", "--until", "2026-03-02")
+    assert all(k["too_small"] and not k["significant"] for k in data["kpis"])
+
+
+def test_unknown_groups_and_bad_options_are_refused(cli, pilot):
+    """Unknown family, variant or pilot exit 1 naming what exists; --json with --csv or a bad date exit 2."""
+    root = pilot[0]
+    missing = cli(root, "compare", "nosuch")
+    assert missing.exit_code == 1
+    assert "no process family 'nosuch'" in missing.stderr
+    variant = cli(root, "compare", "complaint", "--variant", "fast")
+    assert variant.exit_code == 1
+    assert "has no variant 'fast'; it has baseline, reengineered" in variant.stderr
+    pilot_missing = cli(root, "compare", "complaint", "--variant", "@east")
+    assert pilot_missing.exit_code == 1
+    assert "pilots with cases: north, south" in pilot_missing.stderr
+    same = cli(root, "compare", "complaint", "--baseline", "reengineered", "--variant", "reengineered")
+    assert same.exit_code == 1
+    assert "same group" in same.stderr
+    assert cli(root, "compare", "complaint", "--json", "--csv").exit_code == 2
+    bad = cli(root, "compare", "complaint", "--since", "March")
+    assert bad.exit_code == 2
+    assert "not a date" in bad.stderr
+
+
+def test_the_same_seed_gives_the_same_intervals(pilot_project):
+    """Bootstrap intervals are reproducible with the seed and change with another seed."""
+    first = to_dict(app.compare(pilot_project, "complaint", seed=5))
+    again = to_dict(app.compare(pilot_project, "complaint", seed=5))
+    other = to_dict(app.compare(pilot_project, "complaint", seed=6))
+    assert first == again
+    assert [k["ci95"] for k in first["kpis"]] != [k["ci95"] for k in other["kpis"]]
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the reference query is SQLite's")
+def test_measures_agree_with_a_plain_sql_reference(pilot, pilot_project):
+    """Steps, rework, handoffs and times per case equal a direct SQL computation with LAG and COUNT DISTINCT."""
+    steps = "'userTask','serviceTask','scriptTask'"
+    reference = f"""
+        WITH s AS (
+          SELECT instance_id AS iid, bpmn_id, lane,
+                 (julianday(started_at) - julianday(ready_at)) * 86400.0 AS w,
+                 (julianday(completed_at) - julianday(started_at)) * 86400.0 AS h,
+                 LAG(lane) OVER (PARTITION BY instance_id
+                                 ORDER BY lane IS NULL, completed_at, ready_at, id) AS prev
+          FROM tasks WHERE status = 'completed' AND type IN ({steps}))
+        SELECT iid, COUNT(*), COUNT(*) - COUNT(DISTINCT bpmn_id), SUM(lane <> prev), SUM(w), SUM(h)
+        FROM s JOIN instances i ON i.id = s.iid WHERE i.status = 'completed' GROUP BY iid"""
+    conn = sqlite3.connect(db_path(pilot[0]))
+    try:
+        rows = conn.execute(reference).fetchall()
+    finally:
+        conn.close()
+    cases = app.measure_cases(pilot_project, "complaint")
+    assert len(rows) == 2 * N_PER_VARIANT
+    for iid, n, rework, handoffs, waiting, touch in rows:
+        case = cases.case(iid)
+        assert (case["steps"], case["rework"], case["handoffs"]) == (n, rework, handoffs)
+        assert case["waiting_time"] == pytest.approx(waiting, abs=1e-3)
+        assert case["touch_time"] == pytest.approx(touch, abs=1e-3)
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL always reads the selected cases' steps by join")
+def test_scan_and_lookup_reads_give_the_same_steps(pilot_project):
+    """Reading every step and dropping others equals reading the selected cases' steps by index."""
+    sel = analytics.Selection("complaint", (("baseline", "north"),))
+    with pilot_project.store.read() as tx:
+        scanned = sorted(r for chunk in analytics.step_rows(tx, sel, wanted=10**9) for r in chunk)
+        looked_up = sorted(r for chunk in analytics.step_rows(tx, sel, wanted=0) for r in chunk)
+        ids = {r[0] for r in analytics.case_rows(tx, sel)}
+    assert {r[0] for r in looked_up} <= ids
+    assert [r for r in scanned if r[0] in ids] == looked_up
+    assert len(scanned) > len(looked_up) > 0
+
+
+def test_a_family_without_cases_compares_to_nothing_significant(cli, project_dir):
+    """With no cases yet, every KPI is empty and flagged too small, and the text says so."""
+    data = _compare_json(cli, project_dir)
+    assert data["groups"] == {
+        "baseline": {"n": 0, "running": 0, "other": 0},
+        "reengineered": {"n": 0, "running": 0, "other": 0},
+    }
+    assert all(k["diff"] is None and k["too_small"] and not k["significant"] for k in data["kpis"])
+    assert data["tasks"] == []
+    text = cli(project_dir, "compare", "complaint")
+    assert text.exit_code == 0, text.stderr
+    assert "group 'baseline' has no completed cases, fewer than 10" in text.stdout

@@ -1,0 +1,393 @@
+"""``flowrun import-log``: pilots recorded outside flowrun come into the store, checked row by row, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowrun import app, eventlog
+from flowrun.errors import DataError, NotFoundError, StateError
+from flowrun.eventlog import ColumnMapping
+from tests.helpers import T0, db_path, query
+from tests.test_eventlog import FLOWRUN_ENV, Recorded, read_csv, record_example
+
+TABLES = ("models", "instances", "tasks", "events")
+
+CRM = """\
+Ticket,Step,Team,Agent,Opened,Picked up,Closed
+CRM-1,Log call,Service Desk,dana,02/03/2026 09:00,02/03/2026 09:00,02/03/2026 09:06
+CRM-1,Investigate,Billing,ed,02/03/2026 09:06,02/03/2026 10:30,02/03/2026 11:15
+CRM-2,Log call,Service Desk,dana,02/03/2026 09:20,02/03/2026 09:25,02/03/2026 09:31
+CRM-1,Call back,Service Desk,dana,02/03/2026 11:15,02/03/2026 13:00,02/03/2026 13:10
+CRM-2,Investigate,Billing,,02/03/2026 09:31,,
+"""
+CRM_OPTIONS = (
+    "--case-column", "Ticket", "--activity-column", "Step", "--lane-column", "Team", "--resource-column", "Agent",
+    "--enable-column", "Opened", "--start-column", "Picked up", "--end-column", "Closed",
+    "--time-format", "%d/%m/%Y %H:%M",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory):
+    with pytest.MonkeyPatch.context() as mp:
+        for name in FLOWRUN_ENV:
+            mp.delenv(name, raising=False)
+        yield record_example(tmp_path_factory.mktemp("import") / "proj")
+
+
+def counts(project_dir: Path) -> dict[str, int]:
+    return {table: query(project_dir, f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}  # noqa: S608
+
+
+def by_case(rows: list[dict[str, str]], drop: tuple[str, ...] = ("case_id", "model_sha256")) -> Counter[Any]:
+    """The rows grouped into cases, without the columns that are ids of one database."""
+    cases: dict[str, list[tuple[str, ...]]] = {}
+    for r in rows:
+        cases.setdefault(r["case_id"], []).append(tuple(v for k, v in r.items() if k not in drop))
+    return Counter(tuple(c) for c in cases.values())
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- round trip ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["baseline", "reengineered"])
+def test_export_import_export_gives_the_same_rows(recorded: Recorded, project, tmp_path, variant):
+    """A flowrun export, imported into another project and exported again, has the same rows but for ids."""
+    first = tmp_path / "first.csv"
+    recorded.export("csv", first, variant=variant)
+
+    result = app.import_log(project, first, "complaint", variant)
+    app.export_log(project, "csv", tmp_path / "again.csv")
+
+    before, after = read_csv(first), read_csv(tmp_path / "again.csv")
+    assert by_case(after) == by_case(before)
+    assert [r["activity"] for r in after] == [r["activity"] for r in before]  # cases and tasks in the same order
+    assert {r["model_sha256"] for r in after} == {hashlib.sha256(first.read_bytes()).hexdigest()}
+    assert (result.cases, result.tasks) == (len({r["case_id"] for r in before}), len(before))
+
+
+def test_imported_cases_keep_their_times_status_and_cycle(recorded, project, tmp_path):
+    """Created/ended times, status, pilot and cycle time of every case survive the round trip."""
+    recorded.export("csv", tmp_path / "log.csv", variant="baseline")
+    app.import_log(project, tmp_path / "log.csv", "complaint", "baseline")
+
+    def cases(p: app.Project) -> Counter[Any]:
+        views = [app.show(p, i.id) for i in app.instances(p)]
+        return Counter(
+            (v.status, v.pilot, v.created_at, v.ended_at, v.cycle_s) for v in views if v.variant == "baseline"
+        )
+
+    assert cases(project) == cases(recorded.project)
+    assert sum(cases(project).values()) == 5
+
+
+def test_imported_rows_are_the_store_rows(recorded, project, project_dir, tmp_path):
+    """Instances, a stand-in model row, tasks and events land in the tables; foreign keys hold."""
+    path = tmp_path / "log.csv"
+    recorded.export("csv", path, pilot="pilot-C")
+    result = app.import_log(project, path, "complaint", "baseline", pilot="imported-C")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    assert result.sha256 == sha
+    assert query(project_dir, "SELECT sha256, process_id, spec FROM models") == [(sha, "imported", "{}")]
+    [(iid, status, pilot, file, state, data)] = query(
+        project_dir, "SELECT id, status, pilot, file, state, data FROM instances"
+    )
+    assert (status, pilot, state) == ("running", "imported-C", "")
+    assert file == str(path)
+    assert json.loads(data) == {"imported_case_id": recorded.running}
+    assert query(project_dir, "PRAGMA foreign_key_check") == []
+    kinds = [k for (k,) in query(project_dir, "SELECT kind FROM events WHERE instance_id = ? ORDER BY id", iid)]
+    assert kinds == [
+        "instance_started",
+        *("ready", "started", "completed"),  # Complaint received
+        *("ready", "started", "completed"),  # Record complaint
+        "ready",  # Analyse needs, still open
+    ]
+
+
+# -- imported cases in the rest of flowrun ------------------------------------------
+
+
+@pytest.fixture
+def imported_running(recorded, project, tmp_path) -> str:
+    recorded.export("csv", tmp_path / "log.csv", pilot="pilot-C")
+    app.import_log(project, tmp_path / "log.csv", "complaint", "baseline")
+    return app.instances(project)[0].id
+
+
+def test_show_and_history_of_an_imported_case(cli, project_dir, imported_running):
+    """show and history work; the open task is shown as waiting for the imported source."""
+    shown = cli(project_dir, "show", imported_running, "--json")
+    assert shown.exit_code == 0, shown.stderr
+    view = json.loads(shown.stdout)
+    assert (view["status"], view["pilot"]) == ("running", "pilot-C")
+    assert [(w["name"], w["waits_for"]) for w in view["waiting_for"]] == [("Analyse needs", "imported:ready")]
+    history = cli(project_dir, "history", imported_running, "--json")
+    assert history.exit_code == 0, history.stderr
+    assert [t["name"] for t in json.loads(history.stdout)] == [
+        "Complaint received",
+        "Record complaint",
+        "Analyse needs",
+    ]
+    assert cli(project_dir, "history", imported_running).exit_code == 0
+
+
+def test_imported_tasks_cannot_be_worked_on(cli, project, project_dir, imported_running):
+    """They are not in the inbox, and 'flowrun do' refuses them cleanly without touching the store."""
+    before = counts(project_dir)
+    assert app.inbox(project) == []
+    refs = {t.name: t.ref for t in app.history(project, imported_running)[1]}
+
+    open_task = cli(project_dir, "do", str(refs["Analyse needs"]), "--data", "severity=low")
+    done_task = cli(project_dir, "do", str(refs["Record complaint"]), "--data", "customer_name=x")
+    claimed = cli(project_dir, "claim", str(refs["Analyse needs"]))
+
+    assert (open_task.exit_code, claimed.exit_code, done_task.exit_code) == (1, 1, 3)
+    assert "imported from an event log" in open_task.stderr
+    assert "was already completed" in done_task.stderr
+    assert "Traceback" not in open_task.stderr + done_task.stderr + claimed.stderr
+    assert cli(project_dir, "worker", "--once").exit_code == 0
+    assert counts(project_dir) == before
+
+
+# -- a CRM export with its own columns ------------------------------------------------
+
+
+def test_crm_export_with_a_column_mapping(cli, project, project_dir, tmp_path):
+    """Other headers and day-first times: cases, lanes, people and times come out right."""
+    crm = write(tmp_path / "crm.csv", CRM)
+
+    result = cli(project_dir, "import-log", crm, "--process", "complaint", "--variant", "crm-pilot", "--pilot", "north",
+                 *CRM_OPTIONS)  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert (
+        result.stdout
+        == f"imported 2 case(s) (1 still running) with 5 task(s) from {crm} as complaint:crm-pilot, pilot north\n"
+    )
+    app.export_log(project, "csv", tmp_path / "back.csv")
+    rows = read_csv(tmp_path / "back.csv")
+    cases = {iid: [r for r in rows if r["case_id"] == iid] for iid in dict.fromkeys(r["case_id"] for r in rows)}
+    first, second = cases.values()
+
+    def at(hm: str) -> str:
+        return f"2026-03-02T{hm}:00+00:00"
+
+    fields = ("activity", "lane", "resource", "enable_time", "start_time", "end_time")
+    assert [tuple(r[f] for f in fields) for r in first] == [
+        ("Log call", "Service Desk", "dana", at("09:00"), at("09:00"), at("09:06")),
+        ("Investigate", "Billing", "ed", at("09:06"), at("10:30"), at("11:15")),
+        ("Call back", "Service Desk", "dana", at("11:15"), at("13:00"), at("13:10")),
+    ]
+    assert {(r["type"], r["status"], r["variant"], r["pilot"]) for r in first} == {
+        ("task", "completed", "crm-pilot", "north")
+    }
+    assert [(r["activity"], r["status"], r["end_time"]) for r in second] == [
+        ("Log call", "completed", "2026-03-02T09:31:00+00:00"),
+        ("Investigate", "ready", ""),
+    ]
+    views = [app.show(project, iid) for iid in cases]
+    assert [(v.status, v.cycle_s, v.data) for v in views] == [
+        ("completed", 4 * 3600 + 10 * 60, {"imported_case_id": "CRM-1"}),
+        ("running", None, {"imported_case_id": "CRM-2"}),
+    ]
+
+
+def test_naive_times_in_a_time_zone_and_semicolons(project, tmp_path):
+    """--timezone places naive times (Berlin is UTC+1 in March); --delimiter reads ';' files; a BOM is fine."""
+    text = "\ufeffcase;activity;end\r\nA;Intake;2026-03-02 09:00\r\nA;Close;2026-03-02T10:30:00+00:00\r\n"
+    path = write(tmp_path / "excel.csv", text)
+    mapping = ColumnMapping(case="case", end="end", timezone="Europe/Berlin", delimiter=";")
+
+    app.import_log(project, path, "complaint", "spreadsheet", mapping=mapping)
+
+    [inst] = app.instances(project)
+    view, tasks = app.history(project, inst.id)
+    assert [(t.name, app.iso(t.completed_at), t.ready_at, t.started_at) for t in tasks] == [
+        ("Intake", "2026-03-02T08:00:00+00:00", None, None),
+        ("Close", "2026-03-02T10:30:00+00:00", None, None),
+    ]
+    assert view.cycle_s == 2.5 * 3600
+
+
+def test_cli_import_json(cli, project_dir, tmp_path):
+    """--json reports the import for scripts."""
+    crm = write(tmp_path / "crm.csv", CRM)
+    result = cli(project_dir, "import-log", crm, "--process", "complaint", "--variant", "crm", *CRM_OPTIONS, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "file": str(crm),
+        "sha256": hashlib.sha256(crm.read_bytes()).hexdigest(),
+        "process": "complaint",
+        "variant": "crm",
+        "pilot": None,
+        "cases": 2,
+        "running": 1,
+        "tasks": 5,
+    }
+
+
+# -- bad input: nothing is imported ---------------------------------------------------
+
+BAD = """\
+Ticket,Step,Team,Agent,Opened,Picked up,Closed
+CRM-1,Log call,Service Desk,dana,02/03/2026 09:00,02/03/2026 09:00,02/03/2026 09:06
+,Investigate,Billing,ed,02/03/2026 09:06,02/03/2026 10:30,02/03/2026 11:15
+CRM-2,Log call,Service Desk,dana,31/02/2026 09:20,02/03/2026 09:25,02/03/2026 09:31
+CRM-2,Investigate,Billing,ed,02/03/2026 10:00,02/03/2026 11:00,02/03/2026 10:30
+CRM-3,,Billing,ed,,,
+CRM-3,Call back,Service Desk,dana,02/03/2026 11:15
+CRM-4,Call back,Service Desk,dana,2026-03-02T11:15,,
+"""
+
+
+def test_bad_rows_are_all_reported_and_nothing_is_imported(cli, project, project_dir, tmp_path):
+    """Every bad row is named by its line, with what is wrong and how to fix it; the store is untouched."""
+    app.start(project, "complaint:baseline")
+    before = counts(project_dir)
+    bad = write(tmp_path / "bad.csv", BAD)
+
+    result = cli(project_dir, "import-log", bad, "--process", "complaint", "--variant", "crm", *CRM_OPTIONS)
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {bad} has 6 bad row(s); nothing was imported",
+        "  - line 3: no case in column 'Ticket'; fill it in or remove the row",
+        "  - line 4: Opened '31/02/2026 09:20' is not a time in the format '%d/%m/%Y %H:%M'; "
+        "fix the value, or give the file's format with --time-format",
+        "  - line 5: Closed 2026-03-02T10:30:00+00:00 is before Picked up 2026-03-02T11:00:00+00:00; "
+        "fix the times (swapped?)",
+        "  - line 6: no activity in column 'Step'; fill it in or remove the row",
+        "  - line 6: no time in Opened, Picked up, Closed; a task needs at least one",
+        "  - line 7: 5 fields but the header has 7; check the quoting and the delimiter (',', see --delimiter)",
+        "  - line 8: Opened '2026-03-02T11:15' is not a time in the format '%d/%m/%Y %H:%M'; "
+        "fix the value, or give the file's format with --time-format",
+    ]
+    assert counts(project_dir) == before
+
+
+HEAD = "case_id,activity,end_time\n"
+ROW = "A,B,2026-03-02\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "mapping", "message"),
+    [
+        ("Ticket,activity,end_time\n", ColumnMapping(),
+         "has no column 'case_id' (name it with --case-column); its columns are: Ticket, activity, end_time"),
+        (HEAD, ColumnMapping(lane="Team"), "has no column 'Team' (name it with --lane-column)"),
+        ("case_id,activity,when\n" + ROW, ColumnMapping(), "has no time column (enable_time, start_time, end_time)"),
+        (HEAD, ColumnMapping(), "has a header but no rows"),
+        ("", ColumnMapping(), "is empty"),
+        (HEAD + ROW, ColumnMapping(timezone="Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        ("case_id,activity,end_time,status\nA,B,2026-03-02,done\n", ColumnMapping(),
+         "line 2: status 'done' is not one of"),
+        ("case_id,activity,end_time,status\nA,B,,completed\n", ColumnMapping(), "line 2: no time in end_time"),
+        ("case_id,activity,start_time,status\nA,B,2026-03-02,completed\n", ColumnMapping(),
+         "line 2: status is completed but there is no end time"),
+        (HEAD + 'A,"B,2026-03-02\n', ColumnMapping(), "line 2: 2 fields but the header has 3"),
+    ],
+)  # fmt: skip
+def test_file_level_problems(project, project_dir, tmp_path, text, mapping, message):
+    """Missing or misnamed columns, empty files, unknown time zones: a clear message, nothing written."""
+    path = write(tmp_path / "log.csv", text)
+    with pytest.raises(DataError) as caught:
+        app.import_log(project, path, "complaint", "x", mapping=mapping)
+    assert message in str(caught.value)
+    assert not db_path(project_dir).exists()  # checked before the database is even opened
+
+
+def test_variant_of_a_flowrun_export_must_match(recorded, project, tmp_path):
+    """A flowrun export of several variants is not silently filed under one."""
+    recorded.export("csv", tmp_path / "log.csv")
+    with pytest.raises(DataError) as caught:
+        app.import_log(project, tmp_path / "log.csv", "complaint", "baseline")
+    problems = caught.value.problems
+    assert len(problems) == sum(1 for r in read_csv(tmp_path / "log.csv") if r["variant"] == "reengineered")
+    assert problems[0].endswith(
+        "variant is 'reengineered' but --variant is 'baseline'; "
+        "import each variant on its own (flowrun export --variant reengineered)"
+    )
+
+
+def test_not_utf8(project, tmp_path):
+    """A file in another encoding is refused with the way to save it."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("case_id,activity,end_time\nA,Prüfung,2026-03-02\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"is not UTF-8 text \(byte 30\); save it as UTF-8"):
+        app.import_log(project, path, "complaint", "x")
+
+
+def test_the_same_file_is_not_imported_twice(cli, project_dir, tmp_path):
+    """A second import of the same file would count its cases twice: refused, nothing written."""
+    crm = write(tmp_path / "crm.csv", CRM)
+    args = ("import-log", crm, "--process", "complaint", "--variant", "crm", *CRM_OPTIONS)
+    assert cli(project_dir, *args).exit_code == 0
+    before = counts(project_dir)
+
+    again = cli(project_dir, *args)
+
+    assert again.exit_code == 1
+    assert again.stderr == f"error: {crm} was imported before (2 cases); importing it again would count them twice\n"
+    assert counts(project_dir) == before
+
+
+def test_missing_file_and_unknown_family(cli, project_dir, tmp_path):
+    """Both exit 1 with a message naming the file or the families that exist."""
+    missing = cli(project_dir, "import-log", tmp_path / "nope.csv", "--process", "complaint", "--variant", "x")
+    assert (missing.exit_code, missing.stderr) == (
+        1,
+        f"error: cannot read {tmp_path / 'nope.csv'}: No such file or directory\n",
+    )
+
+    crm = write(tmp_path / "crm.csv", CRM)
+    family = cli(project_dir, "import-log", crm, "--process", "complaints", "--variant", "x", *CRM_OPTIONS)
+    assert (family.exit_code, family.stderr) == (
+        1,
+        "error: no process family 'complaints'; the project has complaint (see 'flowrun processes')\n",
+    )
+
+    usage = cli(project_dir, "import-log", crm, "--process", "complaint")
+    assert usage.exit_code == 2
+    assert "Missing option '--variant'" in usage.stderr
+
+
+def test_app_errors_for_missing_file(project, tmp_path):
+    """The use case raises the flowrun errors the CLI maps to exit codes."""
+    with pytest.raises(NotFoundError, match="cannot read"):
+        app.import_log(project, tmp_path / "nope.csv", "complaint", "x")
+    write(tmp_path / "crm.csv", CRM)
+    mapping = ColumnMapping(case="Ticket", activity="Step", enable="Opened", time_format="%d/%m/%Y %H:%M")
+    app.import_log(project, tmp_path / "crm.csv", "complaint", "x", mapping=mapping)
+    with pytest.raises(StateError, match="was imported before"):
+        app.import_log(project, tmp_path / "crm.csv", "complaint", "x", mapping=mapping)
+
+
+def test_awkward_text_survives_export_and_import():
+    """Commas, quotes, line breaks and non-ASCII names round-trip through flowrun's CSV."""
+    row = (
+        "c1", 'Check "tier", then\nreply', "Kundenservice Zürich", "o'brien", "2026-03-02T08:00:00+00:00", None,
+        "2026-03-02T08:01:00.250000+00:00", "a,1", "userTask", "completed", "p", "v", None, "sha", 7,
+    )  # fmt: skip
+    out = io.StringIO(newline="")
+    eventlog.write_csv([row], out)
+
+    [case] = eventlog.read_cases(io.StringIO(out.getvalue(), newline=""), "log.csv")
+
+    [task] = case.tasks
+    assert (task.activity, task.lane, task.resource, task.activity_id) == row[1:4] + (row[7],)
+    assert (task.enable, task.start, task.end) == (T0, None, T0 + timedelta(seconds=60.25))
