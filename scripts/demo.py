@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,81 @@ def step(instance: str, task: str, actor: str, ready_min: int, wait_min: int, to
     args = [f"{k}={v}" for k, v in data.items()]
     pairs = [x for a in args for x in ("--data", a)]
     flowrun("do", ref, "--as", actor, *pairs, at=timedelta(minutes=ready_min + wait_min + touch_min))
+
+
+def answers(task: str, variant: str, rng: random.Random) -> dict[str, object]:
+    """What the operators (and the customer) enter on each form, varied like real cases."""
+    amount = rng.choice([20, 45, 80, 95, 120, 150, 260])
+    if task == "Record complaint":
+        return {
+            "customer_name": rng.choice(NAMES),
+            "category": rng.choice(CATEGORIES),
+            "description": "Complaint received by phone",
+            "amount_disputed": amount,
+        }
+    if task == "Record and assess complaint":
+        return {
+            "customer_name": rng.choice(NAMES),
+            "category": rng.choice(CATEGORIES),
+            "description": "Complaint received by phone",
+            "amount_disputed": amount,
+            "severity": rng.choice(["low", "medium", "high"]),
+            "can_resolve_now": rng.random() < 0.75,
+        }
+    if task == "Analyse needs":
+        return {"severity": rng.choice(["low", "medium", "high"]), "needs_specialist": rng.random() < 0.4}
+    if task == "Specialist assessment":
+        return {"finding": "Fault confirmed", "proposed_remedy": rng.choice(["refund", "repair", "replacement"])}
+    if task == "Draft resolution":
+        return {"remedy": "refund", "remedy_amount": amount, "summary": "Refund the disputed amount"}
+    if task == "Approve resolution":
+        return {"approved": rng.random() < 0.8}
+    if task == "Reply to customer":
+        return {"reply_channel": rng.choice(["phone", "email", "letter"]), "message": "Here is our answer"}
+    if task in ("Resolve at first contact", "Confirm resolution with customer"):
+        return {"remedy": "refund", "remedy_amount": amount, "message": "Refunded"}
+    if task == "Inform customer of next steps":
+        return {"contact_channel": "sms", "expected_days": rng.randint(1, 3)}
+    if task == "Satisfaction survey":
+        happy = variant == "reengineered"
+        return {
+            "satisfaction": rng.randint(3, 5) if happy else rng.randint(2, 4),
+            "nps": rng.randint(7, 10) if happy else rng.randint(3, 9),
+            "resolved_first_contact": happy and rng.random() < 0.8,
+        }
+    raise SystemExit(f"the demo has no answers for task {task!r}")
+
+
+NAMES = ["Ann Lee", "Raj Patel", "Li Wei", "Marta Ruiz", "Tom Berg", "Ada Nwosu", "Sven Holm", "Ines Costa"]
+CATEGORIES = ["billing", "product_fault", "service_delay"]
+#: Waiting (minutes before someone picks a task up) per lane: handoffs to the back office wait longest.
+WAITS = {
+    "Call Centre": (10, 60),
+    "Back Office": (30, 180),
+    "Specialist": (60, 240),
+    "Supervisor": (30, 120),
+    "Customer": (30, 240),
+    "Front Office": (0, 10),
+}
+
+
+def batch(variant: str, cases: int, rng: random.Random) -> None:
+    """More cases of the pilot week, one a day at 09:00, stepped quietly through the same commands."""
+    for day in range(1, cases + 1):
+        at = timedelta(days=day)
+        started = json.loads(flowrun("start", f"complaint:{variant}", "--pilot", "march", "--json", at=at, show=False))
+        ready = started["ready"]
+        while ready:
+            task = ready[0]
+            low, high = WAITS.get(task["lane"] or "", (5, 30))
+            at += timedelta(minutes=rng.randint(low, high))
+            actor = f"{(task['lane'] or 'ops').split()[0].lower()}-{rng.randint(1, 3)}"
+            flowrun("claim", str(task["ref"]), "--as", actor, at=at, show=False)
+            at += timedelta(minutes=rng.randint(3, 15))
+            pairs = [x for k, v in answers(task["name"], variant, rng).items() for x in ("--data", f"{k}={v}")]
+            done = json.loads(flowrun("do", str(task["ref"]), "--as", actor, "--json", *pairs, at=at, show=False))
+            ready = [t for t in ready[1:] if t["ref"] not in {r["ref"] for r in done["ready"]}] + done["ready"]
+        print(f"  {variant} case of day {day}: done", flush=True)
 
 
 def main() -> None:
@@ -166,6 +242,12 @@ def main() -> None:
         can_resolve_now="no",
     )
     step(r2, "Inform customer of next steps", "fiona", 41, 1, 3, contact_channel="sms", expected_days=2)
+
+    print("\nThe rest of the pilot fortnight: 10 more cases of each variant, stepped the same way ...")
+    rng = random.Random(2026)
+    batch("baseline", 10, rng)
+    batch("reengineered", 10, rng)
+    flowrun("compare", "complaint", at=timedelta(days=12))
 
     flowrun("tasks", at=timedelta(minutes=150))
     flowrun("history", b1, at=timedelta(minutes=200))
