@@ -6,7 +6,7 @@ import click
 
 from flowrun.cli.main import AppContext, pass_app
 from flowrun.cli.options import json_option
-from flowrun.cli.render import echo_json
+from flowrun.cli.render import echo_json, echo_ready, ready_json
 
 
 @click.command("incidents")
@@ -75,13 +75,12 @@ def retry_cmd(app: AppContext, incident: str, as_json: bool) -> None:
             {
                 "instance": result.instance,
                 "status": result.status,
-                "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in result.ready],
+                "ready": ready_json(result.ready),
             }
         )
         return
     click.echo(f"incident {incident} retried; instance {result.instance[:8]} is {result.status}")
-    for t in result.ready:
-        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+    echo_ready(result.ready)
 
 
 COMMANDS = [incidents_cmd, retry_cmd]

@@ -8,7 +8,7 @@ import click
 
 from flowrun.cli.main import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json
+from flowrun.cli.render import echo_json, echo_ready, ready_json
 
 
 @click.command("start")
@@ -33,7 +33,7 @@ def start_cmd(
                 "id": result.instance,
                 "short_id": result.instance[:8],
                 "status": result.status,
-                "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in result.ready],
+                "ready": ready_json(result.ready),
             }
         )
         return
@@ -46,8 +46,7 @@ def _say_next(result: object) -> None:
     ready = getattr(result, "ready", [])
     if status == "completed":
         click.echo("  the instance has completed", err=True)
-    for t in ready:
-        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]", err=True)
+    echo_ready(ready, err=True)
 
 
 @click.command("show")

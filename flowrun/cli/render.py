@@ -222,3 +222,14 @@ def short_when(value: datetime | None) -> str:
 
 def plain(value: Any) -> dict[str, Any]:
     return asdict(value)
+
+
+def ready_json(tasks: list[TaskRecord]) -> list[dict[str, Any]]:
+    """The tasks a step made ready, for ``--json`` output."""
+    return [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in tasks]
+
+
+def echo_ready(tasks: list[TaskRecord], err: bool = False) -> None:
+    """One line per task a step made ready, with the ref an operator types next."""
+    for t in tasks:
+        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]", err=err)

@@ -12,7 +12,7 @@ import click
 
 from flowrun.cli.main import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json
+from flowrun.cli.render import echo_json, echo_ready, ready_json
 from flowrun.models import Form, FormField
 
 
@@ -117,13 +117,12 @@ def do_cmd(
             {
                 "instance": result.instance,
                 "status": result.status,
-                "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in result.ready],
+                "ready": ready_json(result.ready),
             }
         )
         return
     click.echo(f"task {ref} done; instance {result.instance[:8]} is {result.status}")
-    for t in result.ready:
-        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+    echo_ready(result.ready)
 
 
 def ask_form(form: Form | None, given: dict[str, Any]) -> dict[str, Any]:

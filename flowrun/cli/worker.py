@@ -11,7 +11,7 @@ import click
 
 from flowrun.cli.main import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json
+from flowrun.cli.render import echo_json, echo_ready, ready_json
 
 
 @click.command("worker")
@@ -72,14 +72,13 @@ def _report(result: Any, as_json: bool) -> None:
             {
                 "fired": result.fired,
                 "failed": [{"instance": i, "error": e} for i, e in result.failed],
-                "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in result.ready],
+                "ready": ready_json(result.ready),
             }
         )
         return
     for instance in result.fired:
         click.echo(f"due work ran in instance {instance[:8]}")
-    for t in result.ready:
-        click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+    echo_ready(result.ready)
     for instance, error in result.failed:
         click.echo(f"error: instance {instance[:8]}: {error} (see 'flowrun incidents')", err=True)
 
@@ -113,7 +112,7 @@ def send_cmd(
                 {
                     "instance": r.instance,
                     "status": r.status,
-                    "ready": [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in r.ready],
+                    "ready": ready_json(r.ready),
                 }
                 for r in results
             ]
@@ -121,8 +120,7 @@ def send_cmd(
         return
     for r in results:
         click.echo(f"delivered to instance {r.instance[:8]}; it is {r.status}")
-        for t in r.ready:
-            click.echo(f"  ready: task {t.ref} {t.name} [{t.lane or 'no lane'}]")
+        echo_ready(r.ready)
 
 
 COMMANDS = [worker_cmd, send_cmd]
