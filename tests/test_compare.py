@@ -106,10 +106,20 @@ def _run_case(project: app.Project, clock: ManualClock, target: str, steps: list
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, dict[str, Any]]:
     """A project with 30 baseline and 30 faster re-engineered cases (pilots north and south) and 2 running ones."""
-    root = tmp_path_factory.mktemp("pilot") / "proj"
+    url = request.getfixturevalue("pg_server").create_database() if ON_POSTGRES else None
+    return _build_pilot(tmp_path_factory.mktemp("pilot") / "proj", url)
+
+
+@pytest.fixture(scope="module")
+def sqlite_pilot_project(tmp_path_factory: pytest.TempPathFactory) -> app.Project:
+    """The same pilot on SQLite, for the checks of SQLite's own query paths (in both test runs)."""
+    root, _ = _build_pilot(tmp_path_factory.mktemp("pilot-sqlite") / "proj", None)
+    return app.Project(find_project(explicit=root), ManualClock(T0 + timedelta(days=30)))
+
+
+def _build_pilot(root: Path, url: str | None) -> tuple[Path, dict[str, Any]]:
     app.init_project(root)
-    if ON_POSTGRES:
-        url = request.getfixturevalue("pg_server").create_database()
+    if url:
         with (root / "flowrun.yaml").open("a", encoding="utf-8") as f:
             f.write(f"database: {url}\n")
     clock = ManualClock(T0)
@@ -360,8 +370,7 @@ def test_the_same_seed_gives_the_same_intervals(pilot_project):
     assert [k["ci95"] for k in first["kpis"]] != [k["ci95"] for k in other["kpis"]]
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="the reference query is SQLite's")
-def test_measures_agree_with_a_plain_sql_reference(pilot, pilot_project):
+def test_measures_agree_with_a_plain_sql_reference(sqlite_pilot_project):
     """Steps, rework, handoffs and times per case equal a direct SQL computation with LAG and COUNT DISTINCT."""
     steps = "'userTask','serviceTask','scriptTask'"
     reference = f"""
@@ -374,12 +383,12 @@ def test_measures_agree_with_a_plain_sql_reference(pilot, pilot_project):
           FROM tasks WHERE status = 'completed' AND type IN ({steps}))
         SELECT iid, COUNT(*), COUNT(*) - COUNT(DISTINCT bpmn_id), SUM(lane <> prev), SUM(w), SUM(h)
         FROM s JOIN instances i ON i.id = s.iid WHERE i.status = 'completed' GROUP BY iid"""
-    conn = sqlite3.connect(db_path(pilot[0]))
+    conn = sqlite3.connect(db_path(sqlite_pilot_project.settings.root))
     try:
         rows = conn.execute(reference).fetchall()
     finally:
         conn.close()
-    cases = app.measure_cases(pilot_project, "complaint")
+    cases = app.measure_cases(sqlite_pilot_project, "complaint")
     assert len(rows) == 2 * N_PER_VARIANT
     for iid, n, rework, handoffs, waiting, touch in rows:
         case = cases.case(iid)
@@ -388,9 +397,9 @@ def test_measures_agree_with_a_plain_sql_reference(pilot, pilot_project):
         assert case["touch_time"] == pytest.approx(touch, abs=1e-3)
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL always reads the selected cases' steps by join")
-def test_scan_and_lookup_reads_give_the_same_steps(pilot_project):
-    """Reading every step and dropping others equals reading the selected cases' steps by index."""
+def test_scan_and_lookup_reads_give_the_same_steps(sqlite_pilot_project):
+    """Reading every step and dropping others equals reading the selected cases' steps by index (SQLite)."""
+    pilot_project = sqlite_pilot_project
     sel = analytics.Selection("complaint", (("baseline", "north"),))
     with pilot_project.store.read() as tx:
         scanned = sorted(r for chunk in analytics.step_rows(tx, sel, wanted=10**9) for r in chunk)
