@@ -528,6 +528,12 @@ def _cpu_ratio(a: Series, b: Series) -> float:
     return statistics.median(a.cpu) / statistics.median(b.cpu)
 
 
+def _paired(a: Series, b: Series) -> dict[str, Any]:
+    """Round-by-round wall ratios a/b (the two ran minutes apart at most): less swayed by load drifts."""
+    ratios = [x / y for x, y in zip(a.wall, b.wall, strict=True)]
+    return {"paired_ratios": [round(r, 3) for r in ratios], "paired_ratio_median": statistics.median(ratios)}
+
+
 # -- checks: the three pipelines compute the same figures ---------------------------------------
 
 
@@ -624,6 +630,7 @@ def bench_compare(
             flowrun=f.summary(),
             reference=p.summary(),
             reference_phases_s=_median_phases(p),
+            **_paired(f, p),
         ),
         _ratio_row(
             "1b",
@@ -636,6 +643,7 @@ def bench_compare(
             flowrun=f.summary(),
             reference=m.summary(),
             reference_phases_s=_median_phases(m),
+            **_paired(f, m),
         ),
         {
             **_ratio_row(
@@ -649,6 +657,7 @@ def bench_compare(
                 flowrun=f.summary(),
                 reference=mi.summary(),
                 reference_phases_s=_median_phases(mi),
+                **_paired(f, mi),
             ),
             "report_only": True,
         },
@@ -939,7 +948,8 @@ def print_details(rows: list[dict[str, Any]], details: dict[str, Any]) -> None:
         f, r = m["flowrun"], m["reference"]
         phases = m.get("reference_phases_s")
         phase_text = (", reference phases " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())) if phases else ""
-        print(f"({m['id']}) flowrun {f['all_s']} s, reference {r['all_s']} s{phase_text}")
+        paired = f"; round-by-round ratios {m['paired_ratios']}" if "paired_ratios" in m else ""
+        print(f"({m['id']}) flowrun {f['all_s']} s, reference {r['all_s']} s{phase_text}{paired}")
     xes = details.get("xes")
     if xes:
         fl, pm = xes["flowrun"], xes["pm4py"]

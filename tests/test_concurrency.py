@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import random
+import sqlite3
 import subprocess
 import threading
 import time
@@ -36,7 +37,7 @@ from flowrun.clock import ManualClock, SystemClock
 from flowrun.config import find_project
 from flowrun.errors import ConflictError
 from tests.conftest import ON_POSTGRES
-from tests.helpers import T0, flowrun_executable, query
+from tests.helpers import T0, db_path, flowrun_executable, query
 
 # -- shared with test_crash.py --------------------------------------------------------------
 
@@ -362,13 +363,6 @@ def _first_starter(project_dir: str, target: str, barrier: Any, out: Connection)
         out.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-@pytest.mark.xfail(
-    ON_POSTGRES,
-    strict=True,
-    reason="BUG: Tx.ensure_model checks for the model row, then inserts it; on PostgreSQL two first "
-    "starts of a new model version at once both insert and the second fails with StoreError "
-    "'duplicate key value violates unique constraint \"models_pkey\"' (SQLite serializes them)",
-)
 def test_first_starts_of_a_new_model_version_at_once_all_succeed(project_dir):
     """Several operators start the first instances of a just-edited diagram at the same moment."""
     source = (project_dir / "processes" / "complaint_baseline.bpmn").read_text(encoding="utf-8")
@@ -484,7 +478,6 @@ def test_20_operators_and_2_workers_complete_every_task_once(project_dir):
     make_async(project_dir)
     n = LOAD_INSTANCES
     # One instance of each variant first: it creates the SQLite file and stores both models
-    # (concurrent first starts of a model fail on PostgreSQL, see the xfail test above).
     first = open_project(project_dir)
     for variant in ("baseline", "reengineered"):
         app.start(first, f"complaint:{variant}")
@@ -647,3 +640,22 @@ def test_next_due_tells_the_worker_when_a_service_retry_is_due(project_dir):
     assert app.run_due(project, worker="w").fired == [started.instance]  # attempt 1 fails, retry due in 1 s
     assert query(project_dir, "SELECT attempts FROM tasks WHERE type = 'serviceTask'") == [(1,)]
     assert app.next_due(project) == T0 + timedelta(seconds=1)
+
+
+@pytest.mark.sqlite
+def test_reading_the_inbox_does_not_wait_for_a_writer(project_dir):
+    """In WAL mode readers never wait for the writer; a command that only reads should not either."""
+    app.start(open_project(project_dir, ManualClock(T0)), "complaint:baseline")
+    writer = sqlite3.connect(db_path(project_dir), isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")  # a step in progress (a worker in a slow service call, say)
+    release = threading.Timer(2.0, writer.rollback)
+    release.start()
+    try:
+        began = time.monotonic()
+        items = app.inbox(open_project(project_dir))  # a new process would open the store like this
+        took = time.monotonic() - began
+    finally:
+        release.join()
+        writer.close()
+    assert [i.name for i in items] == ["Record complaint"]
+    assert took < 1.0, f"reading the inbox waited {took:.1f} s for a writer"

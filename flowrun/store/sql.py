@@ -64,7 +64,7 @@ class SqlStore:
 
     def _check_schema(self, auto_create: bool) -> None:
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(flowrun_write=False) as conn:
                 current = _current_revision(conn)
         except OperationalError as exc:
             raise StoreError(f"cannot open the database {_safe(self.url)}: {exc.orig}") from None
@@ -139,11 +139,16 @@ class Tx:
 
     def ensure_model(self, sha256: str, process_id: str, file: str, spec: str, now: datetime) -> None:
         """Store a model version's definition once."""
+        values = {"sha256": sha256, "process_id": process_id, "file": file, "spec": spec, "created_at": now}
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            # Two first starts of a new model version at once: the second insert is a no-op.
+            self.conn.execute(pg_insert(models).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+            return
         found = self.conn.execute(select(models.c.sha256).where(models.c.sha256 == sha256)).first()
-        if found is None:
-            self.conn.execute(
-                insert(models).values(sha256=sha256, process_id=process_id, file=file, spec=spec, created_at=now)
-            )
+        if found is None:  # SQLite: the write transaction (BEGIN IMMEDIATE) already serialises writers
+            self.conn.execute(insert(models).values(**values))
 
     def has_model(self, sha256: str) -> bool:
         return self.conn.execute(select(models.c.sha256).where(models.c.sha256 == sha256)).first() is not None
@@ -540,9 +545,13 @@ def _like_prefix(prefix: str) -> str:
 
 
 def _current_revision(conn: Connection) -> str | None:
+    """The schema revision, None for a database without flowrun's tables (a lock error is raised)."""
     try:
         row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-    except (OperationalError, DBAPIError):
+    except (OperationalError, DBAPIError) as exc:
+        text = str(exc.orig).lower()
+        if "no such table" not in text and "does not exist" not in text:
+            raise
         conn.rollback()
         return None
     return str(row[0]) if row else None
