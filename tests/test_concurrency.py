@@ -625,11 +625,6 @@ def check_entitlement(data):
 '''
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: app.next_due (what `flowrun worker` sleeps until) only looks at timers, not at service jobs; "
-    "a retry due in 1 s waits for the worker's whole --interval (5 s by default)",
-)
 def test_next_due_tells_the_worker_when_a_service_retry_is_due(project_dir):
     (project_dir / "flaky_services.py").write_text(FLAKY_SERVICE)
     make_async(project_dir, "retries: 2, backoff: 1, async: true", handler="flaky_services:check_entitlement")

@@ -433,9 +433,17 @@ class Tx:
         self.conn.execute(update(incidents).where(incidents.c.id == incident_id).values(resolved_at=now))
 
     def next_due(self) -> datetime | None:
-        """When the next timer of any instance is due."""
+        """When the next timer or service retry of any running instance is due."""
         value = self.conn.execute(
-            select(func.min(tasks.c.due_at)).where(and_(tasks.c.status == WAITING, _waits_for("timer")))
+            select(func.min(tasks.c.due_at))
+            .join(instances, instances.c.id == tasks.c.instance_id)
+            .where(
+                and_(
+                    tasks.c.status == WAITING,
+                    or_(_waits_for("timer"), tasks.c.waits_for.like("service:%")),
+                    instances.c.status == "running",
+                )
+            )
         ).scalar()
         if isinstance(value, str):  # SQLite returns aggregates of timestamps as text
             value = datetime.fromisoformat(value)
