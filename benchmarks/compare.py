@@ -3,8 +3,8 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/compare.py             # 100,000 cases, 1,000,000 task rows (about 6-7 min on 2 cores)
-    python benchmarks/compare.py --quick     # 10,000 cases, 100,000 task rows (about 1.5 min; not gated)
+    python benchmarks/compare.py             # 100,000 cases, 1,000,000 task rows (6-8.5 min on 2 cores)
+    python benchmarks/compare.py --quick     # 10,000 cases, 100,000 task rows (1.5-2 min; not gated)
     python benchmarks/compare.py --cases N   # N cases (10 task rows per case on average)
 
 ``python`` is the project's virtualenv interpreter (the one next to the installed ``flowrun``

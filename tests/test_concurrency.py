@@ -349,7 +349,7 @@ def test_the_loser_of_a_race_between_two_do_commands_exits_3(project_dir):
 
 # -- the first start of a new model, in several processes at once ---------------------------
 
-FIRST_START_ROUNDS = 4
+FIRST_START_ROUNDS = 6
 FIRST_STARTERS = 4
 
 
