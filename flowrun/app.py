@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -78,9 +78,16 @@ class Project:
     @cached_property
     def engine(self) -> Engine:
         from flowrun.engine import Engine
+        from flowrun.handlers import once_per_step
 
         policies = self.settings.service_policies
-        return Engine(self.clock, self.registry.call, lambda topic: policies.get(topic, ServicePolicy()))
+        return Engine(self.clock, once_per_step(self.registry.call), lambda topic: policies.get(topic, ServicePolicy()))
+
+    def close(self) -> None:
+        """Close the database connections the project keeps open (if it opened any)."""
+        store = self.__dict__.get("store")
+        if store is not None:
+            store.close()
 
 
 # -- project ---------------------------------------------------------------------
@@ -338,44 +345,126 @@ def complete(
         values.update(forms.coerce(form, text))
     values = forms.validate(form, values, f"task {task.ref}, {task.name}")
     now = project.clock.now()
-    with project.store.write() as tx:
-        # Lock the instance first, then look at the task again: of two operators completing
-        # the same task, the second waits here and then sees who completed it.
-        inst = tx.get_instance(task.instance_id or "", with_state=True, lock=True)
+
+    def check(tx: Tx, inst: InstanceRecord) -> TaskRecord:
+        # The task is read after its instance: if someone completes it in between, this
+        # sees it completed; otherwise the instance read is no older than the task.
         fresh = tx.task_by_ref(int(task.ref or 0))
         if fresh is None:
             raise NotFoundError(f"task {task.ref} disappeared")
         _check_open(fresh)
-        if inst is None or inst.state is None:
-            raise NotFoundError(f"the instance of task {task.ref} is missing")
-        run = _restore(project, tx, inst)
+        return fresh
+
+    def act(run: Run, inst: InstanceRecord, fresh: TaskRecord) -> bool:
         started = fresh.started_at if fresh.status == STARTED else None
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
-        records = _save(project, tx, inst, run, now, f"task {task.ref} was being completed", fresh.task_id, values)
+        return True
+
+    done = _step(
+        project,
+        task.instance_id or "",
+        act,
+        f"task {task.ref} was being completed",
+        now,
+        check=check,
+        data_for=task.task_id,
+        data=values,
+    )
+    assert done is not None
+    inst, records = done
     return _result(inst.id, inst.status, records)
 
 
-def _restore(project: Project, tx: Tx, inst: InstanceRecord) -> Run:
+#: How often a step is run again because someone else changed its instance meanwhile.
+_STEP_ATTEMPTS = 10
+
+#: Returned by a step's ``check`` when the step no longer applies (nothing is saved).
+_SKIP: Any = object()
+
+
+def _step(
+    project: Project,
+    instance_id: str,
+    act: Callable[[Run, InstanceRecord, Any], bool],
+    doing: str,
+    now: datetime,
+    check: Callable[[Tx, InstanceRecord], Any] | None = None,
+    finish: Callable[[Tx, InstanceRecord, Any], None] | None = None,
+    data_for: str | None = None,
+    data: Any = None,
+) -> tuple[InstanceRecord, list[TaskRecord]] | None:
+    """Run one engine step on an instance and save it, holding no lock while the engine runs.
+
+    1. A read transaction reads the instance and calls ``check(tx, inst)``, which
+       raises when the step no longer applies (say, the task was completed by
+       someone else: ConflictError), returns :data:`_SKIP` to do nothing, or returns
+       a value handed on to ``act`` and ``finish``.
+    2. Outside any transaction, ``act(run, inst, value)`` runs the engine (service
+       handlers included); False means there is nothing to save. The new state is
+       snapshotted and loaded back to prove it loadable.
+    3. A short write transaction saves the state only if the instance's version is
+       still the one read (a conditional update), with its task rows, incidents
+       and events, and whatever ``finish(tx, inst, value)`` writes.
+
+    If someone changed the instance between 1 and 3, the step is run again on the
+    fresh state; service calls repeated that way are answered from the first call
+    (:func:`flowrun.handlers.step_memo`). So a slow service call or a long script
+    never holds up other operators, and SQLite's single write lock is held only
+    for the writes.
+
+    Returns:
+        The saved instance and its changed task records; None when nothing was saved.
+    """
+    from flowrun.handlers import step_memo
+
+    engine = project.engine
+    with step_memo():
+        for _ in range(_STEP_ATTEMPTS):
+            with project.store.read() as tx:
+                inst = tx.get_instance(instance_id, with_state=True)
+                if inst is None:
+                    raise NotFoundError(f"instance {instance_id[:8]} is missing")
+                value = check(tx, inst) if check is not None else None
+                if value is _SKIP:
+                    return None
+                spec = None if engine.knows(inst.sha256) else tx.model_spec(inst.sha256)
+            run = _restore(project, spec, inst)
+            if not act(run, inst, value):
+                return None
+            version = inst.version
+            pending = _prepare(project, run, inst, now)
+            with project.store.write() as tx:
+                if not tx.update_instance(inst, version, now):
+                    continue  # changed by someone else meanwhile: run the step again on the new state
+                _write(tx, inst, pending, now, data_for, data)
+                if finish is not None:
+                    finish(tx, inst, value)
+            return inst, pending.records
+    raise ConflictError(
+        f"instance {instance_id[:8]} kept being changed by others while {doing}; check 'flowrun show' and try again"
+    )
+
+
+def _restore(project: Project, spec: str | None, inst: InstanceRecord) -> Run:
     if not inst.state:
         raise StateError(f"instance {inst.id[:8]} has no engine state (an imported case cannot be run)")
-    run = project.engine.restore(tx.model_spec(inst.sha256), inst.state, key=inst.sha256, source=inst.file)
+    run = project.engine.restore(spec, inst.state, key=inst.sha256, source=inst.file)
     run.instance_id = inst.id
     return run
 
 
-def _save(
-    project: Project,
-    tx: Tx,
-    inst: InstanceRecord,
-    run: Run,
-    now: datetime,
-    doing: str,
-    data_for: str | None = None,
-    data: Any = None,
-) -> list[TaskRecord]:
-    """Save a run's new state, task records and events; a concurrent change is a conflict."""
+@dataclass
+class _Pending:
+    """A step's results, prepared outside the write transaction."""
+
+    records: list[TaskRecord]
+    failed: list[dict[str, Any]]
+    completed: bool
+
+
+def _prepare(project: Project, run: Run, inst: InstanceRecord, now: datetime) -> _Pending:
+    """Drain the run into ``inst`` (state proven loadable, data, status) and its records."""
     records = run.drain()
-    version = inst.version
     inst.state = _verified_snapshot(project, run, inst)
     inst.data = _jsonable(run.data())
     failed = run.drain_incidents()
@@ -384,21 +473,24 @@ def _save(
     elif failed:
         inst.status = INSTANCE_ERROR
         inst.error = f"{failed[-1]['error_type']}: {failed[-1]['message']}"
-    if not tx.update_instance(inst, version, now):
-        raise ConflictError(
-            f"instance {inst.id[:8]} was changed by someone else while {doing}; check 'flowrun show' and try again"
-        )
+    return _Pending(records, failed, run.completed)
+
+
+def _write(
+    tx: Tx, inst: InstanceRecord, pending: _Pending, now: datetime, data_for: str | None = None, data: Any = None
+) -> None:
+    """Write a step's task rows, incidents and events (the instance row is already updated)."""
+    records = pending.records
     tx.save_tasks(inst.id, records)
     refs = {r.task_id: r.ref for r in records}
-    for f in failed:
+    for f in pending.failed:
         tx.open_incident(
             inst.id, refs.get(f["task_id"]), f["task_id"], f["topic"], f["error_type"], f["message"], f["attempts"], now
         )
     events = _task_events(inst.id, records, data_for=data_for, data=data)
-    if run.completed:
+    if pending.completed:
         events.append(_event(inst.id, None, now, "instance_completed", None, None))
     tx.add_events(events)
-    return records
 
 
 def _verified_snapshot(project: Project, run: Run, inst: InstanceRecord) -> str:
@@ -473,34 +565,39 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
     with project.store.write() as tx:
         due = tx.claim_due(now, owner, now + timedelta(seconds=lease_s), limit)
     result = WorkerPass()
+
+    def check(tx: Tx, inst: InstanceRecord) -> Any:
+        return None if inst.status == RUNNING else _SKIP
+
+    def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
+        return run.run_jobs() | run.refresh()
+
+    def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
+        tx.release(inst.id, owner)
+
     for instance_id in due:
         try:
-            with project.store.write() as tx:
-                inst = tx.get_instance(instance_id, with_state=True, lock=True)
-                if inst is None or inst.status != RUNNING:
-                    tx.release(instance_id, owner)
-                    continue
-                run = _restore(project, tx, inst)
-                run.instance_id = inst.id
-                if not (run.run_jobs() | run.refresh()):
-                    tx.release(instance_id, owner)
-                    continue  # nothing was due after all: leave the instance as it is
-                records = _save(project, tx, inst, run, now, "its due work ran")
-                tx.release(instance_id, owner)
+            done = _step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
         except FlowrunError as exc:
-            _instance_incident(project, instance_id, exc, now)
+            _instance_incident(project, instance_id, exc, now, owner)
             result.failed.append((instance_id, str(exc)))
             continue
+        if done is None:  # nothing was due after all: leave the instance as it is
+            with project.store.write() as tx:
+                tx.release(instance_id, owner)
+            continue
+        inst, records = done
         result.fired.append(instance_id)
         result.ready += _result(instance_id, inst.status, records).ready
     return result
 
 
-def _instance_incident(project: Project, instance_id: str, exc: FlowrunError, now: datetime) -> None:
+def _instance_incident(project: Project, instance_id: str, exc: FlowrunError, now: datetime, owner: str) -> None:
     """A worker's step failed: the instance gets an incident and waits for ``flowrun retry``."""
     with project.store.write() as tx:
         tx.open_incident(instance_id, None, "", None, type(exc).__name__, str(exc), 1, now)
         tx.set_instance_status(instance_id, INSTANCE_ERROR, str(exc))
+        tx.release(instance_id, owner)
 
 
 @dataclass(frozen=True)
@@ -535,23 +632,33 @@ def retry(project: Project, incident_id: str) -> StepResult:
     if not text.isdigit():
         raise NotFoundError(f"'{incident_id}' is not an incident number; see 'flowrun incidents'")
     now = project.clock.now()
-    with project.store.write() as tx:
+    with project.store.read() as tx:
         found = tx.get_incident(int(text))
-        if found is None or found["resolved_at"] is not None:
+    if found is None or found["resolved_at"] is not None:
+        raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
+
+    def check(tx: Tx, inst: InstanceRecord) -> Any:
+        again = tx.get_incident(int(text))
+        if again is None or again["resolved_at"] is not None:
             raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
-        inst = tx.get_instance(found["instance"], with_state=True, lock=True)
-        assert inst is not None
-        run = _restore(project, tx, inst)
-        run.instance_id = inst.id
+        return None
+
+    def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
         if found["task_id"]:
             run.retry(found["task_id"])
         else:
             run.refresh()
             run.run_jobs()
-        tx.resolve_incident(int(text), now)
         inst.status, inst.error = RUNNING, None
-        records = _save(project, tx, inst, run, now, f"incident {text} was retried")
+        return True
+
+    def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
+        tx.resolve_incident(int(text), now)
         tx.add_events([_event(inst.id, found["task_ref"], now, "incident_retried", None, {"incident": int(text)})])
+
+    done = _step(project, found["instance"], act, f"incident {text} was retried", now, check=check, finish=finish)
+    assert done is not None
+    inst, records = done
     return _result(inst.id, inst.status, records)
 
 
@@ -583,19 +690,9 @@ def send(
         targets = tx.instances_waiting_for(f"{kind}:{name}", iid)
     results = []
     for target in targets:
-        with project.store.write() as tx:
-            inst = tx.get_instance(target, with_state=True, lock=True)
-            if inst is None or inst.status != RUNNING:
-                continue
-            run = _restore(project, tx, inst)
-            delivered = run.deliver(kind, name, payload)
-            if not delivered and not run.changed:
-                continue
-            records = _save(project, tx, inst, run, now, f"the {kind} {name} was delivered")
-            if not delivered:
-                continue  # a timer that was due first took the instance elsewhere
-            tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
-        results.append(_result(inst.id, inst.status, records))
+        done = _deliver(project, target, kind, name, payload, now, only_running=True)
+        if done is not None:
+            results.append(done)
     if results or iid is not None:
         if not results:
             raise NotFoundError(
@@ -604,13 +701,7 @@ def send(
         return results
     for family, variant, path in _starters(project, kind, name):
         started = start(project, f"{family}:{variant}" if variant != "default" else str(path), payload)
-        with project.store.write() as tx:
-            inst = tx.get_instance(started.instance, with_state=True)
-            assert inst is not None
-            run = _restore(project, tx, inst)
-            if run.deliver(kind, name, payload):
-                records = _save(project, tx, inst, run, now, f"the {kind} {name} was delivered")
-                started = _result(inst.id, inst.status, records)
+        started = _deliver(project, started.instance, kind, name, payload, now, only_running=False) or started
         results.append(started)
     if not results:
         raise NotFoundError(
@@ -618,6 +709,37 @@ def send(
             "check the name against the diagram (see 'flowrun show ID' for what an instance waits for)"
         )
     return results
+
+
+def _deliver(
+    project: Project,
+    instance_id: str,
+    kind: str,
+    name: str,
+    payload: dict[str, Any],
+    now: datetime,
+    only_running: bool,
+) -> StepResult | None:
+    """Deliver a message or signal to one instance; None when it was not waiting for it."""
+    delivered = False
+
+    def check(tx: Tx, inst: InstanceRecord) -> Any:
+        return _SKIP if only_running and inst.status != RUNNING else None
+
+    def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
+        nonlocal delivered
+        delivered = run.deliver(kind, name, payload)
+        return delivered or run.changed  # a timer that was due first may have taken the instance elsewhere
+
+    def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
+        if delivered:
+            tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
+
+    done = _step(project, instance_id, act, f"the {kind} {name} was delivered", now, check=check, finish=finish)
+    if done is None or not delivered:
+        return None
+    inst, records = done
+    return _result(inst.id, inst.status, records)
 
 
 def _starters(project: Project, kind: str, name: str) -> list[tuple[str, str, Path]]:

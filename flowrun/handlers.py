@@ -10,15 +10,18 @@ project folder) or from :func:`handler` in Python code.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from flowrun.errors import BpmnError, FlowrunError, ServiceError, UnknownServiceError
-from flowrun.models import SERVICE_CONTEXT
+from flowrun.models import SERVICE_CONTEXT, ServiceCaller
 
 Handler = Callable[..., Mapping[str, Any]]
 
@@ -128,3 +131,51 @@ def _wants_context(fn: Handler) -> bool:
 
 
 _WANTS: dict[Any, bool] = {}
+
+
+#: The service results of the step being run (see :func:`step_memo`); None outside a step.
+_STEP_MEMO: ContextVar[dict[tuple[str, int, str], tuple[bool, Any]] | None] = ContextVar(
+    "flowrun_step_memo", default=None
+)
+
+
+@contextmanager
+def step_memo() -> Iterator[None]:
+    """Within this block, each service call (idempotency key, attempt) reaches its handler once.
+
+    flowrun runs an engine step outside any database transaction and saves it only
+    if nobody changed the instance meanwhile; otherwise it runs the step again on
+    the fresh state. The service calls of the step run again then, and this memo
+    hands them the first call's result (or raises its error again) instead of
+    calling the handler a second time for the same attempt.
+    """
+    token = _STEP_MEMO.set({})
+    try:
+        yield
+    finally:
+        _STEP_MEMO.reset(token)
+
+
+def once_per_step(call: ServiceCaller) -> ServiceCaller:
+    """``call`` (a :data:`ServiceCaller`), answering repeated calls of one step from :func:`step_memo`."""
+
+    def caller(topic: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        memo = _STEP_MEMO.get()
+        context = SERVICE_CONTEXT.get()
+        if memo is None or context is None:
+            return call(topic, data)
+        key = (context.idempotency_key, context.attempt, topic)
+        if key in memo:
+            ok, value = memo[key]
+            if not ok:
+                raise value
+            return copy.deepcopy(value)
+        try:
+            result = call(topic, data)
+        except (FlowrunError, BpmnError) as exc:
+            memo[key] = (False, exc)
+            raise
+        memo[key] = (True, copy.deepcopy(result))
+        return result
+
+    return caller

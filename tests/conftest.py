@@ -72,9 +72,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def project(project_dir: Path, clock: ManualClock) -> app.Project:
+def project(project_dir: Path, clock: ManualClock) -> Iterator[app.Project]:
     """The example project, with a manual clock starting at :data:`T0`."""
-    return app.Project(settings=find_project(explicit=project_dir), clock=clock)
+    proj = app.Project(settings=find_project(explicit=project_dir), clock=clock)
+    yield proj
+    proj.close()
 
 
 @pytest.fixture

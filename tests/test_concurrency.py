@@ -587,13 +587,6 @@ def _run_due_once(project_dir: str, out: Connection) -> None:
         out.send(("error", traceback.format_exc(), []))
 
 
-@pytest.mark.xfail(
-    not ON_POSTGRES,
-    strict=True,
-    reason="BUG: on SQLite the worker calls the service handler inside its write transaction (BEGIN IMMEDIATE), "
-    "so the whole database stays write-locked while the handler runs: every operator's step, on any instance, "
-    "waits for it, and fails with 'database is locked' once a handler takes longer than the 30 s busy timeout",
-)
 def test_a_slow_service_call_does_not_hold_up_operators_on_other_instances(project_dir):
     (project_dir / "slow_services.py").write_text(SLOW_SERVICE)
     make_async(project_dir, handler="slow_services:check_entitlement")
@@ -635,6 +628,22 @@ def test_next_due_tells_the_worker_when_a_service_retry_is_due(project_dir):
     assert app.run_due(project, worker="w").fired == [started.instance]  # attempt 1 fails, retry due in 1 s
     assert query(project_dir, "SELECT attempts FROM tasks WHERE type = 'serviceTask'") == [(1,)]
     assert app.next_due(project) == T0 + timedelta(seconds=1)
+
+
+def test_an_idle_worker_sleeps_until_another_workers_lease_runs_out(project_dir):
+    make_async(project_dir)
+    clock = ManualClock(T0)
+    project = open_project(project_dir, clock)
+    started = app.start(project, "complaint:reengineered")
+    app.complete(project, str(started.ready[0].ref), task_data("Record and assess complaint", random.Random(3)), "al")
+    assert app.next_due(project) == T0  # the entitlement check is due now
+    with project.store.write() as tx:  # another worker takes it and is still busy with it (or died)
+        assert tx.claim_due(T0, "busy-worker", T0 + timedelta(seconds=60)) == [started.instance]
+    assert app.next_due(project) == T0 + timedelta(seconds=60)
+    assert app.run_due(project, worker="idle-worker").fired == []
+    clock.advance(61)  # the lease ran out: the idle worker takes over
+    assert app.run_due(project, worker="idle-worker").fired == [started.instance]
+    assert app.next_due(project) is None
 
 
 @pytest.mark.sqlite

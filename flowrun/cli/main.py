@@ -39,6 +39,10 @@ class AppContext:
             self._project = Project(find_project(explicit=self.project_dir), clock)
         return self._project
 
+    def close(self) -> None:
+        if self._project is not None:
+            self._project.close()
+
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -86,6 +90,7 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
     recorded for the pilot team.
     """
     ctx.obj = AppContext(project_dir)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _register() -> None:

@@ -83,10 +83,16 @@ class Engine:
         self._specs: dict[str, tuple[Any, Any]] = {}
         self._spec_json: dict[str, str] = {}
 
-    def _spec(self, spec_json: str, key: str | None) -> tuple[Any, Any]:
-        cache_key = key or spec_json
+    def knows(self, key: str) -> bool:
+        """True when the definition cached under ``key`` is loaded (restore needs no ``spec_json`` then)."""
+        return key in self._specs
+
+    def _spec(self, spec_json: str | None, key: str | None) -> tuple[Any, Any]:
+        cache_key = key or spec_json or ""
         found = self._specs.get(cache_key)
         if found is None:
+            if spec_json is None:
+                raise StateError(f"no definition is loaded for model {cache_key[:12]}")
             try:
                 dct = json.loads(spec_json)
                 spec = _REGISTRY.restore(dct["spec"])
@@ -139,8 +145,12 @@ class Engine:
             raise StateError(f"no definition is loaded for model {key[:12]}")
         self.restore(spec_json, state, key=key)
 
-    def restore(self, spec_json: str, state: str, key: str | None = None, source: str = "") -> Run:
-        """Load a saved instance (from :meth:`Run.snapshot`) with the restricted script engine."""
+    def restore(self, spec_json: str | None, state: str, key: str | None = None, source: str = "") -> Run:
+        """Load a saved instance (from :meth:`Run.snapshot`) with the restricted script engine.
+
+        ``spec_json`` may be None when the definition is already cached under ``key``
+        (see :meth:`knows`).
+        """
         spec, subs = self._spec(spec_json, key)
         try:
             dct = json.loads(state)
