@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import threading
@@ -38,6 +39,8 @@ from flowrun.config import find_project
 from flowrun.errors import ConflictError
 from tests.conftest import ON_POSTGRES
 from tests.helpers import T0, db_path, flowrun_executable, query
+
+EVENTS = Path(__file__).parent / "data" / "events"
 
 # -- shared with test_crash.py --------------------------------------------------------------
 
@@ -608,6 +611,70 @@ def test_a_slow_service_call_does_not_hold_up_operators_on_other_instances(proje
     ((kind, fired, failed),) = collect([proc], [recv], timeout=60)
     assert (kind, fired, failed) == ("ok", [slow.instance], [])
     assert took < 1.0, f"completing a task of another instance waited {took:.1f} s for the worker's service call"
+
+
+WAITING_SERVICE = '''"""A warranty check that waits until the test lets it answer, and counts its calls."""
+
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def check_warranty(data, context):
+    with open(HERE / "warranty-calls", "a") as calls:
+        calls.write(f"{context.idempotency_key} {context.attempt}\\n")
+    (HERE / "handler-started").touch()
+    deadline = time.monotonic() + 30
+    while not (HERE / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"under_warranty": True}
+'''
+
+
+def test_a_step_that_lost_a_race_is_run_again_without_calling_the_service_twice(project_dir):
+    """The worker's service call runs outside any transaction, so an operator can complete a parallel
+    task of the same instance meanwhile; the worker's save then finds the instance changed, runs its
+    step again on the new state, and reuses the service's answer instead of calling it again."""
+    shutil.copy(EVENTS / "parallel_service.bpmn", project_dir / "processes" / "parallel_service.bpmn")
+    (project_dir / "warranty_services.py").write_text(WAITING_SERVICE)
+    yaml_path = project_dir / "flowrun.yaml"
+    yaml_path.write_text(
+        yaml_path.read_text().replace(
+            "services:\n",
+            "services:\n  check_warranty: {handler: warranty_services:check_warranty, async: true}\n",
+        )
+    )
+    project = open_project(project_dir, ManualClock(T0))
+    started = app.start(project, "parallel_service")
+    (note,) = started.ready
+    ctx = fork_context()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = start_process(ctx, _run_due_once, str(project_dir), send)
+    deadline = time.monotonic() + 60
+    while not (project_dir / "handler-started").exists():
+        assert time.monotonic() < deadline, "the worker never called the handler"
+        time.sleep(0.01)
+    began = time.monotonic()
+    app.complete(project, str(note.ref), {"remark": "customer called twice"}, "alice")
+    assert time.monotonic() - began < 1.0, "completing a parallel task waited for the worker's service call"
+    (project_dir / "go").touch()
+    ((kind, fired, failed),) = collect([proc], [recv], timeout=60)
+    assert (kind, fired, failed) == ("ok", [started.instance], [])
+    calls = (project_dir / "warranty-calls").read_text().splitlines()
+    assert len(calls) == 1, calls
+    view = app.show(project, started.instance)
+    assert view.data["under_warranty"] is True
+    assert view.data["remark"] == "customer called twice"
+    assert [i.name for i in app.inbox(project, started.instance)] == ["Reply to customer"]
+    completed = query(
+        project_dir, "SELECT name FROM tasks WHERE status = 'completed' AND type != 'startEvent' ORDER BY name"
+    )
+    assert ("Check warranty",) in completed and ("Note the call",) in completed
+    details = query(
+        project_dir, "SELECT detail FROM events WHERE kind = 'completed' AND instance_id = ?", started.instance
+    )
+    assert sum(json.loads(d)["name"] == "Check warranty" for (d,) in details) == 1
 
 
 FLAKY_SERVICE = '''"""A service that is down."""
