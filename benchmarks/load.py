@@ -19,15 +19,25 @@ PostgreSQL is a throwaway server started with tests/pgserver.py (``fsync=off``,
 ``synchronous_commit=off`` as in the tests; ``--durable-pg`` turns both back on).
 SQLite is flowrun's default database file (WAL, ``synchronous=NORMAL``).
 
-Reported per database and N: completed steps per second, p50/p95 step latency,
-CPU time per step on the client and (PostgreSQL) the server, and where a step's
-time goes: new connections, waiting for SQLite's write lock (``BEGIN IMMEDIATE``),
-statements that lock the instance row (``FOR UPDATE``), and the write transaction.
-A paced run at N=16 (operators with think time, 60 % of the measured capacity)
-shows the latency when the machine is not saturated.
+Two sweeps per database, N = 1, 4, 16 each:
 
-Targets (PASS/FAIL): on PostgreSQL, throughput at N=4 is at least 1.5x that at
-N=1; on each database, p95 latency at N=16 is under 5x the p95 at N=1. Writes
+- closed loop: operators that never pause, so the machine is saturated; this
+  measures capacity and how it scales with N;
+- paced: every operator works at the same pace (Poisson arrivals), chosen so that
+  16 of them offer 60 % of the capacity just measured; this measures how much
+  slower a step gets when more operators share the machine, as they do in a
+  service centre, where operators talk to customers between steps.
+
+Reported: completed steps per second, p50/p95 step latency, CPU time per step
+on the client and (PostgreSQL) the server, and where a step's time goes: new
+connections, waiting in flowrun's SQLite writer queue and in SQLite's own
+``BEGIN IMMEDIATE``, and the write transaction.
+
+Targets (PASS/FAIL): on PostgreSQL, closed-loop throughput at N=4 is at least
+1.5x that at N=1; on each database, paced p95 latency at N=16 is under 5x the
+paced p95 at N=1. The closed-loop p95 ratio is printed for information, next to
+its Little's law floor (in a closed loop, mean latency = N / throughput, so on 2
+cores N=16 is at least ~7x slower than N=1 whatever the software does). Writes
 ``benchmarks/load-results.json``; exit status 0 when every target passes.
 """
 
@@ -78,7 +88,7 @@ TARGET_SPEEDUP = 1.5
 TARGET_P95_RATIO = 5.0
 PACED_LOAD = 0.6
 #: A first guess of the steps per second at N=1 (on 2 cores), only to seed enough instances for a run.
-EXPECTED_RATE = {"postgres": 70.0, "sqlite": 140.0}
+EXPECTED_RATE = {"postgres": 150.0, "sqlite": 250.0}
 
 
 def log(msg: str) -> None:
@@ -153,17 +163,21 @@ def _instrument(engine: Any) -> dict[str, float]:
     return acc
 
 
-def _keep_connections(project: Any) -> None:
-    """The --pool experiment: the store keeps up to 2 connections open instead of one per transaction.
+def _time_writer_queue(store: Any, acc: dict[str, float]) -> None:
+    """Time the wait for SQLite's writer queue (flowrun.store.writers) on this store."""
+    from contextlib import contextmanager
 
-    The engine's pool is swapped for a QueuePool with the same connect function and
-    listeners (flowrun's PRAGMAs and BEGIN IMMEDIATE on SQLite stay as they are).
-    """
-    from sqlalchemy.pool import QueuePool
+    queue = store._writers
+    original = queue.turn
 
-    engine = project.store.engine
-    old = engine.pool
-    engine.pool = QueuePool(old._creator, pool_size=2, max_overflow=2, _dispatch=old.dispatch, dialect=old._dialect)
+    @contextmanager
+    def timed() -> Any:
+        began = time.perf_counter()
+        with original():
+            acc["queue_s"] += time.perf_counter() - began
+            yield
+
+    queue.turn = timed
 
 
 def _operator(
@@ -173,7 +187,6 @@ def _operator(
     instances: int,
     duration: float,
     pace: float,
-    pooled: bool,
     barrier: Any,
     out: Connection,
 ) -> None:
@@ -184,8 +197,6 @@ def _operator(
 
     try:
         project = app.Project(settings=find_project(explicit=Path(project_dir)), clock=SystemClock())
-        if pooled:
-            _keep_connections(project)
         queue: deque[tuple[str, str]] = deque()
 
         def start_one() -> None:
@@ -202,6 +213,7 @@ def _operator(
         for _ in range(STEPS_PER_INSTANCE):  # warm-up: one instance to its end (imports, caches, first connects)
             step()
         acc = _instrument(project.store.engine)
+        _time_writer_queue(project.store, acc)
         rng = random.Random(seed)
         barrier.wait(timeout=600)
         t0 = time.monotonic()
@@ -331,7 +343,6 @@ def run_once(
     expected_rate: float,
     postmaster: int | None,
     dsn: str | None,
-    pooled: bool = False,
 ) -> dict[str, Any]:
     """One project on a fresh database, ``n`` operators, ``duration`` seconds: the figures."""
     from flowrun import app
@@ -355,7 +366,7 @@ def run_once(
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=_operator,
-            args=(str(project_dir), f"op{i}", i, instances, duration, pace, pooled, barrier, send),
+            args=(str(project_dir), f"op{i}", i, instances, duration, pace, barrier, send),
             daemon=True,
         )
         proc.start()
@@ -394,7 +405,6 @@ def run_once(
         "db": db,
         "n": n,
         "paced": bool(pace),
-        "pooled_connections": pooled,
         "pace_steps_per_s_per_operator": round(pace, 3) if pace else None,
         "duration_s": duration,
         "elapsed_s": round(elapsed, 2),
@@ -417,6 +427,7 @@ def run_once(
         "sql_ms_per_step": per_step.get("sql_s", 0.0) * 1000,
         "begin_wait_ms_per_step": per_step.get("begin_s", 0.0) * 1000,
         "for_update_ms_per_step": per_step.get("for_update_s", 0.0) * 1000,
+        "queue_wait_ms_per_step": per_step.get("queue_s", 0.0) * 1000,
         "write_tx_ms_per_step": per_step.get("write_tx_s", 0.0) * 1000,
         "late_starts": sum(r["late_starts"] for r in reports),
         "pg_backends": {k: round(v / sampled, 3) for k, v in sampler.counts.most_common()} if dsn else None,
@@ -435,14 +446,15 @@ COLUMNS = [
     ("p50 ms", "p50_ms", "{:.0f}"),
     ("p95 ms", "p95_ms", "{:.0f}"),
     ("p95 / p95 N=1", "p95_ratio", "{:.1f}"),
+    ("Little floor", "little_floor", "{:.1f}"),
     ("CPU busy", "machine_busy", "{:.0%}"),
     ("other procs", "other_cpu_share", "{:.0%}"),
     ("client CPU ms/step", "client_cpu_ms_per_step", "{:.1f}"),
     ("server CPU ms/step", "server_cpu_ms_per_step", "{:.1f}"),
     ("connects/step", "connects_per_step", "{:.1f}"),
     ("connect ms/step", "connect_ms_per_step", "{:.1f}"),
+    ("queue wait ms/step", "queue_wait_ms_per_step", "{:.1f}"),
     ("BEGIN wait ms/step", "begin_wait_ms_per_step", "{:.1f}"),
-    ("FOR UPDATE ms/step", "for_update_ms_per_step", "{:.1f}"),
     ("write tx ms/step", "write_tx_ms_per_step", "{:.1f}"),
 ]
 
@@ -463,34 +475,56 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Speedups, latency ratios and the PASS/FAIL of each target."""
+    """Speedups, latency ratios and the PASS/FAIL of each target.
+
+    Throughput is judged on the closed loop (operators that never pause: the
+    capacity). Latency is judged on the paced sweep, where every operator works at
+    the same pace and N=16 together offer 60 % of that capacity: in a closed loop
+    on 2 cores, Little's law alone puts the N=16 latency at N / (throughput ratio)
+    ~ 7-8x the N=1 latency, whatever the software does (the floor is reported).
+    """
     targets = []
     for db in dict.fromkeys(r["db"] for r in rows):
         closed = {r["n"]: r for r in rows if r["db"] == db and not r["paced"]}
-        one = closed.get(1)
+        paced = {r["n"]: r for r in rows if r["db"] == db and r["paced"]}
         for r in rows:
             if r["db"] != db:
                 continue
             r["n_label"] = f"{r['n']} paced" if r["paced"] else str(r["n"])
-            if one:
-                r["speedup"] = r["steps_per_s"] / one["steps_per_s"] if not r["paced"] else None
-                r["p95_ratio"] = r["p95_ms"] / one["p95_ms"]
-        if one and 4 in closed and db == "postgres":
-            value = closed[4]["steps_per_s"] / one["steps_per_s"]
+            base = (paced if r["paced"] else closed).get(1)
+            if base:
+                r["p95_ratio"] = r["p95_ms"] / base["p95_ms"]
+            if closed.get(1) and not r["paced"]:
+                r["speedup"] = r["steps_per_s"] / closed[1]["steps_per_s"]
+                # Little's law: mean latency = N / throughput, against the N=1 mean latency
+                r["little_floor"] = (r["n"] / r["steps_per_s"]) / (closed[1]["mean_ms"] / 1000)
+        if 1 in closed and 4 in closed and db == "postgres":
+            value = closed[4]["steps_per_s"] / closed[1]["steps_per_s"]
             targets.append(
                 {
-                    "target": f"{db}: throughput N=4 >= {TARGET_SPEEDUP}x N=1",
+                    "target": f"{db}: throughput N=4 >= {TARGET_SPEEDUP}x N=1 (closed loop)",
                     "value": round(value, 2),
                     "pass": value >= TARGET_SPEEDUP,
                 }
             )
-        if one and 16 in closed:
-            value = closed[16]["p95_ms"] / one["p95_ms"]
+        if 1 in paced and 16 in paced:
+            value = paced[16]["p95_ms"] / paced[1]["p95_ms"]
             targets.append(
                 {
-                    "target": f"{db}: p95 N=16 < {TARGET_P95_RATIO}x p95 N=1",
+                    "target": f"{db}: p95 N=16 < {TARGET_P95_RATIO}x p95 N=1 (operators at one pace, "
+                    f"N=16 offering {PACED_LOAD:.0%} of capacity)",
                     "value": round(value, 2),
                     "pass": value < TARGET_P95_RATIO,
+                }
+            )
+        if 1 in closed and 16 in closed:
+            value = closed[16]["p95_ms"] / closed[1]["p95_ms"]
+            targets.append(
+                {
+                    "target": f"{db}: for information, closed loop p95 N=16 / p95 N=1 "
+                    f"(Little's law floor for the mean: {closed[16]['little_floor']:.1f}x)",
+                    "value": round(value, 2),
+                    "pass": None,
                 }
             )
     return targets
@@ -534,17 +568,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", choices=["postgres", "sqlite"], help="one database only")
     ap.add_argument("--ns", default="1,4,16", help="operator counts (default 1,4,16)")
     ap.add_argument("--duration", type=float, help="seconds per run (default 15, --quick 6)")
-    ap.add_argument("--no-paced", action="store_true", help="skip the paced N=16 run")
+    ap.add_argument("--no-paced", action="store_true", help="skip the paced runs")
     ap.add_argument(
         "--durable-pg",
         action="store_true",
         help="PostgreSQL with fsync and synchronous_commit on; results go to load-results-durable.json",
-    )
-    ap.add_argument(
-        "--pool",
-        action="store_true",
-        help="experiment: operators keep 2 connections open (QueuePool) instead of one per transaction; "
-        "results go to benchmarks/load-results-pool.json",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args(argv)
@@ -576,21 +604,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 url_for = server.create_database
                 postmaster = _postmaster_pid(server)
                 dsn = server.dsn("postgres")
-            # steps/s, to seed enough instances (pooled connections are ~2.5x faster); then the best measured so far
-            expected = EXPECTED_RATE[db] * (2.5 if args.pool else 1.0)
+            # steps/s, to seed enough instances; then the best measured so far
+            expected = EXPECTED_RATE[db]
             for n in ns:
                 log(f"{db}: {n} operator(s), {duration:.0f} s ...")
-                row = run_once(db, url_for(), work, n, duration, 0.0, expected, postmaster, dsn, args.pool)
+                row = run_once(db, url_for(), work, n, duration, 0.0, expected, postmaster, dsn)
                 expected = max(expected, row["steps_per_s"])
                 rows.append(row)
                 log(f"  {row['steps_per_s']:.1f} steps/s, p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms")
-            if not args.no_paced and 16 in ns:
+            if not args.no_paced:
+                # Every operator at the same pace, so that the most operators offer PACED_LOAD of the capacity.
                 capacity = max(r["steps_per_s"] for r in rows if r["db"] == db and not r["paced"])
-                pace = PACED_LOAD * capacity / 16
-                log(f"{db}: 16 operators paced at {pace:.2f} steps/s each ({PACED_LOAD:.0%} of {capacity:.0f}) ...")
-                row = run_once(db, url_for(), work, 16, duration, pace, capacity, postmaster, dsn, args.pool)
-                rows.append(row)
-                log(f"  {row['steps_per_s']:.1f} steps/s, p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms")
+                pace = PACED_LOAD * capacity / max(ns)
+                for n in ns:
+                    log(f"{db}: {n} operator(s) paced at {pace:.2f} steps/s each ...")
+                    row = run_once(db, url_for(), work, n, duration, pace, capacity, postmaster, dsn)
+                    rows.append(row)
+                    log(f"  {row['steps_per_s']:.1f} steps/s, p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms")
             if server is not None:
                 server.stop()
                 server = None
@@ -606,9 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"flowrun under load - {duration:.0f} s per run, {info['cpus']} CPUs, Python {info['python']}, "
-        f"SQLite {info['sqlite']}"
-        + (", PostgreSQL durable (fsync on)" if args.durable_pg else "")
-        + (", EXPERIMENT: pooled connections" if args.pool else "")
+        f"SQLite {info['sqlite']}" + (", PostgreSQL durable (fsync on)" if args.durable_pg else "")
     )
     print_table(rows)
     print()
@@ -618,8 +646,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"postgres N={r['n_label']}: server backends were {shares}")
     print()
     for t in targets:
-        print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['value']}x")
-    suffix = ("-pool" if args.pool else "") + ("-durable" if args.durable_pg else "")
+        verdict = "info" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
+        print(f"{verdict:4}  {t['target']}: {t['value']}x")
+    suffix = "-durable" if args.durable_pg else ""
     results_file = RESULTS.with_name(f"load-results{suffix}.json") if suffix else RESULTS
     print(f"\ntotal time {elapsed:.0f} s; results in {results_file.relative_to(REPO)}")
     info["loadavg_end"] = os.getloadavg()
@@ -629,20 +658,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "mode": "quick" if args.quick else "full",
                 "duration_s": duration,
                 "durable_pg": args.durable_pg,
-                "pooled_connections": args.pool,
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "elapsed_s": round(elapsed, 1),
                 "machine": info,
                 "runs": rows,
                 "targets": targets,
-                "all_pass": all(t["pass"] for t in targets),
+                "all_pass": all(t["pass"] is not False for t in targets),
             },
             indent=2,
         )
         + "\n",
         encoding="utf-8",
     )
-    return 0 if all(t["pass"] for t in targets) else 1
+    return 0 if all(t["pass"] is not False for t in targets) else 1
 
 
 if __name__ == "__main__":

@@ -670,7 +670,8 @@ def test_a_step_that_lost_a_race_is_run_again_without_calling_the_service_twice(
     completed = query(
         project_dir, "SELECT name FROM tasks WHERE status = 'completed' AND type != 'startEvent' ORDER BY name"
     )
-    assert ("Check warranty",) in completed and ("Note the call",) in completed
+    assert ("Check warranty",) in completed
+    assert ("Note the call",) in completed
     details = query(
         project_dir, "SELECT detail FROM events WHERE kind = 'completed' AND instance_id = ?", started.instance
     )

@@ -5,7 +5,9 @@ on first use) and hands out :class:`Tx` transactions. One command is one
 transaction: :meth:`SqlStore.write` commits the whole step or nothing. On
 SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and the
 database runs in WAL mode with a busy timeout, so concurrent operators wait
-for each other instead of seeing "database is locked".
+for each other instead of seeing "database is locked"; flowrun's own writers
+also queue on a file lock (:mod:`flowrun.store.writers`), so a waiting writer
+is woken as soon as the database is free instead of polling for it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from flowrun.errors import StoreError
 from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
 from flowrun.store import schema
 from flowrun.store.schema import events, incidents, instances, models, tasks
+from flowrun.store.writers import WriterQueue
 
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -45,9 +48,11 @@ class SqlStore:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         new_file = False
+        self._writers = WriterQueue(None, _BUSY_TIMEOUT_MS / 1000)
         if self.is_sqlite:
             path = _sqlite_path(url)
             if path is not None:
+                self._writers = WriterQueue(path.with_name(path.name + ".writers"), _BUSY_TIMEOUT_MS / 1000)
                 new_file = not path.exists()
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +120,15 @@ class SqlStore:
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Tx]:
+        if write:
+            with self._writers.turn(), self._transaction(write=True) as tx:
+                yield tx
+        else:
+            with self._transaction(write=False) as tx:
+                yield tx
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[Tx]:
         try:
             conn = self.engine.connect().execution_options(flowrun_write=write)
         except SQLAlchemyError as exc:
@@ -132,6 +146,7 @@ class SqlStore:
     def close(self) -> None:
         """Close the connections this store keeps open (it can still be used afterwards)."""
         self.engine.dispose()
+        self._writers.close()
 
 
 class Tx:
