@@ -500,34 +500,22 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 r["little_floor"] = (r["n"] / r["steps_per_s"]) / (closed[1]["mean_ms"] / 1000)
         if 1 in closed and 4 in closed and db == "postgres":
             value = closed[4]["steps_per_s"] / closed[1]["steps_per_s"]
-            targets.append(
-                {
-                    "target": f"{db}: throughput N=4 >= {TARGET_SPEEDUP}x N=1 (closed loop)",
-                    "value": round(value, 2),
-                    "pass": value >= TARGET_SPEEDUP,
-                }
-            )
+            title = f"throughput N=4 >= {TARGET_SPEEDUP}x N=1 (closed loop)"
+            targets.append(_target(db, title, value, value >= TARGET_SPEEDUP))
         if 1 in paced and 16 in paced:
             value = paced[16]["p95_ms"] / paced[1]["p95_ms"]
-            targets.append(
-                {
-                    "target": f"{db}: p95 N=16 < {TARGET_P95_RATIO}x p95 N=1 (operators at one pace, "
-                    f"N=16 offering {PACED_LOAD:.0%} of capacity)",
-                    "value": round(value, 2),
-                    "pass": value < TARGET_P95_RATIO,
-                }
-            )
+            title = f"p95 N=16 < {TARGET_P95_RATIO}x p95 N=1 (one pace, N=16 offering {PACED_LOAD:.0%} of capacity)"
+            targets.append(_target(db, title, value, value < TARGET_P95_RATIO))
         if 1 in closed and 16 in closed:
             value = closed[16]["p95_ms"] / closed[1]["p95_ms"]
-            targets.append(
-                {
-                    "target": f"{db}: for information, closed loop p95 N=16 / p95 N=1 "
-                    f"(Little's law floor for the mean: {closed[16]['little_floor']:.1f}x)",
-                    "value": round(value, 2),
-                    "pass": None,
-                }
-            )
+            floor = closed[16]["little_floor"]
+            title = f"for information, closed loop p95 N=16 / p95 N=1 (Little's law floor for the mean: {floor:.1f}x)"
+            targets.append(_target(db, title, value, None))
     return targets
+
+
+def _target(db: str, title: str, value: float, passed: bool | None) -> dict[str, Any]:
+    return {"target": f"{db}: {title}", "value": round(value, 2), "pass": passed}
 
 
 def machine_info() -> dict[str, Any]:
