@@ -207,7 +207,7 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
     display = s.rel(path)
     store = project.store
     sha = _file_sha(path, display)
-    with store.read() as tx:
+    with store.read(snapshot=False) as tx:
         spec = _stored_spec(tx, sha)
     process_id = None
     if spec is None:
@@ -275,7 +275,7 @@ def get_task(project: Project, ref: str) -> TaskRecord:
     text = ref.strip().lstrip("#")
     if not text.isdigit():
         raise NotFoundError(f"'{ref}' is not a task ref; refs are the numbers 'flowrun tasks' shows")
-    with project.store.read() as tx:
+    with project.store.read(snapshot=False) as tx:
         task = tx.task_by_ref(int(text))
     if task is None:
         raise NotFoundError(f"no task with ref {text}; see 'flowrun tasks' for the open ones")
@@ -420,7 +420,7 @@ def _step(
     engine = project.engine
     with step_memo():
         for _ in range(_STEP_ATTEMPTS):
-            with project.store.read() as tx:
+            with project.store.read(snapshot=False) as tx:  # reads ordered: instance first, see check
                 inst = tx.get_instance(instance_id, with_state=True)
                 if inst is None:
                     raise NotFoundError(f"instance {instance_id[:8]} is missing")
@@ -664,7 +664,7 @@ def retry(project: Project, incident_id: str) -> StepResult:
 
 def next_due(project: Project) -> datetime | None:
     """When the next timer of any instance is due (None when no timer waits)."""
-    with project.store.read() as tx:
+    with project.store.read(snapshot=False) as tx:
         return tx.next_due()
 
 

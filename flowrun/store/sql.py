@@ -108,9 +108,16 @@ class SqlStore:
         return schema.HEAD_REVISION
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
-        """A read-only transaction."""
-        with self._tx(write=False) as tx:
+    def read(self, snapshot: bool = True) -> Iterator[Tx]:
+        """A read-only transaction.
+
+        Args:
+            snapshot: all reads see the database as of one moment (on SQLite; PostgreSQL's
+                READ COMMITTED gives each statement its own). With False each statement
+                runs on its own (autocommit), which saves the BEGIN and COMMIT round trips
+                of a short lookup; the caller orders its reads so that this is safe.
+        """
+        with self._tx(write=False, snapshot=snapshot) as tx:
             yield tx
 
     @contextmanager
@@ -120,18 +127,20 @@ class SqlStore:
             yield tx
 
     @contextmanager
-    def _tx(self, write: bool) -> Iterator[Tx]:
+    def _tx(self, write: bool, snapshot: bool = True) -> Iterator[Tx]:
         if write:
             with self._writers.turn(), self._transaction(write=True) as tx:
                 yield tx
         else:
-            with self._transaction(write=False) as tx:
+            with self._transaction(write=False, snapshot=snapshot) as tx:
                 yield tx
 
     @contextmanager
-    def _transaction(self, write: bool) -> Iterator[Tx]:
+    def _transaction(self, write: bool, snapshot: bool = True) -> Iterator[Tx]:
         try:
-            conn = self.engine.connect().execution_options(flowrun_write=write)
+            conn = self.engine.connect().execution_options(flowrun_write=write, flowrun_snapshot=snapshot)
+            if not snapshot and not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the database {_safe(self.url)}: {exc}") from None
         try:
@@ -689,8 +698,12 @@ def _make_engine(url: str, is_sqlite: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("flowrun_write", True)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("flowrun_write", True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif options.get("flowrun_snapshot", True):
+            conn.exec_driver_sql("BEGIN")
+        # else: statements run on their own (autocommit)
 
     return engine
 
