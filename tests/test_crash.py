@@ -128,7 +128,8 @@ def engine_ready_tasks(project: app.Project, iid: str) -> tuple[bool, list[str]]
     with project.store.read() as tx:
         inst = tx.get_instance(iid, with_state=True)
         assert inst is not None
-        run = app._restore(project, tx, inst)
+        spec = tx.model_spec(inst.sha256)
+    run = project.engine.restore(spec, inst.state or "", key=inst.sha256)
     return run.completed, sorted(w["task"] for w in run.waiting_for() if w["kind"] == "task")
 
 

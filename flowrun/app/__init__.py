@@ -1,0 +1,65 @@
+"""The use cases: what an operator, a designer or a script can do with a project.
+
+Each function takes a :class:`Project`, does one whole step (all of it is saved,
+or nothing), and returns flowrun dataclasses. The CLI only parses arguments,
+calls these and renders the result; tests and scripts call them directly.
+
+The modules, by what they hold:
+
+- :mod:`~flowrun.app.project`: the project, its processes, ``init`` and ``db upgrade``;
+- :mod:`~flowrun.app.steps`: starting instances and completing tasks;
+- :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages;
+- :mod:`~flowrun.app.views`: the inbox, ``show``, ``history``, ``instances``;
+- :mod:`~flowrun.app.checks`: ``validate``;
+- :mod:`~flowrun.app.logs`: event log export and import;
+- :mod:`~flowrun.app.pilots`: measures and comparisons.
+"""
+
+from flowrun.app.checks import validate
+from flowrun.app.logs import ExportResult, ImportResult, export_log, import_log
+from flowrun.app.pilots import compare, measure_cases
+from flowrun.app.project import (
+    Project,
+    db_upgrade,
+    example_dir,
+    init_project,
+    list_processes,
+    resolve_process,
+)
+from flowrun.app.steps import StepResult, claim, complete, get_task, start, task_form
+from flowrun.app.views import history, inbox, instances, resolve_instance, show
+from flowrun.app.worker import Incident, WorkerPass, incidents, next_due, retry, run_due, send
+
+__all__ = [
+    "ExportResult",
+    "ImportResult",
+    "Incident",
+    "Project",
+    "StepResult",
+    "WorkerPass",
+    "claim",
+    "compare",
+    "complete",
+    "db_upgrade",
+    "example_dir",
+    "export_log",
+    "get_task",
+    "history",
+    "import_log",
+    "inbox",
+    "incidents",
+    "init_project",
+    "instances",
+    "list_processes",
+    "measure_cases",
+    "next_due",
+    "resolve_instance",
+    "resolve_process",
+    "retry",
+    "run_due",
+    "send",
+    "show",
+    "start",
+    "task_form",
+    "validate",
+]

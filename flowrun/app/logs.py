@@ -1,0 +1,283 @@
+"""Event logs out (``flowrun export``: CSV, XES, OCEL) and in (``flowrun import-log``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowrun.errors import (
+    DataError,
+    NotFoundError,
+    StateError,
+)
+from flowrun.models import (
+    COMPLETED,
+    INSTANCE_COMPLETED,
+    READY,
+    RUNNING,
+    STARTED,
+    InstanceRecord,
+    TaskRecord,
+)
+
+if TYPE_CHECKING:
+    pass
+from flowrun.app.project import Project, list_processes
+from flowrun.app.steps import _event
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import TextIO
+
+    from flowrun.eventlog import ColumnMapping, ImportedCase, LogStats
+
+#: Event log formats ``export_log`` writes.
+LOG_FORMATS = ("csv", "xes", "ocel")
+#: Process id of the stand-in model row of an imported file (its spec is ``{}``: nothing to run).
+IMPORTED_PROCESS_ID = "imported"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export_log`` wrote: where, in which format, and how many cases, tasks and events."""
+
+    file: str
+    format: str
+    cases: int
+    tasks: int
+    events: int
+
+
+def export_log(
+    project: Project,
+    fmt: str,
+    out: Path | TextIO,
+    process: str | None = None,
+    variant: str | None = None,
+    pilot: str | None = None,
+) -> ExportResult:
+    """Write the recorded tasks of the matching instances as a CSV, XES or OCEL 2.0 event log.
+
+    Rows stream from one read transaction straight into the file. A file is
+    written under a temporary name and renamed at the end, so a failed export
+    leaves no half-written log.
+
+    Args:
+        fmt: ``csv``, ``xes`` or ``ocel``.
+        out: a file to (over)write, or an open text stream.
+        process, variant, pilot: export only instances of this family, variant, pilot.
+
+    Raises:
+        NotFoundError: ``process`` is not a family of the project or the store.
+        DataError: the file cannot be written.
+    """
+    from flowrun.store import task_log_rows
+
+    writer = _log_writer(fmt, _log_name(process, variant, pilot))
+    if process is not None:
+        _check_family(project, process)
+    with project.store.read() as tx:
+        rows = task_log_rows(tx, process, variant, pilot)
+        if isinstance(out, Path):
+            display = project.settings.rel(out)
+            stats = _write_file(out, display, lambda stream: writer(rows, stream))
+        else:
+            display, stats = "-", writer(rows, out)
+    return ExportResult(display, fmt, stats.cases, stats.tasks, stats.events)
+
+
+def _log_writer(fmt: str, name: str) -> Callable[[Iterable[Any], TextIO], LogStats]:
+    from flowrun import eventlog
+
+    if fmt == "csv":
+        return eventlog.write_csv
+    if fmt == "xes":
+        return lambda rows, out: eventlog.write_xes(rows, out, name)
+    if fmt == "ocel":
+        return eventlog.write_ocel
+    raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
+
+
+def _log_name(process: str | None, variant: str | None, pilot: str | None) -> str:
+    chosen = [
+        f"{label} {value}" for label, value in (("process", process), ("variant", variant), ("pilot", pilot)) if value
+    ]
+    return "flowrun export" + (f" ({', '.join(chosen)})" if chosen else "")
+
+
+def _write_file(path: Path, display: str, write: Callable[[TextIO], LogStats]) -> LogStats:
+
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            stats = write(stream)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise DataError(f"cannot write {display}: {reason}; check the folder exists and is writable") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return stats
+
+
+def _check_family(project: Project, family: str) -> None:
+    """Raise NotFoundError unless ``family`` is a process family of the project or has instances."""
+    from flowrun.store import instance_families
+
+    known = {e.family for e in list_processes(project)}
+    if family in known:
+        return
+    with project.store.read() as tx:
+        known.update(instance_families(tx))
+    if family not in known:
+        raise NotFoundError(
+            f"no process family '{family}'; the project has {', '.join(sorted(known)) or 'none'} "
+            "(see 'flowrun processes')"
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``import_log`` stored: the cases of one file, as one family, variant and pilot."""
+
+    file: str
+    sha256: str
+    process: str
+    variant: str
+    pilot: str | None
+    cases: int
+    running: int
+    tasks: int
+
+
+def import_log(
+    project: Project,
+    path: Path,
+    process: str,
+    variant: str,
+    pilot: str | None = None,
+    mapping: ColumnMapping | None = None,
+) -> ImportResult:
+    """Bring a task log recorded outside flowrun (CRM export, spreadsheet) into the store.
+
+    Each case becomes an instance of ``process``/``variant`` (completed, or
+    running when a task has no end), its rows become tasks, and events are
+    written as a run would have. Imported cases can be shown, exported and
+    compared, but not stepped. Every row is checked first: one bad row and
+    nothing is imported. The file's sha256 keys a stand-in model row, which
+    also refuses importing the same file twice.
+
+    Args:
+        pilot: the pilot of every case; None takes it from the file's pilot column, if any.
+        mapping: the file's columns and time format; None reads flowrun's own CSV export.
+
+    Raises:
+        NotFoundError: the file cannot be read, or ``process`` is not a family of the project.
+        DataError: rows are bad (every one is listed with its line number).
+        StateError: this file was imported before.
+    """
+    import io
+
+    from flowrun.eventlog import read_cases
+    from flowrun.store import count_imported, insert_imported
+
+    display = project.settings.rel(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{display} is not UTF-8 text (byte {exc.start}); save it as UTF-8 (in Excel: 'CSV UTF-8')"
+        ) from None
+    _check_family(project, process)
+    cases = read_cases(io.StringIO(text, newline=""), display, mapping, {"process": process, "variant": variant})
+    sha = hashlib.sha256(raw).hexdigest()
+    now = project.clock.now()
+    tasks = running = 0
+    with project.store.write() as tx:
+        before = count_imported(tx, sha)
+        if before:
+            raise StateError(
+                f"{display} was imported before ({before} cases); importing it again would count them twice"
+            )
+        tx.ensure_model(sha, IMPORTED_PROCESS_ID, display, "{}", now)
+        for start in range(0, len(cases), 1000):
+            batch = [_imported_instance(c, sha, display, process, variant, pilot) for c in cases[start : start + 1000]]
+            insert_imported(tx, batch, now)
+            tx.add_events([e for rec, recs in batch for e in _imported_events(rec, recs, display)])
+            tasks += sum(len(recs) for _, recs in batch)
+            running += sum(1 for rec, _ in batch if rec.status == RUNNING)
+    return ImportResult(display, sha, process, variant, pilot, len(cases), running, tasks)
+
+
+def _imported_instance(
+    case: ImportedCase, sha: str, display: str, process: str, variant: str, pilot: str | None
+) -> tuple[InstanceRecord, list[TaskRecord]]:
+    rec = InstanceRecord(
+        id=uuid.uuid4().hex,
+        family=process,
+        variant=variant,
+        file=display,
+        sha256=sha,
+        process_id=IMPORTED_PROCESS_ID,
+        pilot=pilot if pilot is not None else case.pilot,
+        status=RUNNING if case.is_open else INSTANCE_COMPLETED,
+        created_at=case.created_at,
+        ended_at=case.ended_at,
+        version=1,
+        data={"imported_case_id": case.case_id},
+        state="",
+    )
+    tasks = [
+        TaskRecord(
+            task_id=f"import-{i}",
+            bpmn_id=t.activity_id or t.activity[:255],
+            name=t.activity,
+            type=t.type,
+            lane=t.lane,
+            status=t.status,
+            ready_at=t.enable,
+            started_at=t.start,
+            completed_at=t.end,
+            actor=t.resource,
+        )
+        for i, t in enumerate(case.tasks, 1)
+    ]
+    return rec, tasks
+
+
+def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str) -> list[dict[str, Any]]:
+    """The events a run would have logged, in time order (the store has filled in the task refs)."""
+    from flowrun.models import CANCELLED, ERROR
+
+    detail = {
+        "pilot": rec.pilot,
+        "variant": rec.variant,
+        "imported_from": display,
+        "case_id": rec.data["imported_case_id"],
+    }
+    out = [_event(rec.id, None, rec.created_at, "instance_started", None, detail)]
+    for t in tasks:
+        about = {"task": t.bpmn_id, "name": t.name}
+        end_kind = t.status if t.status in (COMPLETED, CANCELLED, ERROR) else COMPLETED
+        for at, kind, actor in (
+            (t.ready_at, READY, None),
+            (t.started_at, STARTED, t.actor),
+            (t.completed_at, end_kind, t.actor),
+        ):
+            if at is not None:
+                out.append(_event(rec.id, t.ref, at, kind, actor, about))
+    if rec.ended_at is not None:
+        out.append(_event(rec.id, None, rec.ended_at, "instance_completed", None, None))
+    out[1:] = sorted(out[1:], key=lambda e: e["at"])
+    return out

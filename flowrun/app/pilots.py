@@ -1,0 +1,207 @@
+"""Judging a pilot: per-case measures and the statistical comparison of variants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flowrun.clock import iso
+from flowrun.errors import (
+    DataError,
+    NotFoundError,
+    ProjectError,
+)
+from flowrun.models import (
+    INSTANCE_COMPLETED,
+)
+
+if TYPE_CHECKING:
+    pass
+from flowrun.app.project import Project
+
+if TYPE_CHECKING:
+    from flowrun.analysis import Cases, Comparison, Kpi
+    from flowrun.store.analytics import Selection
+
+
+def measure_cases(
+    project: Project,
+    family: str,
+    group: str | None = None,
+    pilot: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Cases:
+    """Every case's measures: cycle, waiting and touch time, steps, handoffs, touchpoints, rework, outcomes.
+
+    Args:
+        group: ``VARIANT``, ``@PILOT`` or ``VARIANT@PILOT``; None takes every case of the family.
+        pilot: only cases of this pilot.
+        since, until: only cases that started at or after ``since`` and before ``until``.
+
+    Raises:
+        NotFoundError: the family, variant or pilot has no cases and is not in flowrun.yaml.
+    """
+    from flowrun.store.analytics import Selection
+
+    groups = _analysis_groups(project, family, _family_variants(project, family), [group] if group else [])
+    sel = Selection(family, tuple(groups) or ((None, None),), pilot, _epoch(since), _epoch(until))
+    return _read_cases(project, sel, _outcome_kpis(project))[0]
+
+
+def compare(
+    project: Project,
+    family: str,
+    baseline: str | None = None,
+    variant: str | None = None,
+    pilot: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    seed: int = 0,
+    resamples: int = 2000,
+) -> Comparison:
+    """Compare two groups of a family's completed cases KPI by KPI, with 95 % intervals and tests.
+
+    Args:
+        baseline, variant: ``VARIANT``, ``@PILOT`` or ``VARIANT@PILOT``. By default the baseline
+            is the variant named "baseline" (else the first in flowrun.yaml) and the variant is
+            the other one.
+        pilot: only cases of this pilot, in both groups.
+        since, until: only cases that started at or after ``since`` and before ``until``.
+        seed, resamples: of the bootstrap intervals (the same seed gives the same intervals).
+
+    Raises:
+        NotFoundError: unknown family, variant or pilot, or no second group to compare with.
+        DataError: both groups are the same.
+    """
+    from flowrun import analysis
+    from flowrun.store.analytics import Selection
+
+    variants = _family_variants(project, family)
+    names = _default_specs(variants, family, baseline, variant)
+    groups = _analysis_groups(project, family, variants, names)
+    sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
+    outcomes = _outcome_kpis(project)
+    cases, task_names = _read_cases(project, sel, outcomes)
+    masks = [_group_mask(cases, g) for g in groups]
+    filters = {"pilot": pilot, "since": iso(since), "until": iso(until)}
+    return analysis.compare(
+        cases,
+        (names[0], masks[0]),
+        (names[1], masks[1]),
+        [*analysis.case_kpis(), *outcomes],
+        task_names,
+        seed=seed,
+        resamples=resamples,
+        family=family,
+        filters=filters,
+    )
+
+
+def _read_cases(project: Project, sel: Selection, outcomes: list[Kpi]) -> tuple[Cases, dict[str, str]]:
+    """The selected cases' measures, and the names of the tasks they ran, in one read transaction."""
+    from flowrun import analysis
+    from flowrun.store import analytics
+
+    fields = list(dict.fromkeys(k.source for k in outcomes))
+    lanes = project.settings.customer_facing_lanes
+    with project.store.read() as tx:
+        rows = analytics.case_rows(tx, sel, fields)
+        done = sum(1 for r in rows if r[3] == INSTANCE_COMPLETED)
+        cases = analysis.measure(rows, analytics.step_rows(tx, sel, done), fields, lanes)
+        samples = [(iid, task) for iid, task in zip(cases.samples, cases.tasks, strict=True) if iid]
+        names = analytics.task_names(tx, samples)
+    return cases, names
+
+
+def _outcome_kpis(project: Project) -> list[Kpi]:
+    from flowrun.analysis import outcome_kpi
+
+    try:
+        return [outcome_kpi(name, spec) for name, spec in project.settings.kpis.items()]
+    except ValueError as exc:
+        raise ProjectError(f"{project.settings.root / 'flowrun.yaml'}: kpis: {exc}") from None
+
+
+def _split_group(spec: str) -> tuple[str | None, str | None]:
+    """``VARIANT`` / ``@PILOT`` / ``VARIANT@PILOT`` -> (variant or None, pilot or None)."""
+    variant, at, pilot = spec.strip().partition("@")
+    if not variant and not pilot:
+        raise NotFoundError(f"'{spec}' names no group; write VARIANT, @PILOT or VARIANT@PILOT")
+    return (variant or None, pilot if at and pilot else None)
+
+
+def _family_variants(project: Project, family: str) -> list[str]:
+    """A family's variants: flowrun.yaml's, in its order, then others that have cases.
+
+    Raises:
+        NotFoundError: the family is neither in flowrun.yaml nor in the database.
+    """
+    from flowrun.store.analytics import family_variants
+
+    with project.store.read() as tx:
+        found = family_variants(tx, family)
+    configured = list(project.settings.families.get(family, {}))
+    if not configured and not found:
+        known = sorted(set(project.settings.families))
+        raise NotFoundError(
+            f"no process family '{family}' in flowrun.yaml or the database; families: {', '.join(known) or 'none'}"
+        )
+    return configured + [v for v in found if v not in configured]
+
+
+def _default_specs(variants: list[str], family: str, baseline: str | None, variant: str | None) -> list[str]:
+    """The two group specs, with flowrun.yaml's defaults filled in."""
+    if baseline is None:
+        baseline = "baseline" if "baseline" in variants else variants[0]
+    if variant is None:
+        base_variant = _split_group(baseline)[0]
+        others = [v for v in variants if v != base_variant]
+        if base_variant is None or not others:
+            raise NotFoundError(
+                f"say which group to compare '{baseline}' with: --variant VARIANT, @PILOT or VARIANT@PILOT "
+                f"(family '{family}' has the variants {', '.join(variants)})"
+            )
+        variant = others[0]
+    if baseline.strip() == variant.strip():
+        raise DataError(f"the baseline and the variant are the same group '{baseline}'; compare two different groups")
+    return [baseline.strip(), variant.strip()]
+
+
+def _analysis_groups(
+    project: Project, family: str, variants: list[str], specs: list[str]
+) -> list[tuple[str | None, str | None]]:
+    """Parsed group specs, each variant and pilot checked against the family's."""
+    from flowrun.store.analytics import family_pilots, has_pilot
+
+    out = []
+    for spec in specs:
+        variant, pilot = _split_group(spec)
+        if variant is not None and variant not in variants:
+            raise NotFoundError(f"family '{family}' has no variant '{variant}'; it has {', '.join(variants)}")
+        if pilot is not None:
+            with project.store.read() as tx:
+                if not has_pilot(tx, family, pilot):
+                    known = ", ".join(family_pilots(tx, family)) or "none"
+                    raise NotFoundError(
+                        f"family '{family}' has no cases of pilot '{pilot}'; pilots with cases: {known}"
+                    )
+        out.append((variant, pilot))
+    return out
+
+
+def _group_mask(cases: Cases, group: tuple[str | None, str | None]) -> Any:
+    import numpy as np
+
+    variant, pilot = group
+    keep = [
+        (variant is None or v == variant) and (pilot is None or p == pilot)
+        for v, p in zip(cases.variants, cases.pilots, strict=True)
+    ]
+    return np.array(keep, dtype=np.bool_)
+
+
+def _epoch(when: datetime | None) -> float | None:
+    from flowrun.clock import as_utc
+
+    return None if when is None else as_utc(when).timestamp()

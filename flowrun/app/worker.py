@@ -1,0 +1,241 @@
+"""What runs without an operator: due timers and service jobs (``flowrun worker``),
+incidents and their retry, messages and signals (``flowrun send``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowrun.errors import (
+    FlowrunError,
+    NotFoundError,
+)
+from flowrun.models import (
+    INSTANCE_ERROR,
+    RUNNING,
+    InstanceRecord,
+    TaskRecord,
+)
+
+if TYPE_CHECKING:
+    from flowrun.engine import Run
+    from flowrun.store import Tx
+from flowrun.app.project import Project, list_processes
+from flowrun.app.steps import _SKIP, StepResult, _event, _jsonable, _result, _step, start
+from flowrun.app.views import resolve_instance
+
+
+@dataclass
+class WorkerPass:
+    """What one worker pass did: instances whose timers fired, and instances that failed."""
+
+    fired: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    ready: list[TaskRecord] = field(default_factory=list)
+
+
+def run_due(project: Project, limit: int = 100, worker: str | None = None, lease_s: float = 60.0) -> WorkerPass:
+    """Fire due timers and run due service jobs, one instance per transaction.
+
+    The due work is first claimed under a lease (``SELECT ... FOR UPDATE SKIP LOCKED``
+    on PostgreSQL), so several workers share it without doing anything twice; a
+    worker that dies loses its lease after ``lease_s`` and another takes over. A
+    step that fails becomes an incident on its instance (status ``error``), which
+    ``flowrun retry`` resumes once the cause is fixed; the other instances go on.
+    """
+    now = project.clock.now()
+    owner = worker or f"{socket.gethostname()}:{os.getpid()}"
+    with project.store.write() as tx:
+        due = tx.claim_due(now, owner, now + timedelta(seconds=lease_s), limit)
+    result = WorkerPass()
+
+    def check(tx: Tx, inst: InstanceRecord) -> Any:
+        return None if inst.status == RUNNING else _SKIP
+
+    def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
+        return run.run_jobs() | run.refresh()
+
+    def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
+        tx.release(inst.id, owner)
+
+    for instance_id in due:
+        try:
+            done = _step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
+        except FlowrunError as exc:
+            _instance_incident(project, instance_id, exc, now, owner)
+            result.failed.append((instance_id, str(exc)))
+            continue
+        if done is None:  # nothing was due after all: leave the instance as it is
+            with project.store.write() as tx:
+                tx.release(instance_id, owner)
+            continue
+        inst, records = done
+        result.fired.append(instance_id)
+        result.ready += _result(instance_id, inst.status, records).ready
+    return result
+
+
+def _instance_incident(project: Project, instance_id: str, exc: FlowrunError, now: datetime, owner: str) -> None:
+    """A worker's step failed: the instance gets an incident and waits for ``flowrun retry``."""
+    with project.store.write() as tx:
+        tx.open_incident(instance_id, None, "", None, type(exc).__name__, str(exc), 1, now)
+        tx.set_instance_status(instance_id, INSTANCE_ERROR, str(exc))
+        tx.release(instance_id, owner)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A step that failed for good: a service whose attempts are used up, or a worker step."""
+
+    id: int
+    instance: str
+    task_ref: int | None
+    task_id: str
+    topic: str | None
+    error_type: str
+    message: str
+    attempts: int
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+def incidents(project: Project, include_resolved: bool = False) -> list[Incident]:
+    """Incidents, newest first (open ones only unless asked)."""
+    with project.store.read() as tx:
+        return [Incident(**row) for row in tx.list_incidents(include_resolved)]
+
+
+def retry(project: Project, incident_id: str) -> StepResult:
+    """Resume the instance of an incident after its cause was fixed: run the failed step again now.
+
+    Raises:
+        NotFoundError: no such open incident.
+    """
+    text = incident_id.strip().lstrip("#")
+    if not text.isdigit():
+        raise NotFoundError(f"'{incident_id}' is not an incident number; see 'flowrun incidents'")
+    now = project.clock.now()
+    with project.store.read() as tx:
+        found = tx.get_incident(int(text))
+    if found is None or found["resolved_at"] is not None:
+        raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
+
+    def check(tx: Tx, inst: InstanceRecord) -> Any:
+        again = tx.get_incident(int(text))
+        if again is None or again["resolved_at"] is not None:
+            raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
+        return None
+
+    def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
+        if found["task_id"]:
+            run.retry(found["task_id"])
+        else:
+            run.refresh()
+            run.run_jobs()
+        inst.status, inst.error = RUNNING, None
+        return True
+
+    def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
+        tx.resolve_incident(int(text), now)
+        tx.add_events([_event(inst.id, found["task_ref"], now, "incident_retried", None, {"incident": int(text)})])
+
+    done = _step(project, found["instance"], act, f"incident {text} was retried", now, check=check, finish=finish)
+    assert done is not None
+    inst, records = done
+    return _result(inst.id, inst.status, records)
+
+
+def next_due(project: Project) -> datetime | None:
+    """When the next timer of any instance is due (None when no timer waits)."""
+    with project.store.read(snapshot=False) as tx:
+        return tx.next_due()
+
+
+def send(
+    project: Project,
+    name: str,
+    instance: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    kind: str = "message",
+) -> list[StepResult]:
+    """Deliver a message (or signal) to the instances waiting for it.
+
+    With no waiting instance, a message starts the processes of the project whose
+    message start event catches it.
+
+    Raises:
+        NotFoundError: nothing waits for it and no process starts with it.
+    """
+    payload = _jsonable(dict(data or {}))
+    now = project.clock.now()
+    with project.store.read() as tx:
+        iid = resolve_instance(tx, instance) if instance else None
+        targets = tx.instances_waiting_for(f"{kind}:{name}", iid)
+    results = []
+    for target in targets:
+        done = _deliver(project, target, kind, name, payload, now, only_running=True)
+        if done is not None:
+            results.append(done)
+    if results or iid is not None:
+        if not results:
+            raise NotFoundError(
+                f"instance {instance} is not waiting for the {kind} '{name}'; see 'flowrun show {instance}'"
+            )
+        return results
+    for family, variant, path in _starters(project, kind, name):
+        started = start(project, f"{family}:{variant}" if variant != "default" else str(path), payload)
+        started = _deliver(project, started.instance, kind, name, payload, now, only_running=False) or started
+        results.append(started)
+    if not results:
+        raise NotFoundError(
+            f"no instance waits for the {kind} '{name}' and no process starts with it; "
+            "check the name against the diagram (see 'flowrun show ID' for what an instance waits for)"
+        )
+    return results
+
+
+def _deliver(
+    project: Project,
+    instance_id: str,
+    kind: str,
+    name: str,
+    payload: dict[str, Any],
+    now: datetime,
+    only_running: bool,
+) -> StepResult | None:
+    """Deliver a message or signal to one instance; None when it was not waiting for it."""
+    delivered = False
+
+    def check(tx: Tx, inst: InstanceRecord) -> Any:
+        return _SKIP if only_running and inst.status != RUNNING else None
+
+    def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
+        nonlocal delivered
+        delivered = run.deliver(kind, name, payload)
+        return delivered or run.changed  # a timer that was due first may have taken the instance elsewhere
+
+    def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
+        if delivered:
+            tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
+
+    done = _step(project, instance_id, act, f"the {kind} {name} was delivered", now, check=check, finish=finish)
+    if done is None or not delivered:
+        return None
+    inst, records = done
+    return _result(inst.id, inst.status, records)
+
+
+def _starters(project: Project, kind: str, name: str) -> list[tuple[str, str, Path]]:
+    from flowrun.engine.loader import start_events
+
+    out = []
+    for entry in list_processes(project):
+        path = project.settings.root / entry.file
+        if entry.exists and (kind, name) in start_events(path):
+            out.append((entry.family, entry.variant, path))
+    return out
