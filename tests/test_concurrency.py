@@ -723,6 +723,57 @@ def test_an_idle_worker_sleeps_until_another_workers_lease_runs_out(project_dir)
     assert app.next_due(project) is None
 
 
+def _keep_changing(project: app.Project, project_dir: Path, instance_id: str) -> list[int]:
+    """Every time the engine loads the instance, someone else saves it first (its version moves on)."""
+    restore = project.engine.restore
+    bumps: list[int] = []
+
+    def restore_and_bump(*args: Any, **kwargs: Any) -> Any:
+        run = restore(*args, **kwargs)
+        if kwargs.get("source"):  # the step's own load, not the check of the snapshot
+            other = open_project(project_dir)
+            with other.store.write() as tx:
+                inst = tx.get_instance(instance_id, with_state=True)
+                assert inst is not None
+                assert tx.update_instance(inst, inst.version, T0)
+            other.close()
+            bumps.append(1)
+        return run
+
+    project.engine.restore = restore_and_bump  # type: ignore[method-assign]
+    return bumps
+
+
+def test_a_step_that_keeps_losing_gives_up_cleanly(project_dir):
+    """An operator's step on an instance that others keep changing ends in a conflict, not a loop;
+    a worker's does not turn into an incident: the work stays due for the next pass."""
+    make_async(project_dir)
+    clock = ManualClock(T0)
+    project = open_project(project_dir, clock)
+    started = app.start(project, "complaint:reengineered")
+    rng = random.Random(4)
+    app.complete(project, str(started.ready[0].ref), task_data("Record and assess complaint", rng), "al")
+    version = query(project_dir, "SELECT version FROM instances")[0][0]
+
+    worker = open_project(project_dir, clock)
+    bumps = _keep_changing(worker, project_dir, started.instance)
+    result = app.run_due(worker, worker="unlucky")
+    assert (result.fired, result.failed) == ([], [])
+    assert len(bumps) == 10
+    assert query(project_dir, "SELECT count(*) FROM incidents") == [(0,)]
+    assert query(project_dir, "SELECT status, version FROM instances") == [("running", version + 10)]
+    assert query(project_dir, "SELECT lease_owner FROM tasks WHERE type = 'serviceTask'") == [(None,)]
+    assert app.next_due(project) == T0  # still due: the next pass takes it
+    assert app.run_due(project, worker="lucky").fired == [started.instance]
+
+    other = app.start(project, "complaint:baseline")
+    operator = open_project(project_dir, clock)
+    _keep_changing(operator, project_dir, other.instance)
+    with pytest.raises(ConflictError, match=r"kept being changed by others while task \d+ was being completed"):
+        app.complete(operator, str(other.ready[0].ref), task_data("Record complaint", rng), "bo")
+    assert [t.name for t in app.inbox(project, other.instance)] == ["Record complaint"]  # nothing half-done
+
+
 @pytest.mark.sqlite
 def test_reading_the_inbox_does_not_wait_for_a_writer(project_dir):
     """In WAL mode readers never wait for the writer; a command that only reads should not either."""

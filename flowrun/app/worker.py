@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun.errors import (
+    ConflictError,
     FlowrunError,
     NotFoundError,
 )
@@ -66,6 +67,12 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
     for instance_id in due:
         try:
             done = _step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
+        except ConflictError:
+            # Operators kept changing the instance: not a fault of the instance, so no incident;
+            # the work stays due and the next pass takes it again.
+            with project.store.write() as tx:
+                tx.release(instance_id, owner)
+            continue
         except FlowrunError as exc:
             _instance_incident(project, instance_id, exc, now, owner)
             result.failed.append((instance_id, str(exc)))
