@@ -216,7 +216,7 @@ def test_drawing_details_are_only_warnings(alone):
 
 def test_camunda_expressions_without_a_translator(alone, monkeypatch):
     """When flowrun cannot translate ${...}, the condition is reported with a Python rewrite."""
-    monkeypatch.setattr(checks, "_el_translate", lambda: None)
+    monkeypatch.setattr(checks.code, "_el_translate", lambda: None)
     body = (
         '<bpmn:exclusiveGateway id="Body" default="Flow_Out" />\n'
         '    <bpmn:sequenceFlow id="Flow_Big" sourceRef="Body" targetRef="End_1">'
