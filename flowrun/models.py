@@ -70,6 +70,26 @@ INSTANCE_COMPLETED = "completed"
 INSTANCE_ERROR = "error"
 INSTANCE_CANCELLED = "cancelled"
 
+#: The columns of an event log's task rows, in the order the store streams them and the
+#: writers (``flowrun.eventlog``) index them; the first 14 are the columns of the CSV export.
+LOG_COLUMNS = (
+    "case_id",
+    "activity",
+    "lane",
+    "resource",
+    "enable_time",
+    "start_time",
+    "end_time",
+    "activity_id",
+    "type",
+    "status",
+    "process",
+    "variant",
+    "pilot",
+    "model_sha256",
+    "task_ref",
+)
+
 
 @dataclass
 class TaskRecord:

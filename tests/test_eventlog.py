@@ -20,7 +20,7 @@ from flowrun.clock import ManualClock, iso
 from flowrun.config import find_project
 from flowrun.errors import NotFoundError
 from flowrun.eventlog import _rows
-from flowrun.store import logs, task_log_rows
+from flowrun.store import task_log_rows
 from tests.helpers import RECORD, SPECIALIST, SURVEY, T0, intake, work
 from tests.test_example_paths import ACTOR, BASELINE, FIRST_CONTACT, LANE, RE_LANE, timing
 
@@ -476,9 +476,16 @@ def test_a_failed_export_leaves_no_file(recorded, tmp_path, monkeypatch):
     assert (tmp_path / "log.csv").read_text() == "the previous export\n"
 
 
-def test_store_and_writers_agree_on_the_row_layout():
-    """The store's column order is the one the writers index by."""
-    assert logs.LOG_COLUMNS == _rows.COLUMNS
+def test_store_rows_have_the_layout_the_writers_index_by(recorded):
+    """Every streamed row has one value per column of :data:`flowrun.models.LOG_COLUMNS`, in that order."""
+    with recorded.project.store.read() as tx:
+        rows = list(task_log_rows(tx))
+        ids = {r[0] for r in rows}
+        shas = {tx.get_instance(i).sha256 for i in ids}  # type: ignore[union-attr]
+    assert rows
+    assert all(len(r) == len(_rows.COLUMNS) for r in rows)
+    assert {r[_rows.SHA256] for r in rows} == shas
+    assert {"userTask", "serviceTask"} <= {r[_rows.TYPE] for r in rows}
 
 
 def test_times_formatted_in_sql_equal_python_iso(recorded):

@@ -11,24 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: Column names, in row order; the first 14 are the columns of the CSV export.
-COLUMNS = (
-    "case_id",
-    "activity",
-    "lane",
-    "resource",
-    "enable_time",
-    "start_time",
-    "end_time",
-    "activity_id",
-    "type",
-    "status",
-    "process",
-    "variant",
-    "pilot",
-    "model_sha256",
-    "task_ref",
-)
+from flowrun.models import LOG_COLUMNS
+
+#: Column names, in row order (the store streams rows in this order).
+COLUMNS = LOG_COLUMNS
 
 CASE, ACTIVITY, LANE, RESOURCE, ENABLE, START, END, ACTIVITY_ID, TYPE, STATUS = range(10)
 PROCESS, VARIANT, PILOT, SHA256, REF = range(10, 15)

@@ -4,7 +4,7 @@ Export reads plain tuples in one ordered query, without the ORM and without the
 per-value :class:`~flowrun.store.schema.UTCDateTime` conversion: on SQLite the
 stored UTC text is turned into ISO 8601 by SQLite itself, elsewhere a small
 Python step formats the driver's datetimes. The column order is
-:data:`LOG_COLUMNS` (the same as ``flowrun.eventlog.COLUMNS``).
+:data:`flowrun.models.LOG_COLUMNS`, which the writers of ``flowrun.eventlog`` index by.
 
 Imported cases come from outside flowrun and cannot be stepped: their open tasks
 are stored as ``waiting`` for ``imported:<status>``, so that the operators' inbox,
@@ -25,25 +25,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
 from flowrun.store.schema import instances, tasks
 from flowrun.store.sql import Tx
-
-#: What each exported row holds, in order.
-LOG_COLUMNS = (
-    "case_id",
-    "activity",
-    "lane",
-    "resource",
-    "enable_time",
-    "start_time",
-    "end_time",
-    "activity_id",
-    "type",
-    "status",
-    "process",
-    "variant",
-    "pilot",
-    "model_sha256",
-    "task_ref",
-)
 
 #: ``waits_for`` of an imported task that was still open; the original status follows.
 IMPORTED_WAIT = "imported:"
