@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from flowrun import app, eventlog
+from flowrun.clock import iso
 from flowrun.errors import DataError, NotFoundError, StateError
 from flowrun.eventlog import ColumnMapping
 from tests.helpers import T0, _database_url, db_path, query
@@ -218,7 +219,7 @@ def test_naive_times_in_a_time_zone_and_semicolons(project, tmp_path):
 
     [inst] = app.instances(project)
     view, tasks = app.history(project, inst.id)
-    assert [(t.name, app.iso(t.completed_at), t.ready_at, t.started_at) for t in tasks] == [
+    assert [(t.name, iso(t.completed_at), t.ready_at, t.started_at) for t in tasks] == [
         ("Intake", "2026-03-02T08:00:00+00:00", None, None),
         ("Close", "2026-03-02T10:30:00+00:00", None, None),
     ]
