@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
+from flowrun.app.project import Project
 from flowrun.config import Settings
 from flowrun.errors import (
     ProjectError,
@@ -14,7 +15,7 @@ from flowrun.errors import (
 
 if TYPE_CHECKING:
     pass
-from flowrun.app.project import Project
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

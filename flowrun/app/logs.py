@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowrun.app.project import Project, list_processes
+from flowrun.app.steps import event_row
 from flowrun.errors import (
     DataError,
     NotFoundError,
@@ -27,8 +29,7 @@ from flowrun.models import (
 
 if TYPE_CHECKING:
     pass
-from flowrun.app.project import Project, list_processes
-from flowrun.app.steps import _event
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -266,7 +267,7 @@ def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str)
         "imported_from": display,
         "case_id": rec.data["imported_case_id"],
     }
-    out = [_event(rec.id, None, rec.created_at, "instance_started", None, detail)]
+    out = [event_row(rec.id, None, rec.created_at, "instance_started", None, detail)]
     for t in tasks:
         about = {"task": t.bpmn_id, "name": t.name}
         end_kind = t.status if t.status in (COMPLETED, CANCELLED, ERROR) else COMPLETED
@@ -276,8 +277,8 @@ def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str)
             (t.completed_at, end_kind, t.actor),
         ):
             if at is not None:
-                out.append(_event(rec.id, t.ref, at, kind, actor, about))
+                out.append(event_row(rec.id, t.ref, at, kind, actor, about))
     if rec.ended_at is not None:
-        out.append(_event(rec.id, None, rec.ended_at, "instance_completed", None, None))
+        out.append(event_row(rec.id, None, rec.ended_at, "instance_completed", None, None))
     out[1:] = sorted(out[1:], key=lambda e: e["at"])
     return out

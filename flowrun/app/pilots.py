@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flowrun.app.project import Project
 from flowrun.clock import iso
 from flowrun.errors import (
     DataError,
@@ -17,7 +18,7 @@ from flowrun.models import (
 
 if TYPE_CHECKING:
     pass
-from flowrun.app.project import Project
+
 
 if TYPE_CHECKING:
     from flowrun.analysis import Cases, Comparison, Kpi

@@ -1,6 +1,7 @@
 """Starting instances and completing tasks: the engine step and how it is saved.
 
-A step never holds the database while the engine runs (see :func:`_step`)."""
+A step never holds the database while the engine runs (see :func:`run_step`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
+from flowrun.app.project import Project, resolve_process
 from flowrun.clock import iso
 from flowrun.errors import (
     ConflictError,
@@ -37,7 +39,6 @@ from flowrun.models import (
 if TYPE_CHECKING:
     from flowrun.engine import Run
     from flowrun.store import Tx
-from flowrun.app.project import Project, resolve_process
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
         created_at=now,
         ended_at=now if run.completed else None,
         version=1,
-        data=_jsonable(run.data()),
+        data=jsonable(run.data()),
         state="",
     )
     rec.state = _verified_snapshot(project, run, rec)
@@ -92,12 +93,12 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
             rec.process_id = tx.model_process_id(sha)
         tx.insert_instance(rec, now)
         tx.save_tasks(rec.id, records)
-        events = [_event(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
+        events = [event_row(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
         events += _task_events(rec.id, records)
         if run.completed:
-            events.append(_event(rec.id, None, now, "instance_completed", None, None))
+            events.append(event_row(rec.id, None, now, "instance_completed", None, None))
         tx.add_events(events)
-    return _result(rec.id, rec.status, records)
+    return step_result(rec.id, rec.status, records)
 
 
 def _file_sha(path: Path, display: str) -> str:
@@ -164,7 +165,7 @@ def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
             if fresh is not None:
                 _check_open(fresh)
                 raise ConflictError(f"task {task.ref} ({task.name}) was claimed by {fresh.actor} just now")
-        tx.add_events([_event(task.instance_id or "", task.ref, now, "started", actor, None)])
+        tx.add_events([event_row(task.instance_id or "", task.ref, now, "started", actor, None)])
     task.status, task.actor, task.started_at = STARTED, actor, now
     return task
 
@@ -210,7 +211,7 @@ def complete(
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
         return True
 
-    done = _step(
+    done = run_step(
         project,
         task.instance_id or "",
         act,
@@ -222,17 +223,17 @@ def complete(
     )
     assert done is not None
     inst, records = done
-    return _result(inst.id, inst.status, records)
+    return step_result(inst.id, inst.status, records)
 
 
 #: How often a step is run again because someone else changed its instance meanwhile.
 _STEP_ATTEMPTS = 10
 
 #: Returned by a step's ``check`` when the step no longer applies (nothing is saved).
-_SKIP: Any = object()
+SKIP: Any = object()
 
 
-def _step(
+def run_step(
     project: Project,
     instance_id: str,
     act: Callable[[Run, InstanceRecord, Any], bool],
@@ -247,7 +248,7 @@ def _step(
 
     1. A read transaction reads the instance and calls ``check(tx, inst)``, which
        raises when the step no longer applies (say, the task was completed by
-       someone else: ConflictError), returns :data:`_SKIP` to do nothing, or returns
+       someone else: ConflictError), returns :data:`SKIP` to do nothing, or returns
        a value handed on to ``act`` and ``finish``.
     2. Outside any transaction, ``act(run, inst, value)`` runs the engine (service
        handlers included); False means there is nothing to save. The new state is
@@ -275,7 +276,7 @@ def _step(
                 if inst is None:
                     raise NotFoundError(f"instance {instance_id[:8]} is missing")
                 value = check(tx, inst) if check is not None else None
-                if value is _SKIP:
+                if value is SKIP:
                     return None
                 spec = None if engine.knows(inst.sha256) else tx.model_spec(inst.sha256)
             run = _restore(project, spec, inst)
@@ -316,7 +317,7 @@ def _prepare(project: Project, run: Run, inst: InstanceRecord, now: datetime) ->
     """Drain the run into ``inst`` (state proven loadable, data, status) and its records."""
     records = run.drain()
     inst.state = _verified_snapshot(project, run, inst)
-    inst.data = _jsonable(run.data())
+    inst.data = jsonable(run.data())
     failed = run.drain_incidents()
     if run.completed:
         inst.status, inst.ended_at = INSTANCE_COMPLETED, now
@@ -339,7 +340,7 @@ def _write(
         )
     events = _task_events(inst.id, records, data_for=data_for, data=data)
     if pending.completed:
-        events.append(_event(inst.id, None, now, "instance_completed", None, None))
+        events.append(event_row(inst.id, None, now, "instance_completed", None, None))
     tx.add_events(events)
 
 
@@ -353,7 +354,7 @@ def _verified_snapshot(project: Project, run: Run, inst: InstanceRecord) -> str:
     return state
 
 
-def _result(instance_id: str, status: str, records: list[TaskRecord]) -> StepResult:
+def step_result(instance_id: str, status: str, records: list[TaskRecord]) -> StepResult:
     return StepResult(
         instance=instance_id,
         status=status,
@@ -362,7 +363,7 @@ def _result(instance_id: str, status: str, records: list[TaskRecord]) -> StepRes
     )
 
 
-def _event(
+def event_row(
     instance_id: str, ref: int | None, at: datetime, kind: str, actor: str | None, detail: Any
 ) -> dict[str, Any]:
     return {"instance_id": instance_id, "task_ref": ref, "at": at, "kind": kind, "actor": actor, "detail": detail}
@@ -378,12 +379,12 @@ def _task_events(
             continue
         detail: dict[str, Any] = {"task": r.bpmn_id, "name": r.name}
         if data_for is not None and r.task_id == data_for:
-            detail["data"] = _jsonable(data)
-        out.append(_event(instance_id, r.ref, at, r.status, r.actor, detail))
+            detail["data"] = jsonable(data)
+        out.append(event_row(instance_id, r.ref, at, r.status, r.actor, detail))
     return out
 
 
-def _jsonable(data: Any) -> Any:
+def jsonable(data: Any) -> Any:
     import json
 
     return json.loads(json.dumps(data, default=str))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flowrun.app.project import Project
 from flowrun.clock import iso
 from flowrun.errors import (
     AmbiguousIdError,
@@ -21,7 +22,6 @@ from flowrun.models import (
 
 if TYPE_CHECKING:
     from flowrun.store import Tx
-from flowrun.app.project import Project
 
 
 def resolve_instance(tx: Tx, prefix: str) -> str:

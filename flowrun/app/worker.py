@@ -1,5 +1,6 @@
 """What runs without an operator: due timers and service jobs (``flowrun worker``),
-incidents and their retry, messages and signals (``flowrun send``)."""
+incidents and their retry, messages and signals (``flowrun send``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowrun.app.project import Project, list_processes
+from flowrun.app.steps import SKIP, StepResult, event_row, jsonable, run_step, start, step_result
+from flowrun.app.views import resolve_instance
 from flowrun.errors import (
     ConflictError,
     FlowrunError,
@@ -26,9 +30,6 @@ from flowrun.models import (
 if TYPE_CHECKING:
     from flowrun.engine import Run
     from flowrun.store import Tx
-from flowrun.app.project import Project, list_processes
-from flowrun.app.steps import _SKIP, StepResult, _event, _jsonable, _result, _step, start
-from flowrun.app.views import resolve_instance
 
 
 @dataclass
@@ -56,7 +57,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
     result = WorkerPass()
 
     def check(tx: Tx, inst: InstanceRecord) -> Any:
-        return None if inst.status == RUNNING else _SKIP
+        return None if inst.status == RUNNING else SKIP
 
     def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
         return run.run_jobs() | run.refresh()
@@ -66,7 +67,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
 
     for instance_id in due:
         try:
-            done = _step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
+            done = run_step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
         except ConflictError:
             # Operators kept changing the instance: not a fault of the instance, so no incident;
             # the work stays due and the next pass takes it again.
@@ -83,7 +84,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
             continue
         inst, records = done
         result.fired.append(instance_id)
-        result.ready += _result(instance_id, inst.status, records).ready
+        result.ready += step_result(instance_id, inst.status, records).ready
     return result
 
 
@@ -149,12 +150,12 @@ def retry(project: Project, incident_id: str) -> StepResult:
 
     def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
         tx.resolve_incident(int(text), now)
-        tx.add_events([_event(inst.id, found["task_ref"], now, "incident_retried", None, {"incident": int(text)})])
+        tx.add_events([event_row(inst.id, found["task_ref"], now, "incident_retried", None, {"incident": int(text)})])
 
-    done = _step(project, found["instance"], act, f"incident {text} was retried", now, check=check, finish=finish)
+    done = run_step(project, found["instance"], act, f"incident {text} was retried", now, check=check, finish=finish)
     assert done is not None
     inst, records = done
-    return _result(inst.id, inst.status, records)
+    return step_result(inst.id, inst.status, records)
 
 
 def next_due(project: Project) -> datetime | None:
@@ -178,7 +179,7 @@ def send(
     Raises:
         NotFoundError: nothing waits for it and no process starts with it.
     """
-    payload = _jsonable(dict(data or {}))
+    payload = jsonable(dict(data or {}))
     now = project.clock.now()
     with project.store.read() as tx:
         iid = resolve_instance(tx, instance) if instance else None
@@ -219,7 +220,7 @@ def _deliver(
     delivered = False
 
     def check(tx: Tx, inst: InstanceRecord) -> Any:
-        return _SKIP if only_running and inst.status != RUNNING else None
+        return SKIP if only_running and inst.status != RUNNING else None
 
     def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
         nonlocal delivered
@@ -228,13 +229,13 @@ def _deliver(
 
     def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
         if delivered:
-            tx.add_events([_event(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
+            tx.add_events([event_row(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
 
-    done = _step(project, instance_id, act, f"the {kind} {name} was delivered", now, check=check, finish=finish)
+    done = run_step(project, instance_id, act, f"the {kind} {name} was delivered", now, check=check, finish=finish)
     if done is None or not delivered:
         return None
     inst, records = done
-    return _result(inst.id, inst.status, records)
+    return step_result(inst.id, inst.status, records)
 
 
 def _starters(project: Project, kind: str, name: str) -> list[tuple[str, str, Path]]:
