@@ -599,6 +599,18 @@ def _run_due_once(project_dir: str, out: Connection) -> None:
         out.send(("error", traceback.format_exc(), []))
 
 
+def _worker_inside_its_service_call(project_dir: Path) -> tuple[Any, Connection]:
+    """A worker process running one pass, once its handler has started (the handler touches a file)."""
+    ctx = fork_context()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = start_process(ctx, _run_due_once, str(project_dir), send)
+    deadline = time.monotonic() + 60
+    while not (project_dir / "handler-started").exists():
+        assert time.monotonic() < deadline, "the worker never called the handler"
+        time.sleep(0.01)
+    return proc, recv
+
+
 def test_a_slow_service_call_does_not_hold_up_operators_on_other_instances(project_dir):
     (project_dir / "slow_services.py").write_text(SLOW_SERVICE)
     make_async(project_dir, handler="slow_services:check_entitlement")
@@ -607,13 +619,7 @@ def test_a_slow_service_call_does_not_hold_up_operators_on_other_instances(proje
     slow = app.start(project, "complaint:reengineered")
     app.complete(project, str(slow.ready[0].ref), task_data("Record and assess complaint", rng), "alice")
     other = app.start(project, "complaint:baseline")
-    ctx = fork_context()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = start_process(ctx, _run_due_once, str(project_dir), send)
-    deadline = time.monotonic() + 60
-    while not (project_dir / "handler-started").exists():
-        assert time.monotonic() < deadline, "the worker never called the handler"
-        time.sleep(0.01)
+    proc, recv = _worker_inside_its_service_call(project_dir)
     began = time.monotonic()
     app.complete(project, str(other.ready[0].ref), task_data("Record complaint", rng), "bob")
     took = time.monotonic() - began
@@ -657,13 +663,7 @@ def test_a_step_that_lost_a_race_is_run_again_without_calling_the_service_twice(
     project = open_project(project_dir, ManualClock(T0))
     started = app.start(project, "parallel_service")
     (note,) = started.ready
-    ctx = fork_context()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = start_process(ctx, _run_due_once, str(project_dir), send)
-    deadline = time.monotonic() + 60
-    while not (project_dir / "handler-started").exists():
-        assert time.monotonic() < deadline, "the worker never called the handler"
-        time.sleep(0.01)
+    proc, recv = _worker_inside_its_service_call(project_dir)
     began = time.monotonic()
     app.complete(project, str(note.ref), {"remark": "customer called twice"}, "alice")
     assert time.monotonic() - began < 1.0, "completing a parallel task waited for the worker's service call"

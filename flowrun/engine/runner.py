@@ -109,7 +109,7 @@ class Engine:
 
     def start(
         self,
-        spec_json: str | None,
+        spec_json: str,
         data: Mapping[str, Any] | None = None,
         key: str | None = None,
         source: str = "",
@@ -118,8 +118,7 @@ class Engine:
         """Create a new instance of the model and run it until the first wait.
 
         Args:
-            spec_json: the model's stored definition (``ModelInfo.spec``); None when it is
-                cached under ``key`` (see :meth:`knows`).
+            spec_json: the model's stored definition (``ModelInfo.spec``).
             data: initial process variables.
             key: a cache key for the parsed definition (the model's sha256).
             source: the model's file, named in error messages.

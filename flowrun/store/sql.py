@@ -17,7 +17,7 @@ import os
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,26 +49,23 @@ class SqlStore:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         new_file = False
-        self._writers = WriterQueue(None, _BUSY_TIMEOUT_MS / 1000)
-        if self.is_sqlite:
-            path = _sqlite_path(url)
-            if path is not None:
-                self._writers = WriterQueue(path.with_name(path.name + ".writers"), _BUSY_TIMEOUT_MS / 1000)
-                new_file = not path.exists()
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot create the folder for the database {path.parent}: {exc.strerror}"
-                    ) from None
+        path = _sqlite_path(url) if self.is_sqlite else None
+        # flowrun's SQLite writers queue on a file next to the database (see flowrun.store.writers)
+        self._writers = WriterQueue(path.with_name(path.name + ".writers") if path else None, _BUSY_TIMEOUT_MS / 1000)
+        if path is not None:
+            new_file = not path.exists()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for the database {path.parent}: {exc.strerror}") from None
         try:
             self.engine: Engine = _make_engine(url, self.is_sqlite)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(
                 f"cannot use the database URL {_safe(url)}: {exc}; check 'database:' in flowrun.yaml"
             ) from None
-        # A store dropped without close() still closes its connections (psycopg would warn).
-        weakref.finalize(self, self.engine.dispose)
+        # A store dropped without close() still closes its connections (psycopg would warn) and lock file.
+        weakref.finalize(self, _close, self.engine, self._writers)
         if check:
             self._check_schema(auto_create or new_file)
 
@@ -128,15 +125,11 @@ class SqlStore:
 
     @contextmanager
     def _tx(self, write: bool, snapshot: bool = True) -> Iterator[Tx]:
-        if write:
-            with self._writers.turn(), self._transaction(write=True) as tx:
-                yield tx
-        else:
-            with self._transaction(write=False, snapshot=snapshot) as tx:
-                yield tx
+        with self._writers.turn() if write else nullcontext(), self._transaction(write, snapshot) as tx:
+            yield tx
 
     @contextmanager
-    def _transaction(self, write: bool, snapshot: bool = True) -> Iterator[Tx]:
+    def _transaction(self, write: bool, snapshot: bool) -> Iterator[Tx]:
         try:
             conn = self.engine.connect().execution_options(flowrun_write=write, flowrun_snapshot=snapshot)
             if not snapshot and not self.is_sqlite:
@@ -155,8 +148,12 @@ class SqlStore:
 
     def close(self) -> None:
         """Close the connections this store keeps open (it can still be used afterwards)."""
-        self.engine.dispose()
-        self._writers.close()
+        _close(self.engine, self._writers)
+
+
+def _close(engine: Engine, writers: WriterQueue) -> None:
+    engine.dispose()
+    writers.close()
 
 
 class Tx:
