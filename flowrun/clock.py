@@ -86,3 +86,8 @@ def iso(when: datetime | None) -> str | None:
     if when is None:
         return None
     return as_utc(when).isoformat()
+
+
+def human(when: datetime) -> str:
+    """A time for people to read in a message: ISO 8601 to the second, with its offset (UTC)."""
+    return as_utc(when).replace(microsecond=0).isoformat()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
 from flowrun.app.project import Project, resolve_process
-from flowrun.clock import iso
+from flowrun.clock import human, iso
 from flowrun.errors import (
     ConflictError,
     DataError,
@@ -136,7 +136,8 @@ def get_task(project: Project, ref: str) -> TaskRecord:
 def _check_open(task: TaskRecord) -> None:
     if task.status == COMPLETED:
         who = task.actor or "someone"
-        raise ConflictError(f"task {task.ref} ({task.name}) was already completed by {who} at {iso(task.completed_at)}")
+        when = human(task.completed_at) if task.completed_at else "an unknown time"
+        raise ConflictError(f"task {task.ref} ({task.name}) was already completed by {who} at {when}")
     if (task.waits_for or "").startswith("imported:"):
         raise StateError(
             f"task {task.ref} ({task.name}) belongs to a case imported from an event log; "
