@@ -944,7 +944,7 @@ out["app.inbox, second call"] = time.perf_counter() - t
 with project.store.read() as tx:
     t = time.perf_counter()
     rows = tx.inbox()
-    out["  of which Tx.inbox (SQLAlchemy execute + fetch + dict per row)"] = time.perf_counter() - t
+    out["  of which Tx.inbox (SQLAlchemy execute + fetch + InboxRow per row)"] = time.perf_counter() - t
     t = time.perf_counter()
     raw = tx.conn.exec_driver_sql("select count(*) from tasks").fetchall()
     out["  (a count(*) over tasks, for scale)"] = time.perf_counter() - t

@@ -5,37 +5,22 @@ task data and returns a dict merged into it. A handler with a second parameter
 (or one named ``context``) also gets a :class:`~flowrun.models.ServiceContext`
 whose ``idempotency_key`` is the same across retries of the same task. Handlers come from the project's
 ``flowrun.yaml`` (``services: {topic: module:function}``, importable from the
-project folder) or from :func:`handler` in Python code.
+project folder).
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from flowrun.errors import BpmnError, FlowrunError, ServiceError, UnknownServiceError
-from flowrun.models import SERVICE_CONTEXT, ServiceCaller
+from flowrun.models import SERVICE_CONTEXT
 
 Handler = Callable[..., Mapping[str, Any]]
-
-_REGISTERED: dict[str, Handler] = {}
-
-
-def handler(topic: str) -> Callable[[Handler], Handler]:
-    """Register the decorated function as the handler for ``topic``."""
-
-    def register(fn: Handler) -> Handler:
-        _REGISTERED[topic] = fn
-        return fn
-
-    return register
 
 
 class Registry:
@@ -52,7 +37,7 @@ class Registry:
         self._loaded: dict[str, Handler] = {}
 
     def known(self) -> list[str]:
-        return sorted(set(self.services) | set(_REGISTERED))
+        return sorted(self.services)
 
     def get(self, topic: str) -> Handler:
         """The handler for ``topic``.
@@ -65,8 +50,6 @@ class Registry:
             return self._loaded[topic]
         if topic in self.services:
             fn = self._import(topic, self.services[topic])
-        elif topic in _REGISTERED:
-            fn = _REGISTERED[topic]
         else:
             known = ", ".join(self.known()) or "none"
             raise UnknownServiceError(
@@ -131,51 +114,3 @@ def _wants_context(fn: Handler) -> bool:
 
 
 _WANTS: dict[Any, bool] = {}
-
-
-#: The service results of the step being run (see :func:`step_memo`); None outside a step.
-_STEP_MEMO: ContextVar[dict[tuple[str, int, str], tuple[bool, Any]] | None] = ContextVar(
-    "flowrun_step_memo", default=None
-)
-
-
-@contextmanager
-def step_memo() -> Iterator[None]:
-    """Within this block, each service call (idempotency key, attempt) reaches its handler once.
-
-    flowrun runs an engine step outside any database transaction and saves it only
-    if nobody changed the instance meanwhile; otherwise it runs the step again on
-    the fresh state. The service calls of the step run again then, and this memo
-    hands them the first call's result (or raises its error again) instead of
-    calling the handler a second time for the same attempt.
-    """
-    token = _STEP_MEMO.set({})
-    try:
-        yield
-    finally:
-        _STEP_MEMO.reset(token)
-
-
-def once_per_step(call: ServiceCaller) -> ServiceCaller:
-    """``call`` (a :data:`ServiceCaller`), answering repeated calls of one step from :func:`step_memo`."""
-
-    def caller(topic: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        memo = _STEP_MEMO.get()
-        context = SERVICE_CONTEXT.get()
-        if memo is None or context is None:
-            return call(topic, data)
-        key = (context.idempotency_key, context.attempt, topic)
-        if key in memo:
-            ok, value = memo[key]
-            if not ok:
-                raise value
-            return copy.deepcopy(value)
-        try:
-            result = call(topic, data)
-        except (FlowrunError, BpmnError) as exc:
-            memo[key] = (False, exc)
-            raise
-        memo[key] = (True, copy.deepcopy(result))
-        return result
-
-    return caller

@@ -196,7 +196,7 @@ class InstanceView:
     ended_at: datetime | None
     version: int
     data: dict[str, Any]
-    waiting_for: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for: list[Wait] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -297,3 +297,105 @@ class ValidationReport:
     @property
     def warnings(self) -> int:
         return sum(1 for p in self.problems if p.severity != "error")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one start or completion did: the instance's status and its ready tasks."""
+
+    instance: str
+    status: str
+    ready: list[TaskRecord]
+    completed: list[TaskRecord]
+
+    @classmethod
+    def of(cls, instance: str, status: str, records: list[TaskRecord]) -> StepResult:
+        """The result of a step that changed ``records``: the user tasks it made ready, the tasks it completed."""
+        return cls(
+            instance=instance,
+            status=status,
+            ready=[r for r in records if r.status == READY and r.type in ("userTask", "manualTask")],
+            completed=[r for r in records if r.status == COMPLETED],
+        )
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One entry of an instance's event log (``instance_started``, a task ``completed``, ...).
+
+    ``detail`` is JSON-safe data about the event (the task, the data entered), or None.
+    """
+
+    instance_id: str
+    task_ref: int | None
+    at: datetime
+    kind: str
+    actor: str | None
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class ServiceFailure:
+    """A service task whose last attempt failed since the run was last drained; saved as an :class:`Incident`."""
+
+    task_id: str
+    topic: str | None
+    error_type: str
+    message: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A step that failed for good: a service whose attempts are used up, or a worker step.
+
+    ``task_id`` is empty (and ``task_ref`` None) for a worker step that failed as a whole.
+    """
+
+    id: int
+    instance: str
+    task_ref: int | None
+    task_id: str
+    topic: str | None
+    error_type: str
+    message: str
+    attempts: int
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Something an instance waits for: a ready or claimed user task, a timer, a message, a service job.
+
+    ``kind`` is ``"task"`` for a user task, else the task or event type. From the store
+    (``flowrun show``) every field the task row has is filled in; a live run
+    (:meth:`flowrun.engine.Run.waiting_for`) knows no ``ref``, ``since``, ``actor`` or ``waits_for``.
+    """
+
+    kind: str
+    ref: int | None = None
+    task: str | None = None
+    name: str | None = None
+    lane: str | None = None
+    since: datetime | None = None
+    actor: str | None = None
+    waits_for: str | None = None
+    due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """A ready or claimed user task as the store reads it for the inbox (see :class:`InboxItem`)."""
+
+    ref: int
+    instance: str
+    task: str
+    name: str
+    lane: str | None
+    family: str
+    variant: str
+    pilot: str | None
+    ready_at: datetime
+    started_at: datetime | None
+    actor: str | None

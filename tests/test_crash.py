@@ -130,7 +130,7 @@ def engine_ready_tasks(project: app.Project, iid: str) -> tuple[bool, list[str]]
         assert inst is not None
         spec = tx.model_spec(inst.sha256)
     run = project.engine.restore(spec, inst.state or "", key=inst.sha256)
-    return run.completed, sorted(w["task"] for w in run.waiting_for() if w["kind"] == "task")
+    return run.completed, sorted(w.task or "" for w in run.waiting_for() if w.kind == "task")
 
 
 def check_every_instance_loads(project: app.Project, project_dir: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,10 @@ def stamp(when: datetime) -> str:
 
 
 def waits(project: app.Project, instance: str) -> dict[str, dict[str, Any]]:
-    """What ``show`` says the instance waits for, by BPMN id."""
-    return {w["task"]: w for w in app.show(project, instance).waiting_for}
+    """What ``show`` says the instance waits for, by BPMN id, with times as ``show --json`` gives them."""
+    return {
+        w.task: {**asdict(w), "since": iso(w.since), "due": iso(w.due)} for w in app.show(project, instance).waiting_for
+    }
 
 
 def ready_names(project: app.Project, instance: str) -> list[str]:

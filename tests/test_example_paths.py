@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from flowrun import app
+from flowrun.clock import iso
 from tests.helpers import (
     ANALYSE_NO_SPECIALIST,
     ANALYSE_SPECIALIST,
@@ -203,7 +204,7 @@ def test_baseline_waiting_for_lists_the_ready_task(project):
     assert view.status == "running"
     assert view.ended_at is None
     assert view.cycle_s is None
-    assert [(w["name"], w["lane"], w["since"]) for w in view.waiting_for] == [
+    assert [(w.name, w.lane, iso(w.since)) for w in view.waiting_for] == [
         ("Analyse needs", "Back Office", "2026-03-02T08:12:00+00:00")
     ]
 
@@ -243,7 +244,7 @@ def test_reengineered_follow_up_runs_in_parallel(project, clock):
     inbox = app.inbox(project, iid)
     assert sorted(i.name for i in inbox) == ["Inform customer of next steps", "Specialist assessment"]
     assert [i.name for i in app.inbox(project, lane="Specialist")] == ["Specialist assessment"]
-    assert sorted(w["name"] for w in app.show(project, iid).waiting_for) == [
+    assert sorted(w.name for w in app.show(project, iid).waiting_for) == [
         "Inform customer of next steps",
         "Specialist assessment",
     ]

@@ -34,7 +34,7 @@ class Case:
 
     @property
     def ready(self) -> set[str]:
-        return {w["task"] for w in self.run.waiting_for() if w["kind"] == "task"}
+        return {w.task for w in self.run.waiting_for() if w.kind == "task"}
 
     def complete(self, bpmn_id: str, data: dict[str, Any] | None = None) -> None:
         self.run.complete(self.ids[bpmn_id], data or {}, "ann", None)
@@ -168,7 +168,7 @@ def test_process_without_start_event_starts_every_node_without_incoming_flow():
     """Not the boundary event's target, the compensation task or the event sub-process."""
     case = Case("implicit_start.bpmn")
     assert case.ready == {"intake", "triage"}
-    assert any(w["kind"] != "task" for w in case.run.waiting_for())  # the boundary timer waits
+    assert any(w.kind != "task" for w in case.run.waiting_for())  # the boundary timer waits
 
 
 def test_implicit_start_adds_one_none_start_event():
@@ -335,7 +335,7 @@ def test_timer_written_in_plain_iso_8601_waits(tmp_path, kind, value):
     run = Engine(ManualClock(T0), lambda topic, data: {}).start(model.spec, {"delay": "PT1H"})
     waiting = run.waiting_for()
     assert len(waiting) == 1
-    assert waiting[0]["kind"] in ("durationtimer", "cycletimer", "timedate")
+    assert waiting[0].kind in ("durationtimer", "cycletimer", "timedate")
     assert not run.completed
 
 

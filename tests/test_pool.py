@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from flowrun.store import SqlStore
-from flowrun.store import sql as store_sql
+from flowrun.store import connect as store_connect
 from tests.pgserver import PgServer
 
 
@@ -51,7 +51,7 @@ def test_a_connection_the_server_dropped_is_replaced_without_an_error(pg_server,
         (pid,) = _backend_pids(pg_server, database)
         with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as admin:  # a restart, a failover, a DBA
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        monkeypatch.setattr(store_sql, "_PING_AFTER_IDLE_S", 0.0)  # as if it had sat idle for a while
+        monkeypatch.setattr(store_connect, "_PING_AFTER_IDLE_S", 0.0)  # as if it had sat idle for a while
         with store.read() as tx:
             assert tx.next_due() is None
         assert _backend_pids(pg_server, database) not in ([], [pid])

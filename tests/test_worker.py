@@ -81,7 +81,7 @@ def test_worker_once_json(cli, project, project_dir):
     assert out["fired"] == [waiting]
     assert out["failed"] == []
     assert [(r["task"], r["name"]) for r in out["ready"]] == [("Task_Ship", "Ship order")]
-    assert "Event_Deadline" in {w["task"] for w in app.show(project, later).waiting_for}
+    assert "Event_Deadline" in {w.task for w in app.show(project, later).waiting_for}
 
 
 def test_worker_once_reports_a_failing_instance_and_fires_the_others(cli, project, project_dir):

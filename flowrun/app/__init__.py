@@ -7,7 +7,8 @@ calls these and renders the result; tests and scripts call them directly.
 The modules, by what they hold:
 
 - :mod:`~flowrun.app.project`: the project, its processes, ``init`` and ``db upgrade``;
-- :mod:`~flowrun.app.steps`: starting instances and completing tasks;
+- :mod:`~flowrun.app.steps`: starting instances, claiming and completing tasks;
+- :mod:`~flowrun.app.stepping`: how a step is run and saved (no lock while the engine runs);
 - :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages;
 - :mod:`~flowrun.app.views`: the inbox, ``show``, ``history``, ``instances``;
 - :mod:`~flowrun.app.checks`: ``validate``;
@@ -26,9 +27,10 @@ from flowrun.app.project import (
     list_processes,
     resolve_process,
 )
-from flowrun.app.steps import StepResult, claim, complete, get_task, start, task_form
+from flowrun.app.steps import claim, complete, get_task, start, task_form
 from flowrun.app.views import history, inbox, instances, resolve_instance, show
-from flowrun.app.worker import Incident, WorkerPass, incidents, next_due, retry, run_due, send
+from flowrun.app.worker import WorkerPass, incidents, next_due, retry, run_due, send
+from flowrun.models import Incident, StepResult
 
 __all__ = [
     "ExportResult",

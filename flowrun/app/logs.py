@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun.app.project import Project, list_processes
-from flowrun.app.steps import event_row
 from flowrun.errors import (
     DataError,
     NotFoundError,
@@ -23,6 +22,7 @@ from flowrun.models import (
     READY,
     RUNNING,
     STARTED,
+    EventRow,
     InstanceRecord,
     TaskRecord,
 )
@@ -257,7 +257,7 @@ def _imported_instance(
     return rec, tasks
 
 
-def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str) -> list[dict[str, Any]]:
+def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str) -> list[EventRow]:
     """The events a run would have logged, in time order (the store has filled in the task refs)."""
     from flowrun.models import CANCELLED, ERROR
 
@@ -267,7 +267,7 @@ def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str)
         "imported_from": display,
         "case_id": rec.data["imported_case_id"],
     }
-    out = [event_row(rec.id, None, rec.created_at, "instance_started", None, detail)]
+    out = [EventRow(rec.id, None, rec.created_at, "instance_started", None, detail)]
     for t in tasks:
         about = {"task": t.bpmn_id, "name": t.name}
         end_kind = t.status if t.status in (COMPLETED, CANCELLED, ERROR) else COMPLETED
@@ -277,8 +277,8 @@ def _imported_events(rec: InstanceRecord, tasks: list[TaskRecord], display: str)
             (t.completed_at, end_kind, t.actor),
         ):
             if at is not None:
-                out.append(event_row(rec.id, t.ref, at, kind, actor, about))
+                out.append(EventRow(rec.id, t.ref, at, kind, actor, about))
     if rec.ended_at is not None:
-        out.append(event_row(rec.id, None, rec.ended_at, "instance_completed", None, None))
-    out[1:] = sorted(out[1:], key=lambda e: e["at"])
+        out.append(EventRow(rec.id, None, rec.ended_at, "instance_completed", None))
+    out[1:] = sorted(out[1:], key=lambda e: e.at)
     return out

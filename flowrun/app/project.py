@@ -46,8 +46,8 @@ class Project:
 
     @cached_property
     def engine(self) -> Engine:
+        from flowrun.app.stepping import once_per_step
         from flowrun.engine import Engine
-        from flowrun.handlers import once_per_step
 
         policies = self.settings.service_policies
         return Engine(self.clock, once_per_step(self.registry.call), lambda topic: policies.get(topic, ServicePolicy()))

@@ -1,25 +1,23 @@
-"""Starting instances and completing tasks: the engine step and how it is saved.
+"""Starting instances, claiming and completing tasks.
 
-A step never holds the database while the engine runs (see :func:`run_step`).
+A completion is run and saved by :func:`flowrun.app.stepping.run_optimistic_step`,
+which holds no database lock while the engine runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
 from flowrun.app.project import Project, resolve_process
+from flowrun.app.stepping import jsonable, run_optimistic_step, task_events, verified_snapshot
 from flowrun.clock import human, iso
 from flowrun.errors import (
     ConflictError,
-    DataError,
-    FlowrunError,
     FormError,
     NotFoundError,
     StateError,
@@ -27,28 +25,19 @@ from flowrun.errors import (
 from flowrun.models import (
     COMPLETED,
     INSTANCE_COMPLETED,
-    INSTANCE_ERROR,
     READY,
     RUNNING,
     STARTED,
+    EventRow,
     Form,
     InstanceRecord,
+    StepResult,
     TaskRecord,
 )
 
 if TYPE_CHECKING:
     from flowrun.engine import Run
     from flowrun.store import Tx
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one start or completion did: the instance's status and its ready tasks."""
-
-    instance: str
-    status: str
-    ready: list[TaskRecord]
-    completed: list[TaskRecord]
 
 
 def start(project: Project, target: str, data: Mapping[str, Any] | None = None, pilot: str | None = None) -> StepResult:
@@ -85,7 +74,7 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
         data=jsonable(run.data()),
         state="",
     )
-    rec.state = _verified_snapshot(project, run, rec)
+    rec.state = verified_snapshot(project, run, rec)
     with store.write() as tx:
         if process_id is not None:
             tx.ensure_model(sha, process_id, display, spec, now)
@@ -93,12 +82,12 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
             rec.process_id = tx.model_process_id(sha)
         tx.insert_instance(rec, now)
         tx.save_tasks(rec.id, records)
-        events = [event_row(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
-        events += _task_events(rec.id, records)
+        events = [EventRow(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
+        events += task_events(rec.id, records)
         if run.completed:
-            events.append(event_row(rec.id, None, now, "instance_completed", None, None))
+            events.append(EventRow(rec.id, None, now, "instance_completed", None))
         tx.add_events(events)
-    return step_result(rec.id, rec.status, records)
+    return StepResult.of(rec.id, rec.status, records)
 
 
 def _file_sha(path: Path, display: str) -> str:
@@ -166,7 +155,7 @@ def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
             if fresh is not None:
                 _check_open(fresh)
                 raise ConflictError(f"task {task.ref} ({task.name}) was claimed by {fresh.actor} just now")
-        tx.add_events([event_row(task.instance_id or "", task.ref, now, "started", actor, None)])
+        tx.add_events([EventRow(task.instance_id or "", task.ref, now, "started", actor)])
     task.status, task.actor, task.started_at = STARTED, actor, now
     return task
 
@@ -212,7 +201,7 @@ def complete(
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
         return True
 
-    done = run_step(
+    done = run_optimistic_step(
         project,
         task.instance_id or "",
         act,
@@ -224,168 +213,4 @@ def complete(
     )
     assert done is not None
     inst, records = done
-    return step_result(inst.id, inst.status, records)
-
-
-#: How often a step is run again because someone else changed its instance meanwhile.
-_STEP_ATTEMPTS = 10
-
-#: Returned by a step's ``check`` when the step no longer applies (nothing is saved).
-SKIP: Any = object()
-
-
-def run_step(
-    project: Project,
-    instance_id: str,
-    act: Callable[[Run, InstanceRecord, Any], bool],
-    doing: str,
-    now: datetime,
-    check: Callable[[Tx, InstanceRecord], Any] | None = None,
-    finish: Callable[[Tx, InstanceRecord, Any], None] | None = None,
-    data_for: str | None = None,
-    data: Any = None,
-) -> tuple[InstanceRecord, list[TaskRecord]] | None:
-    """Run one engine step on an instance and save it, holding no lock while the engine runs.
-
-    1. A read transaction reads the instance and calls ``check(tx, inst)``, which
-       raises when the step no longer applies (say, the task was completed by
-       someone else: ConflictError), returns :data:`SKIP` to do nothing, or returns
-       a value handed on to ``act`` and ``finish``.
-    2. Outside any transaction, ``act(run, inst, value)`` runs the engine (service
-       handlers included); False means there is nothing to save. The new state is
-       snapshotted and loaded back to prove it loadable.
-    3. A short write transaction saves the state only if the instance's version is
-       still the one read (a conditional update), with its task rows, incidents
-       and events, and whatever ``finish(tx, inst, value)`` writes.
-
-    If someone changed the instance between 1 and 3, the step is run again on the
-    fresh state; service calls repeated that way are answered from the first call
-    (:func:`flowrun.handlers.step_memo`). So a slow service call or a long script
-    never holds up other operators, and SQLite's single write lock is held only
-    for the writes.
-
-    Returns:
-        The saved instance and its changed task records; None when nothing was saved.
-    """
-    from flowrun.handlers import step_memo
-
-    engine = project.engine
-    with step_memo():
-        for _ in range(_STEP_ATTEMPTS):
-            with project.store.read(snapshot=False) as tx:  # reads ordered: instance first, see check
-                inst = tx.get_instance(instance_id, with_state=True)
-                if inst is None:
-                    raise NotFoundError(f"instance {instance_id[:8]} is missing")
-                value = check(tx, inst) if check is not None else None
-                if value is SKIP:
-                    return None
-                spec = None if engine.knows(inst.sha256) else tx.model_spec(inst.sha256)
-            run = _restore(project, spec, inst)
-            if not act(run, inst, value):
-                return None
-            version = inst.version
-            pending = _prepare(project, run, inst, now)
-            with project.store.write() as tx:
-                if not tx.update_instance(inst, version, now):
-                    continue  # changed by someone else meanwhile: run the step again on the new state
-                _write(tx, inst, pending, now, data_for, data)
-                if finish is not None:
-                    finish(tx, inst, value)
-            return inst, pending.records
-    raise ConflictError(
-        f"instance {instance_id[:8]} kept being changed by others while {doing}; check 'flowrun show' and try again"
-    )
-
-
-def _restore(project: Project, spec: str | None, inst: InstanceRecord) -> Run:
-    if not inst.state:
-        raise StateError(f"instance {inst.id[:8]} has no engine state (an imported case cannot be run)")
-    run = project.engine.restore(spec, inst.state, key=inst.sha256, source=inst.file)
-    run.instance_id = inst.id
-    return run
-
-
-@dataclass
-class _Pending:
-    """A step's results, prepared outside the write transaction."""
-
-    records: list[TaskRecord]
-    failed: list[dict[str, Any]]
-    completed: bool
-
-
-def _prepare(project: Project, run: Run, inst: InstanceRecord, now: datetime) -> _Pending:
-    """Drain the run into ``inst`` (state proven loadable, data, status) and its records."""
-    records = run.drain()
-    inst.state = _verified_snapshot(project, run, inst)
-    inst.data = jsonable(run.data())
-    failed = run.drain_incidents()
-    if run.completed:
-        inst.status, inst.ended_at = INSTANCE_COMPLETED, now
-    elif failed:
-        inst.status = INSTANCE_ERROR
-        inst.error = f"{failed[-1]['error_type']}: {failed[-1]['message']}"
-    return _Pending(records, failed, run.completed)
-
-
-def _write(
-    tx: Tx, inst: InstanceRecord, pending: _Pending, now: datetime, data_for: str | None = None, data: Any = None
-) -> None:
-    """Write a step's task rows, incidents and events (the instance row is already updated)."""
-    records = pending.records
-    tx.save_tasks(inst.id, records)
-    refs = {r.task_id: r.ref for r in records}
-    for f in pending.failed:
-        tx.open_incident(
-            inst.id, refs.get(f["task_id"]), f["task_id"], f["topic"], f["error_type"], f["message"], f["attempts"], now
-        )
-    events = _task_events(inst.id, records, data_for=data_for, data=data)
-    if pending.completed:
-        events.append(event_row(inst.id, None, now, "instance_completed", None, None))
-    tx.add_events(events)
-
-
-def _verified_snapshot(project: Project, run: Run, inst: InstanceRecord) -> str:
-    """The run's state, proven loadable by loading it back before anything is written."""
-    state = run.snapshot()
-    try:
-        project.engine.verify(state, inst.sha256)
-    except FlowrunError as exc:
-        raise DataError(f"the instance could not be loaded back after this step ({exc}); nothing was saved") from None
-    return state
-
-
-def step_result(instance_id: str, status: str, records: list[TaskRecord]) -> StepResult:
-    return StepResult(
-        instance=instance_id,
-        status=status,
-        ready=[r for r in records if r.status == READY and r.type in ("userTask", "manualTask")],
-        completed=[r for r in records if r.status == COMPLETED],
-    )
-
-
-def event_row(
-    instance_id: str, ref: int | None, at: datetime, kind: str, actor: str | None, detail: Any
-) -> dict[str, Any]:
-    return {"instance_id": instance_id, "task_ref": ref, "at": at, "kind": kind, "actor": actor, "detail": detail}
-
-
-def _task_events(
-    instance_id: str, records: list[TaskRecord], data_for: str | None = None, data: Any = None
-) -> list[dict[str, Any]]:
-    out = []
-    for r in records:
-        at = r.completed_at or r.started_at or r.ready_at
-        if at is None:
-            continue
-        detail: dict[str, Any] = {"task": r.bpmn_id, "name": r.name}
-        if data_for is not None and r.task_id == data_for:
-            detail["data"] = jsonable(data)
-        out.append(event_row(instance_id, r.ref, at, r.status, r.actor, detail))
-    return out
-
-
-def jsonable(data: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(data, default=str))
+    return StepResult.of(inst.id, inst.status, records)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flowrun.app.project import Project
-from flowrun.clock import iso
 from flowrun.errors import (
     AmbiguousIdError,
     NotFoundError,
@@ -18,6 +17,7 @@ from flowrun.models import (
     InstanceRecord,
     InstanceView,
     TaskRecord,
+    Wait,
 )
 
 if TYPE_CHECKING:
@@ -49,23 +49,8 @@ def inbox(
     with project.store.read() as tx:
         inst = resolve_instance(tx, instance) if instance else None
         rows = tx.inbox(inst, lane, family)
-    return [
-        InboxItem(
-            ref=int(r["id"]),
-            instance=r["instance_id"],
-            task=r["bpmn_id"],
-            name=r["name"],
-            lane=r["lane"],
-            family=r["family"],
-            variant=r["variant"],
-            pilot=r["pilot"],
-            ready_at=r["ready_at"],
-            started_at=r["started_at"],
-            actor=r["actor"],
-            waited_s=max(0.0, ((r["started_at"] or now) - r["ready_at"]).total_seconds()),
-        )
-        for r in rows
-    ]
+    # vars(), not asdict(): the fields are plain values and asdict would copy each one deeply
+    return [InboxItem(**vars(r), waited_s=max(0.0, ((r.started_at or now) - r.ready_at).total_seconds())) for r in rows]
 
 
 def show(project: Project, instance: str) -> InstanceView:
@@ -76,17 +61,17 @@ def show(project: Project, instance: str) -> InstanceView:
         tasks = tx.instance_tasks(iid)
     assert rec is not None
     waiting = [
-        {
-            "kind": "task" if t.type in ("userTask", "manualTask") else t.type,
-            "ref": t.ref,
-            "task": t.bpmn_id,
-            "name": t.name,
-            "lane": t.lane,
-            "since": iso(t.ready_at),
-            "actor": t.actor,
-            "waits_for": t.waits_for,
-            "due": iso(t.due_at),
-        }
+        Wait(
+            kind="task" if t.type in ("userTask", "manualTask") else t.type,
+            ref=t.ref,
+            task=t.bpmn_id,
+            name=t.name,
+            lane=t.lane,
+            since=t.ready_at,
+            actor=t.actor,
+            waits_for=t.waits_for,
+            due=t.due_at,
+        )
         for t in tasks
         if t.status in (READY, STARTED, WAITING)
     ]

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun.app.project import Project, list_processes
-from flowrun.app.steps import SKIP, StepResult, event_row, jsonable, run_step, start, step_result
+from flowrun.app.stepping import SKIP, jsonable, run_optimistic_step
+from flowrun.app.steps import start
 from flowrun.app.views import resolve_instance
 from flowrun.errors import (
     ConflictError,
@@ -23,7 +24,10 @@ from flowrun.errors import (
 from flowrun.models import (
     INSTANCE_ERROR,
     RUNNING,
+    EventRow,
+    Incident,
     InstanceRecord,
+    StepResult,
     TaskRecord,
 )
 
@@ -67,7 +71,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
 
     for instance_id in due:
         try:
-            done = run_step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
+            done = run_optimistic_step(project, instance_id, act, "its due work ran", now, check=check, finish=finish)
         except ConflictError:
             # Operators kept changing the instance: not a fault of the instance, so no incident;
             # the work stays due and the next pass takes it again.
@@ -84,7 +88,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
             continue
         inst, records = done
         result.fired.append(instance_id)
-        result.ready += step_result(instance_id, inst.status, records).ready
+        result.ready += StepResult.of(instance_id, inst.status, records).ready
     return result
 
 
@@ -96,26 +100,10 @@ def _instance_incident(project: Project, instance_id: str, exc: FlowrunError, no
         tx.release(instance_id, owner)
 
 
-@dataclass(frozen=True)
-class Incident:
-    """A step that failed for good: a service whose attempts are used up, or a worker step."""
-
-    id: int
-    instance: str
-    task_ref: int | None
-    task_id: str
-    topic: str | None
-    error_type: str
-    message: str
-    attempts: int
-    created_at: datetime
-    resolved_at: datetime | None
-
-
 def incidents(project: Project, include_resolved: bool = False) -> list[Incident]:
     """Incidents, newest first (open ones only unless asked)."""
     with project.store.read() as tx:
-        return [Incident(**row) for row in tx.list_incidents(include_resolved)]
+        return tx.list_incidents(include_resolved)
 
 
 def retry(project: Project, incident_id: str) -> StepResult:
@@ -130,18 +118,18 @@ def retry(project: Project, incident_id: str) -> StepResult:
     now = project.clock.now()
     with project.store.read() as tx:
         found = tx.get_incident(int(text))
-    if found is None or found["resolved_at"] is not None:
+    if found is None or found.resolved_at is not None:
         raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
 
     def check(tx: Tx, inst: InstanceRecord) -> Any:
         again = tx.get_incident(int(text))
-        if again is None or again["resolved_at"] is not None:
+        if again is None or again.resolved_at is not None:
             raise NotFoundError(f"no open incident {text}; see 'flowrun incidents'")
         return None
 
     def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
-        if found["task_id"]:
-            run.retry(found["task_id"])
+        if found.task_id:
+            run.retry(found.task_id)
         else:
             run.refresh()
             run.run_jobs()
@@ -150,12 +138,14 @@ def retry(project: Project, incident_id: str) -> StepResult:
 
     def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
         tx.resolve_incident(int(text), now)
-        tx.add_events([event_row(inst.id, found["task_ref"], now, "incident_retried", None, {"incident": int(text)})])
+        tx.add_events([EventRow(inst.id, found.task_ref, now, "incident_retried", None, {"incident": int(text)})])
 
-    done = run_step(project, found["instance"], act, f"incident {text} was retried", now, check=check, finish=finish)
+    done = run_optimistic_step(
+        project, found.instance, act, f"incident {text} was retried", now, check=check, finish=finish
+    )
     assert done is not None
     inst, records = done
-    return step_result(inst.id, inst.status, records)
+    return StepResult.of(inst.id, inst.status, records)
 
 
 def next_due(project: Project) -> datetime | None:
@@ -229,13 +219,15 @@ def _deliver(
 
     def finish(tx: Tx, inst: InstanceRecord, _: Any) -> None:
         if delivered:
-            tx.add_events([event_row(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
+            tx.add_events([EventRow(inst.id, None, now, f"{kind}_received", None, {"name": name, "data": payload})])
 
-    done = run_step(project, instance_id, act, f"the {kind} {name} was delivered", now, check=check, finish=finish)
+    done = run_optimistic_step(
+        project, instance_id, act, f"the {kind} {name} was delivered", now, check=check, finish=finish
+    )
     if done is None or not delivered:
         return None
     inst, records = done
-    return step_result(inst.id, inst.status, records)
+    return StepResult.of(inst.id, inst.status, records)
 
 
 def _starters(project: Project, kind: str, name: str) -> list[tuple[str, str, Path]]:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from flowrun.clock import iso
-from flowrun.models import InboxItem, InstanceView, TaskRecord
+from flowrun.models import InboxItem, InstanceView, TaskRecord, Wait
 
 
 def console() -> Any:
@@ -116,7 +116,7 @@ def instance_json(view: InstanceView) -> dict[str, Any]:
         "ended_at": iso(view.ended_at),
         "cycle_s": view.cycle_s,
         "version": view.version,
-        "waiting_for": view.waiting_for,
+        "waiting_for": [asdict(w) for w in view.waiting_for],
         "data": view.data,
         "error": view.error,
     }
@@ -145,22 +145,20 @@ def instance_text(view: InstanceView) -> None:
             c.print(f"    {key:<{width}}  {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
 
 
-def _wait_line(w: dict[str, Any]) -> str:
-    waits = w.get("waits_for")
+def _wait_line(w: Wait) -> str:
+    waits = w.waits_for
     if not waits:
-        who = f", claimed by {w['actor']}" if w.get("actor") else ""
-        return f"task {w['ref']}: {w['name']} [{w.get('lane') or 'no lane'}]{who}"
-    what = f"{w['name']} ({w['task']})"
+        who = f", claimed by {w.actor}" if w.actor else ""
+        return f"task {w.ref}: {w.name} [{w.lane or 'no lane'}]{who}"
+    what = f"{w.name} ({w.task})"
     if waits == "timer":
-        due = w.get("due")
-        when_due = when(datetime.fromisoformat(due)) if due else "an unknown time"
+        when_due = when(w.due) if w.due else "an unknown time"
         return f"timer {what}, due {when_due}; 'flowrun worker' fires it"
     kind, _, name = str(waits).partition(":")
     if kind == "service":
-        due = w.get("due")
-        if not due:
+        if not w.due:
             return f"service '{name}' at {what} failed for good; see 'flowrun incidents'"
-        return f"service '{name}' at {what}, due {when(datetime.fromisoformat(due))}; 'flowrun worker' runs it"
+        return f"service '{name}' at {what}, due {when(w.due)}; 'flowrun worker' runs it"
     if kind in ("message", "signal"):
         flag = " --signal" if kind == "signal" else ""
         return f"{kind} '{name}' at {what}; deliver it with 'flowrun send{flag} {name}'"

@@ -42,8 +42,10 @@ from flowrun.models import (
     STARTED,
     WAITING,
     ServiceCaller,
+    ServiceFailure,
     ServicePolicy,
     TaskRecord,
+    Wait,
 )
 
 _SERIALIZER = _spiff.make_serializer()
@@ -172,7 +174,7 @@ class Run:
     def __init__(self, workflow: Any, clock: Clock, seen: dict[str, int], source: str = "") -> None:
         self._wf = workflow
         self._source = source
-        self._incidents: list[dict[str, Any]] = []
+        self._incidents: list[ServiceFailure] = []
         self._clock = clock
         self._seen = seen
         self._started: dict[str, datetime] = {}
@@ -246,7 +248,7 @@ class Run:
         """True when something happened since the last :meth:`drain` (tasks moved, incidents)."""
         return bool(self._pending or self._incidents)
 
-    def drain_incidents(self) -> list[dict[str, Any]]:
+    def drain_incidents(self) -> list[ServiceFailure]:
         """Service tasks whose last attempt failed since the last call: task, topic, error, attempts."""
         out, self._incidents = self._incidents, []
         return out
@@ -405,15 +407,8 @@ class Run:
         rec.due_at = _as_time(job.get("due"))
         rec.attempts = int(job.get("attempt", 0))
         if job.get("incident"):
-            self._incidents.append(
-                {
-                    "task_id": str(task.id),
-                    "topic": topic,
-                    "error_type": job["error"]["type"],
-                    "message": job["error"]["message"],
-                    "attempts": rec.attempts,
-                }
-            )
+            error = job["error"]
+            self._incidents.append(ServiceFailure(str(task.id), topic, error["type"], error["message"], rec.attempts))
 
     def _throw(self, task: Any, error: dict[str, Any]) -> None:
         """Throw a handler's BPMN error from ``task``; fail the step when nothing catches it."""
@@ -519,19 +514,16 @@ class Run:
             merged.update(task.data)
         return merged
 
-    def waiting_for(self) -> list[dict[str, Any]]:
-        """What the instance waits for: ready user tasks, timers, messages, signals."""
-        out: list[dict[str, Any]] = []
+    def waiting_for(self) -> list[Wait]:
+        """What the instance waits for: ready user tasks, timers (``due`` when it is a time), messages, signals."""
+        out: list[Wait] = []
         for task in self._wf.get_tasks(state=TaskState.READY, manual=True):
             spec = task.task_spec
-            out.append({"kind": "task", "task": spec.bpmn_id, "name": spec.bpmn_name, "lane": spec.lane})
+            out.append(Wait("task", task=spec.bpmn_id, name=spec.bpmn_name, lane=spec.lane))
         for event in self._wf.waiting_events():
             kind = str(getattr(event, "event_type", "event")).replace("EventDefinition", "").lower()
-            item: dict[str, Any] = {"kind": kind or "event", "name": getattr(event, "name", None)}
-            value = getattr(event, "value", None)
-            if value is not None:
-                item["due"] = value if isinstance(value, str) else str(value)
-            out.append(item)
+            due = _as_time(getattr(event, "value", None))
+            out.append(Wait(kind or "event", name=getattr(event, "name", None), due=due))
         return out
 
     def snapshot(self) -> str:

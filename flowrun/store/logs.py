@@ -14,7 +14,6 @@ they were imported with.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy import String, and_, case, func, insert, or_, select, type_coerc
 from sqlalchemy.sql.elements import ColumnElement
 
 from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
+from flowrun.store.rows import instance_values, task_values
 from flowrun.store.schema import instances, tasks
 from flowrun.store.sql import Tx
 
@@ -136,47 +136,20 @@ def insert_imported(tx: Tx, cases: Sequence[_Case], now: datetime) -> None:
         cases: each instance with its tasks (``task_id`` unique within the instance).
     """
     for chunk in _chunks(cases, _BATCH):
-        tx.conn.execute(insert(instances), [_instance_values(rec, now) for rec, _ in chunk])
-        rows = [_task_values(rec.id, t) for rec, recs in chunk for t in recs]
+        tx.conn.execute(insert(instances), [instance_values(rec, now) for rec, _ in chunk])
+        rows = [_imported_task_values(rec.id, t) for rec, recs in chunk for t in recs]
         if rows:
             tx.conn.execute(insert(tasks), rows)
         _fill_refs(tx, chunk)
 
 
-def _instance_values(rec: InstanceRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "id": rec.id,
-        "family": rec.family,
-        "variant": rec.variant,
-        "file": rec.file,
-        "sha256": rec.sha256,
-        "process_id": rec.process_id,
-        "pilot": rec.pilot,
-        "status": rec.status,
-        "created_at": rec.created_at,
-        "ended_at": rec.ended_at,
-        "updated_at": now,
-        "version": rec.version,
-        "data": json.dumps(rec.data, separators=(",", ":"), default=str),
-        "state": rec.state or "",
-        "error": rec.error,
-    }
-
-
-def _task_values(instance_id: str, rec: TaskRecord) -> dict[str, Any]:
+def _imported_task_values(instance_id: str, rec: TaskRecord) -> dict[str, Any]:
+    """A task row of an imported case: an open task is parked (see the module docstring)."""
     parked = rec.status in (READY, STARTED, WAITING)
     return {
+        **task_values(rec),
         "instance_id": instance_id,
-        "task_id": rec.task_id,
-        "bpmn_id": rec.bpmn_id,
-        "name": rec.name,
-        "type": rec.type,
-        "lane": rec.lane,
         "status": WAITING if parked else rec.status,
-        "ready_at": rec.ready_at,
-        "started_at": rec.started_at,
-        "completed_at": rec.completed_at,
-        "actor": rec.actor,
         "form": None,
         "waits_for": IMPORTED_WAIT + rec.status if parked else None,
         "due_at": None,

@@ -7,14 +7,13 @@ SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and the
 database runs in WAL mode with a busy timeout, so concurrent operators wait
 for each other instead of seeing "database is locked"; flowrun's own writers
 also queue on a file lock (:mod:`flowrun.store.writers`), so a waiting writer
-is woken as soon as the database is free instead of polling for it.
+is woken as soon as the database is free instead of polling for it. How
+connections are opened and kept is :mod:`flowrun.store.connect`; how records
+become rows, :mod:`flowrun.store.rows`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -22,18 +21,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from flowrun.errors import StoreError
-from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
+from flowrun.models import READY, STARTED, WAITING, EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
 from flowrun.store import schema
+from flowrun.store.connect import BUSY_TIMEOUT_MS, make_engine, safe_url, sqlite_path
+from flowrun.store.rows import (
+    UPDATABLE,
+    dumps,
+    event_from_row,
+    event_values,
+    inbox_from_row,
+    incident_from_row,
+    instance_from_row,
+    instance_values,
+    task_from_row,
+    task_values,
+)
 from flowrun.store.schema import events, incidents, instances, models, tasks
 from flowrun.store.writers import WriterQueue
-
-_BUSY_TIMEOUT_MS = 30_000
 
 
 class SqlStore:
@@ -49,9 +58,9 @@ class SqlStore:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         new_file = False
-        path = _sqlite_path(url) if self.is_sqlite else None
+        path = sqlite_path(url) if self.is_sqlite else None
         # flowrun's SQLite writers queue on a file next to the database (see flowrun.store.writers)
-        self._writers = WriterQueue(path.with_name(path.name + ".writers") if path else None, _BUSY_TIMEOUT_MS / 1000)
+        self._writers = WriterQueue(path.with_name(path.name + ".writers") if path else None, BUSY_TIMEOUT_MS / 1000)
         if path is not None:
             new_file = not path.exists()
             try:
@@ -59,10 +68,10 @@ class SqlStore:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder for the database {path.parent}: {exc.strerror}") from None
         try:
-            self.engine: Engine = _make_engine(url, self.is_sqlite)
+            self.engine: Engine = make_engine(url, self.is_sqlite)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(
-                f"cannot use the database URL {_safe(url)}: {exc}; check 'database:' in flowrun.yaml"
+                f"cannot use the database URL {safe_url(url)}: {exc}; check 'database:' in flowrun.yaml"
             ) from None
         # A store dropped without close() still closes its connections (psycopg would warn) and lock file.
         weakref.finalize(self, _close, self.engine, self._writers)
@@ -74,16 +83,16 @@ class SqlStore:
             with self.engine.connect().execution_options(flowrun_write=False) as conn:
                 current = _current_revision(conn)
         except OperationalError as exc:
-            raise StoreError(f"cannot open the database {_safe(self.url)}: {exc.orig}") from None
+            raise StoreError(f"cannot open the database {safe_url(self.url)}: {exc.orig}") from None
         except DBAPIError as exc:
-            raise StoreError(f"cannot open the database {_safe(self.url)}: {exc.orig}") from None
+            raise StoreError(f"cannot open the database {safe_url(self.url)}: {exc.orig}") from None
         if current == schema.HEAD_REVISION:
             return
         if current is None and auto_create:
             self.upgrade()
             return
         if current is None:
-            raise StoreError(f"the database {_safe(self.url)} has no flowrun schema; run 'flowrun db upgrade'")
+            raise StoreError(f"the database {safe_url(self.url)} has no flowrun schema; run 'flowrun db upgrade'")
         raise StoreError(
             f"the database schema is at revision {current}, this flowrun needs {schema.HEAD_REVISION}; "
             "run 'flowrun db upgrade'"
@@ -101,7 +110,7 @@ class SqlStore:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate the database {_safe(self.url)}: {exc}") from None
+            raise StoreError(f"cannot migrate the database {safe_url(self.url)}: {exc}") from None
         return schema.HEAD_REVISION
 
     @contextmanager
@@ -135,7 +144,7 @@ class SqlStore:
             if not snapshot and not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the database {_safe(self.url)}: {exc}") from None
+            raise StoreError(f"cannot open the database {safe_url(self.url)}: {exc}") from None
         try:
             with conn.begin():
                 yield Tx(conn)
@@ -192,25 +201,7 @@ class Tx:
     # -- instances ---------------------------------------------------------------
 
     def insert_instance(self, rec: InstanceRecord, now: datetime) -> None:
-        self.conn.execute(
-            insert(instances).values(
-                id=rec.id,
-                family=rec.family,
-                variant=rec.variant,
-                file=rec.file,
-                sha256=rec.sha256,
-                process_id=rec.process_id,
-                pilot=rec.pilot,
-                status=rec.status,
-                created_at=rec.created_at,
-                ended_at=rec.ended_at,
-                updated_at=now,
-                version=rec.version,
-                data=_dumps(rec.data),
-                state=rec.state or "",
-                error=rec.error,
-            )
-        )
+        self.conn.execute(insert(instances).values(**instance_values(rec, now)))
 
     def update_instance(self, rec: InstanceRecord, expected_version: int, now: datetime) -> bool:
         """Save ``rec`` if the stored version is still ``expected_version``; False if not."""
@@ -222,7 +213,7 @@ class Tx:
                 ended_at=rec.ended_at,
                 updated_at=now,
                 version=expected_version + 1,
-                data=_dumps(rec.data),
+                data=dumps(rec.data),
                 state=rec.state,
                 error=rec.error,
             )
@@ -241,22 +232,7 @@ class Tx:
         row = self.conn.execute(q).mappings().first()
         if row is None:
             return None
-        return InstanceRecord(
-            id=row["id"],
-            family=row["family"],
-            variant=row["variant"],
-            file=row["file"],
-            sha256=row["sha256"],
-            process_id=row["process_id"],
-            pilot=row["pilot"],
-            status=row["status"],
-            created_at=row["created_at"],
-            ended_at=row["ended_at"],
-            version=row["version"],
-            data=json.loads(row["data"] or "{}"),
-            state=row.get("state"),
-            error=row["error"],
-        )
+        return instance_from_row(row)
 
     def instance_ids_like(self, prefix: str, limit: int = 20) -> list[str]:
         """Instance ids starting with ``prefix`` (at most ``limit``)."""
@@ -290,20 +266,20 @@ class Tx:
             rec.instance_id = instance_id
             ref = known.get(rec.task_id)
             if ref is None:
-                result = self.conn.execute(insert(tasks).values(**_task_values(rec), instance_id=instance_id))
+                result = self.conn.execute(insert(tasks).values(**task_values(rec), instance_id=instance_id))
                 key = result.inserted_primary_key
                 assert key is not None
                 rec.ref = int(key[0])
             else:
                 rec.ref = ref
-                values = {k: v for k, v in _task_values(rec).items() if v is not None and k in _UPDATABLE}
+                values = {k: v for k, v in task_values(rec).items() if v is not None and k in UPDATABLE}
                 if rec.status == WAITING:
                     values["due_at"] = rec.due_at  # a new wait replaces the old due time, even with none
                 self.conn.execute(update(tasks).where(tasks.c.id == ref).values(**values))
 
     def task_by_ref(self, ref: int) -> TaskRecord | None:
         row = self.conn.execute(select(tasks).where(tasks.c.id == ref)).mappings().first()
-        return _task_from_row(row) if row is not None else None
+        return task_from_row(row) if row is not None else None
 
     def ready_task_by_bpmn_id(self, instance_id: str, bpmn_id: str) -> list[TaskRecord]:
         rows = self.conn.execute(
@@ -315,13 +291,13 @@ class Tx:
                 )
             )
         ).mappings()
-        return [_task_from_row(r) for r in rows]
+        return [task_from_row(r) for r in rows]
 
     def instance_tasks(self, instance_id: str) -> list[TaskRecord]:
         rows = self.conn.execute(
             select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.id)
         ).mappings()
-        return [_task_from_row(r) for r in rows]
+        return [task_from_row(r) for r in rows]
 
     def claim(self, ref: int, actor: str | None, at: datetime) -> bool:
         """Mark a ready task as started by ``actor``; False if it is no longer ready."""
@@ -338,8 +314,8 @@ class Tx:
         lane: str | None = None,
         family: str | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Ready and claimed user tasks with their instance's family, variant and pilot."""
+    ) -> list[InboxRow]:
+        """Ready and claimed user tasks with their instance's family, variant and pilot, oldest first."""
         q = (
             select(
                 tasks.c.id,
@@ -367,7 +343,7 @@ class Tx:
             q = q.where(instances.c.family == family)
         if limit:
             q = q.limit(limit)
-        return [dict(r) for r in self.conn.execute(q).mappings()]
+        return [inbox_from_row(r) for r in self.conn.execute(q)]
 
     def due_instances(self, now: datetime, limit: int = 1000) -> list[str]:
         """Instances with a timer due at ``now`` or earlier, most overdue first."""
@@ -446,15 +422,15 @@ class Tx:
         assert key is not None
         return int(key[0])
 
-    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
+    def get_incident(self, incident_id: int) -> Incident | None:
         row = self.conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
-        return _incident(row) if row is not None else None
+        return incident_from_row(row) if row is not None else None
 
-    def list_incidents(self, include_resolved: bool = False) -> list[dict[str, Any]]:
+    def list_incidents(self, include_resolved: bool = False) -> list[Incident]:
         q = select(incidents).order_by(incidents.c.id.desc())
         if not include_resolved:
             q = q.where(incidents.c.resolved_at.is_(None))
-        return [_incident(r) for r in self.conn.execute(q).mappings()]
+        return [incident_from_row(r) for r in self.conn.execute(q).mappings()]
 
     def resolve_incident(self, incident_id: int, now: datetime) -> None:
         self.conn.execute(update(incidents).where(incidents.c.id == incident_id).values(resolved_at=now))
@@ -495,33 +471,16 @@ class Tx:
 
     # -- events ------------------------------------------------------------------
 
-    def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+    def add_events(self, rows: Sequence[EventRow]) -> None:
         if rows:
-            self.conn.execute(
-                insert(events),
-                [{**r, "detail": _dumps(r["detail"]) if r.get("detail") is not None else None} for r in rows],
-            )
+            self.conn.execute(insert(events), [event_values(r) for r in rows])
 
-    def instance_events(self, instance_id: str) -> list[dict[str, Any]]:
+    def instance_events(self, instance_id: str) -> list[EventRow]:
+        """An instance's event log, oldest first."""
         rows = self.conn.execute(
             select(events).where(events.c.instance_id == instance_id).order_by(events.c.id)
         ).mappings()
-        return [{**dict(r), "detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
-
-
-def _incident(row: Any) -> dict[str, Any]:
-    return {
-        "id": int(row["id"]),
-        "instance": row["instance_id"],
-        "task_ref": row["task_ref"],
-        "task_id": row["task_id"],
-        "topic": row["topic"],
-        "error_type": row["error_type"],
-        "message": row["message"],
-        "attempts": row["attempts"],
-        "created_at": row["created_at"],
-        "resolved_at": row["resolved_at"],
-    }
+        return [event_from_row(r) for r in rows]
 
 
 def _waits_for(token: str) -> Any:
@@ -534,53 +493,6 @@ def _waits_for(token: str) -> Any:
         col.like(f"%|{esc}", escape="\\"),
         col.like(f"%|{esc}|%", escape="\\"),
     )
-
-
-_UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at", "attempts"}
-
-
-def _task_values(rec: TaskRecord) -> dict[str, Any]:
-    return {
-        "task_id": rec.task_id,
-        "bpmn_id": rec.bpmn_id,
-        "name": rec.name,
-        "type": rec.type,
-        "lane": rec.lane,
-        "status": rec.status,
-        "ready_at": rec.ready_at,
-        "started_at": rec.started_at,
-        "completed_at": rec.completed_at,
-        "actor": rec.actor,
-        "form": _dumps(rec.form) if rec.form is not None else None,
-        "waits_for": rec.waits_for,
-        "due_at": rec.due_at,
-        "attempts": rec.attempts,
-    }
-
-
-def _task_from_row(row: Any) -> TaskRecord:
-    return TaskRecord(
-        task_id=row["task_id"],
-        bpmn_id=row["bpmn_id"],
-        name=row["name"],
-        type=row["type"],
-        lane=row["lane"],
-        status=row["status"],
-        ready_at=row["ready_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        actor=row["actor"],
-        form=json.loads(row["form"]) if row["form"] else None,
-        ref=int(row["id"]),
-        instance_id=row["instance_id"],
-        waits_for=row["waits_for"],
-        due_at=row["due_at"],
-        attempts=row["attempts"] or 0,
-    )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -598,118 +510,3 @@ def _current_revision(conn: Connection) -> str | None:
         conn.rollback()
         return None
     return str(row[0]) if row else None
-
-
-def _sqlite_path(url: str) -> Path | None:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    path = path.split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return Path(path)
-
-
-#: Engines of this process, so that a forked child never shares their connections.
-_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def _forget_inherited_connections() -> None:
-    """In a forked child: drop the parent's pooled connections without closing them.
-
-    Closing would end the parent's sessions (PostgreSQL) or disturb its file locks
-    (SQLite); the child opens its own connections on first use instead.
-    """
-    for engine in list(_ENGINES):
-        engine.dispose(close=False)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_inherited_connections)
-
-
-#: A pooled PostgreSQL connection idle longer than this is checked before use.
-_PING_AFTER_IDLE_S = 10.0
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    """Check a pooled connection that sat idle before handing it out; replace it if the server dropped it.
-
-    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip per
-    transaction, which cost a third of the throughput with 16 operators on 2 cores
-    (every round trip is two context switches). A connection in steady use is not
-    pinged; one that sat idle (a worker between passes, the server restarted
-    meanwhile) is, and a dead one is replaced transparently.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _checkin(dbapi_conn: Any, record: Any) -> None:
-        record.info["flowrun_idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        since = record.info.get("flowrun_idle_since")
-        if since is None or time.monotonic() - since < _PING_AFTER_IDLE_S:
-            return
-        try:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            dbapi_conn.rollback()
-        except Exception as exc:  # noqa: BLE001 - any failure means: use another connection
-            raise DisconnectionError(f"pooled connection is gone: {exc}") from None
-
-
-def _make_engine(url: str, is_sqlite: bool) -> Engine:
-    """An engine that keeps a few connections open for the transactions of one process.
-
-    A new PostgreSQL connection costs about 5 ms of server CPU (a backend is forked
-    and authenticated) against 0.03 ms for a query on an open one, and a step is
-    two or three transactions; on SQLite, closing the last connection checkpoints
-    and deletes the WAL, which the next one creates again. So a process keeps its
-    connections (one that sat idle is checked first, see :func:`_ping_when_idle`).
-    """
-    if not is_sqlite:
-        engine = create_engine(url, poolclass=QueuePool, pool_size=2, max_overflow=8, pool_recycle=1800)
-        _ping_when_idle(engine)
-        _ENGINES.add(engine)
-        return engine
-    if _sqlite_path(url) is None:  # in memory: one connection is the whole database
-        poolclass: Any = NullPool
-    else:
-        poolclass = QueuePool
-    engine = create_engine(
-        url,
-        poolclass=poolclass,
-        connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "isolation_level": None, "check_same_thread": False},
-        **({"pool_size": 1, "max_overflow": 8} if poolclass is QueuePool else {}),
-    )
-    _ENGINES.add(engine)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        options = conn.get_execution_options()
-        if options.get("flowrun_write", True):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif options.get("flowrun_snapshot", True):
-            conn.exec_driver_sql("BEGIN")
-        # else: statements run on their own (autocommit)
-
-    return engine
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

@@ -1,0 +1,150 @@
+"""Rows to records and back: the one place that knows how a record is laid out in its table.
+
+JSON columns (instance data, a task's form, event details) are written compactly
+with :func:`dumps`; times go through :class:`~flowrun.store.schema.UTCDateTime`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flowrun.models import EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
+
+#: Task columns an update may change (the others are fixed when the row is inserted).
+UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at", "attempts"}
+
+
+def dumps(value: Any) -> str:
+    """``value`` as compact JSON text (values JSON does not know become text)."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def instance_values(rec: InstanceRecord, now: datetime) -> dict[str, Any]:
+    """The ``instances`` row of a new instance, updated at ``now``."""
+    return {
+        "id": rec.id,
+        "family": rec.family,
+        "variant": rec.variant,
+        "file": rec.file,
+        "sha256": rec.sha256,
+        "process_id": rec.process_id,
+        "pilot": rec.pilot,
+        "status": rec.status,
+        "created_at": rec.created_at,
+        "ended_at": rec.ended_at,
+        "updated_at": now,
+        "version": rec.version,
+        "data": dumps(rec.data),
+        "state": rec.state or "",
+        "error": rec.error,
+    }
+
+
+def instance_from_row(row: Any) -> InstanceRecord:
+    """An ``instances`` row (a mapping; ``state`` may be left out of the select)."""
+    return InstanceRecord(
+        id=row["id"],
+        family=row["family"],
+        variant=row["variant"],
+        file=row["file"],
+        sha256=row["sha256"],
+        process_id=row["process_id"],
+        pilot=row["pilot"],
+        status=row["status"],
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+        version=row["version"],
+        data=json.loads(row["data"] or "{}"),
+        state=row.get("state"),
+        error=row["error"],
+    )
+
+
+def task_values(rec: TaskRecord) -> dict[str, Any]:
+    """The ``tasks`` columns of a record, without its ``instance_id`` and ``id`` (the ref)."""
+    return {
+        "task_id": rec.task_id,
+        "bpmn_id": rec.bpmn_id,
+        "name": rec.name,
+        "type": rec.type,
+        "lane": rec.lane,
+        "status": rec.status,
+        "ready_at": rec.ready_at,
+        "started_at": rec.started_at,
+        "completed_at": rec.completed_at,
+        "actor": rec.actor,
+        "form": dumps(rec.form) if rec.form is not None else None,
+        "waits_for": rec.waits_for,
+        "due_at": rec.due_at,
+        "attempts": rec.attempts,
+    }
+
+
+def task_from_row(row: Any) -> TaskRecord:
+    """A ``tasks`` row (a mapping) as a record; its ``id`` becomes the ``ref``."""
+    return TaskRecord(
+        task_id=row["task_id"],
+        bpmn_id=row["bpmn_id"],
+        name=row["name"],
+        type=row["type"],
+        lane=row["lane"],
+        status=row["status"],
+        ready_at=row["ready_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        actor=row["actor"],
+        form=json.loads(row["form"]) if row["form"] else None,
+        ref=int(row["id"]),
+        instance_id=row["instance_id"],
+        waits_for=row["waits_for"],
+        due_at=row["due_at"],
+        attempts=row["attempts"] or 0,
+    )
+
+
+def incident_from_row(row: Any) -> Incident:
+    """An ``incidents`` row (a mapping)."""
+    return Incident(
+        id=int(row["id"]),
+        instance=row["instance_id"],
+        task_ref=row["task_ref"],
+        task_id=row["task_id"],
+        topic=row["topic"],
+        error_type=row["error_type"],
+        message=row["message"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        resolved_at=row["resolved_at"],
+    )
+
+
+def inbox_from_row(row: Any) -> InboxRow:
+    """A row of :meth:`flowrun.store.Tx.inbox`'s select, in its column order."""
+    ref, instance, task, name, lane, ready_at, started_at, actor, family, variant, pilot = row
+    return InboxRow(int(ref), instance, task, name, lane, family, variant, pilot, ready_at, started_at, actor)
+
+
+def event_values(event: EventRow) -> dict[str, Any]:
+    """The ``events`` row of an event (its ``detail`` as JSON text)."""
+    return {
+        "instance_id": event.instance_id,
+        "task_ref": event.task_ref,
+        "at": event.at,
+        "kind": event.kind,
+        "actor": event.actor,
+        "detail": dumps(event.detail) if event.detail is not None else None,
+    }
+
+
+def event_from_row(row: Any) -> EventRow:
+    """An ``events`` row (a mapping)."""
+    return EventRow(
+        instance_id=row["instance_id"],
+        task_ref=row["task_ref"],
+        at=row["at"],
+        kind=row["kind"],
+        actor=row["actor"],
+        detail=json.loads(row["detail"]) if row["detail"] else None,
+    )
