@@ -2,4 +2,5 @@
 
 from flowrun.cli.main import main
 
-main()
+if __name__ == "__main__":  # importing the module (as tests do) runs nothing
+    main()

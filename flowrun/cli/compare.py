@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
-from flowrun.cli.render import duration, echo_json
+from flowrun.cli.context import AppContext, pass_app
+from flowrun.cli.render import echo_json
+from flowrun.units import duration, kpi_value, p_value, relative
 
 if TYPE_CHECKING:
     from flowrun.analysis import Comparison, KpiResult, Side, TaskResult, TaskSide
@@ -125,31 +126,9 @@ def kpi_csv(result: Comparison) -> str:
 # -- terminal --------------------------------------------------------------------
 
 
-def fmt(value: float | None, unit: str, statistic: str = "median", signed: bool = False) -> str:
-    """A KPI value for people: durations in human units, proportions in %, NPS in points."""
-    if value is None:
-        return "-"
-    if unit == "s":
-        text = duration(abs(value))
-        return ("-" if value < 0 else "+" if signed and value > 0 else "") + text
-    if unit == "proportion":
-        return f"{100 * value:+.1f} pp" if signed else f"{100 * value:.1f}%"
-    if statistic == "nps":
-        return f"{value:+.1f}"
-    sign = "+" if signed else ""
-    if statistic == "mean" or not float(value).is_integer():
-        return f"{value:{sign}.2f}"
-    return f"{value:{sign}.0f}"
-
-
-def _p(p: float | None) -> str:
-    if p is None:
-        return "-"
-    return "<0.0001" if p < 0.0001 else f"{p:.4f}"
-
-
 def comparison_text(result: Comparison) -> None:
     """The KPI table, the verdicts in words, the per-task table and the warnings."""
+    from flowrun.analysis.wording import verdicts
     from flowrun.cli.render import console
 
     c = console()
@@ -178,13 +157,15 @@ def kpi_table(result: Comparison) -> Any:
     from rich import box
     from rich.table import Table
 
+    from flowrun.analysis.wording import LEVEL, TOO_SMALL_MARK
+
     table = Table(
         title="KPIs: median (share for rates, points for NPS); change = variant - baseline",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
         pad_edge=False,
-        caption="* significant at 5%   n<10: too few cases to judge",
+        caption=f"* significant at {LEVEL}   {TOO_SMALL_MARK}: too few cases to judge",
         caption_justify="left",
     )
     for col in ("KPI", "group", "n", "median", "p90", "mean", "change", "rel.", "95% CI", "p", ""):
@@ -193,11 +174,11 @@ def kpi_table(result: Comparison) -> Any:
         rows: list[list[str]] = []
         for side, group in ((k.baseline, result.baseline.name), (k.variant, result.variant.name)):
             rows.append([k.kpi if not rows else "", group, str(side.n), *_side_cells(k, side)])
-        rel = "-" if k.rel_diff is None else f"{100 * k.rel_diff:+.1f}%"
-        ci = "-" if k.ci95 is None else "[" + ", ".join(fmt(x, k.unit, k.statistic, True) for x in k.ci95) + "]"
-        mark = "*" if k.significant else "n<10" if k.too_small else ""
+        rel = relative(k.rel_diff)
+        ci = "-" if k.ci95 is None else "[" + ", ".join(kpi_value(x, k.unit, k.statistic, True) for x in k.ci95) + "]"
+        mark = "*" if k.significant else TOO_SMALL_MARK if k.too_small else ""
         rows[0] += ["", "", "", "", ""]
-        rows[1] += [fmt(k.diff, k.unit, k.statistic, signed=True), rel, ci, _p(k.p_value), mark]
+        rows[1] += [kpi_value(k.diff, k.unit, k.statistic, signed=True), rel, ci, p_value(k.p_value), mark]
         table.add_row(*rows[0])
         table.add_row(*rows[1], style="bold" if k.significant else None, end_section=True)
     return table
@@ -206,40 +187,10 @@ def kpi_table(result: Comparison) -> Any:
 def _side_cells(k: KpiResult, side: Side) -> list[str]:
     """median, p90, mean of one group; a rate shows only its share, NPS its score and the mean answer."""
     if k.unit == "proportion":
-        return ["-", "-", fmt(side.mean, k.unit)]
+        return ["-", "-", kpi_value(side.mean, k.unit)]
     if k.statistic == "nps":
-        return [fmt(side.value, k.unit, "nps"), "-", f"{side.mean:.1f}/10" if side.mean is not None else "-"]
-    return [fmt(side.median, k.unit), fmt(side.p90, k.unit), fmt(side.mean, k.unit, "mean")]
-
-
-def verdicts(result: Comparison) -> list[str]:
-    """Which changes are significant at 5 %, in words."""
-    sig = [k for k in result.kpis if k.significant]
-    lines = []
-    if sig:
-        lines.append("Significant at 5%:")
-        lines += [f"  - {_sentence(k)}" for k in sig]
-    else:
-        lines.append("No change is significant at 5%.")
-    rest = [k.kpi for k in result.kpis if not k.significant and not k.too_small and k.p_value is not None]
-    if rest:
-        lines.append(f"Not significant at 5%: {', '.join(rest)}.")
-    small = [k.kpi for k in result.kpis if k.too_small]
-    if small:
-        lines.append(f"Too few cases to judge (fewer than 10 in a group): {', '.join(small)}.")
-    return lines
-
-
-def _sentence(k: KpiResult) -> str:
-    what = {"median": "median", "mean": "share", "nps": "NPS"}[k.statistic]
-    verb = "fell" if (k.diff or 0) < 0 else "rose"
-    rel = "" if k.rel_diff is None else f", {100 * k.rel_diff:+.0f}%"
-    test = "Mann-Whitney U" if k.test == "mann-whitney-u" else "two-proportion z-test"
-    return (
-        f"{k.kpi} {verb} from {fmt(k.baseline.value, k.unit, k.statistic)} to "
-        f"{fmt(k.variant.value, k.unit, k.statistic)} ({what}, {fmt(k.diff, k.unit, k.statistic, True)}{rel}; "
-        f"{test} p {'<' if k.p_value is not None and k.p_value < 0.0001 else '='} {_p(k.p_value).lstrip('<')})"
-    )
+        return [kpi_value(side.value, k.unit, "nps"), "-", f"{side.mean:.1f}/10" if side.mean is not None else "-"]
+    return [kpi_value(side.median, k.unit), kpi_value(side.p90, k.unit), kpi_value(side.mean, k.unit, "mean")]
 
 
 def task_table(result: Comparison, rows: list[TaskResult], kind: str) -> Any:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import json_option
-from flowrun.cli.render import echo_json, echo_ready, ready_json
+from flowrun.cli.render import echo_json, echo_ready, step_json
 
 
 @click.command("incidents")
@@ -71,13 +71,7 @@ def retry_cmd(app: AppContext, incident: str, as_json: bool) -> None:
 
     result = retry(app.project, incident)
     if as_json:
-        echo_json(
-            {
-                "instance": result.instance,
-                "status": result.status,
-                "ready": ready_json(result.ready),
-            }
-        )
+        echo_json(step_json(result))
         return
     click.echo(f"incident {incident} retried; instance {result.instance[:8]} is {result.status}")
     echo_ready(result.ready)

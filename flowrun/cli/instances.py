@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json, echo_ready, ready_json
+from flowrun.cli.render import echo_json, echo_ready, step_json
 
 
 @click.command("start")
@@ -28,14 +28,7 @@ def start_cmd(
     values.update(coerce(None, parse_pairs(data)))
     result = start(app.project, process, values, pilot)
     if as_json:
-        echo_json(
-            {
-                "id": result.instance,
-                "short_id": result.instance[:8],
-                "status": result.status,
-                "ready": ready_json(result.ready),
-            }
-        )
+        echo_json(step_json(result, new=True))
         return
     click.echo(result.instance[:8])
     _say_next(result)

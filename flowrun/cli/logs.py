@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import json_option
 from flowrun.cli.render import echo_json
 

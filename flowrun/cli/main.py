@@ -15,36 +15,8 @@ from typing import Any
 import click
 
 from flowrun import __version__
+from flowrun.cli.context import AppContext
 from flowrun.errors import FlowrunError
-
-
-class AppContext:
-    """What every command gets: the ``--project`` option and the lazily loaded project."""
-
-    def __init__(self, project_dir: Path | None) -> None:
-        self.project_dir = project_dir
-        self._project: Any = None
-
-    @property
-    def project(self) -> Any:
-        if self._project is None:
-            from flowrun.app import Project
-            from flowrun.clock import clock_from_env
-            from flowrun.config import find_project
-
-            try:
-                clock = clock_from_env()
-            except ValueError as exc:
-                raise click.UsageError(str(exc)) from None
-            self._project = Project(find_project(explicit=self.project_dir), clock)
-        return self._project
-
-    def close(self) -> None:
-        if self._project is not None:
-            self._project.close()
-
-
-pass_app = click.make_pass_decorator(AppContext)
 
 
 class FlowrunGroup(click.Group):

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from flowrun.clock import iso
-from flowrun.models import InboxItem, InstanceView, TaskRecord, Wait
+from flowrun.models import InboxItem, InstanceView, StepResult, TaskRecord, Wait
+from flowrun.units import duration
 
 
 def console() -> Any:
@@ -38,20 +39,6 @@ def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)
     return str(value)
-
-
-def duration(seconds: float | None) -> str:
-    """Seconds in human units: ``45s``, ``12m 05s``, ``3h 20m``, ``2d 4h``."""
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def when(value: datetime | None) -> str:
@@ -225,6 +212,17 @@ def plain(value: Any) -> dict[str, Any]:
 def ready_json(tasks: list[TaskRecord]) -> list[dict[str, Any]]:
     """The tasks a step made ready, for ``--json`` output."""
     return [{"ref": t.ref, "task": t.bpmn_id, "name": t.name, "lane": t.lane} for t in tasks]
+
+
+def step_json(result: StepResult, new: bool = False) -> dict[str, Any]:
+    """What a step did (start, ``do``, ``retry``, ``send``), for ``--json`` output.
+
+    Args:
+        new: the step started the instance, which is then named ``id`` and ``short_id``
+            (as ``flowrun show --json`` names it) instead of ``instance``.
+    """
+    name = {"id": result.instance, "short_id": result.instance[:8]} if new else {"instance": result.instance}
+    return {**name, "status": result.status, "ready": ready_json(result.ready)}
 
 
 def echo_ready(tasks: list[TaskRecord], err: bool = False) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json, echo_ready, ready_json
+from flowrun.cli.render import echo_json, echo_ready, step_json
 from flowrun.models import Form, FormField
 
 
@@ -80,59 +80,34 @@ def do_cmd(
     as_json: bool,
 ) -> None:
     """Complete task REF with form data (--data, --data-file, or asked at the prompt)."""
-    from flowrun import app as use
-    from flowrun.errors import DataError
+    from flowrun.app import complete
+    from flowrun.app.task_input import begin_input, complete_given, wants_prompt
 
     who = actor or _default_actor()
     values: dict[str, Any] = read_data_file(data_file)
     raw = parse_pairs(data)
-    if interactive is None:
-        interactive = not values and not raw and sys.stdin.isatty()
-    if interactive:
-        task = use.get_task(app.project, ref)
-        form = use.task_form(app.project, task)  # a missing form is reported before anything is claimed
-        if raw:
-            from flowrun.forms import coerce
-
-            values.update(coerce(form, raw))
-        task = use.claim(app.project, ref, who)
+    if wants_prompt(interactive, values, raw, sys.stdin.isatty()):
+        pending = begin_input(app.project, ref, values, raw, who)
+        task, form = pending.task, pending.form
         click.echo(f"Task {task.ref}: {task.name} [{task.lane or 'no lane'}]", err=True)
         if form is not None and form.title:
             click.echo(form.title, err=True)
-        values.update(ask_form(form, values))
-        result = use.complete(app.project, ref, values, who)
+        result = complete(app.project, ref, {**pending.given, **ask_form(form, pending.to_ask)}, who)
     else:
-        if not values and not raw:
-            task = use.get_task(app.project, ref)
-            form = use.task_form(app.project, task)
-            if form is not None and any(f.required and not f.has_default for f in form.fields):
-                fields = " ".join(f"--data {f.name}=..." for f in form.fields if f.required)
-                raise DataError(
-                    f"task {task.ref} ({task.name}) needs form data and there is no terminal to ask; "
-                    f"give it as {fields}, or --data-file FILE"
-                )
-        result = use.complete(app.project, ref, values, who, text=raw)
+        result = complete_given(app.project, ref, values, raw, who)
     if as_json:
-        echo_json(
-            {
-                "instance": result.instance,
-                "status": result.status,
-                "ready": ready_json(result.ready),
-            }
-        )
+        echo_json(step_json(result))
         return
     click.echo(f"task {ref} done; instance {result.instance[:8]} is {result.status}")
     echo_ready(result.ready)
 
 
-def ask_form(form: Form | None, given: dict[str, Any]) -> dict[str, Any]:
-    """Ask each field not already given, with its label, type, choices and default; re-ask on invalid input."""
+def ask_form(form: Form | None, fields: list[FormField]) -> dict[str, Any]:
+    """Ask each of ``fields`` with its label, type, choices and default; re-ask on invalid input."""
     if form is None:
         return {}
     out: dict[str, Any] = {}
-    for f in form.fields:
-        if f.name in given or f.readonly:
-            continue
+    for f in fields:
         value = _ask_field(form, f)
         if value is not _SKIP:
             out[f.name] = value

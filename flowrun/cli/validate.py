@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import json_option
 from flowrun.cli.render import echo_json
 from flowrun.errors import ProjectError

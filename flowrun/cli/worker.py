@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from flowrun.cli.main import AppContext, pass_app
+from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json, echo_ready, ready_json
+from flowrun.cli.render import echo_json, echo_ready, ready_json, step_json
 
 
 @click.command("worker")
@@ -107,16 +107,7 @@ def send_cmd(
     values.update(coerce(None, parse_pairs(data)))
     results = send(app.project, name, instance, values, kind="signal" if as_signal else "message")
     if as_json:
-        echo_json(
-            [
-                {
-                    "instance": r.instance,
-                    "status": r.status,
-                    "ready": ready_json(r.ready),
-                }
-                for r in results
-            ]
-        )
+        echo_json([step_json(r) for r in results])
         return
     for r in results:
         click.echo(f"delivered to instance {r.instance[:8]}; it is {r.status}")
