@@ -8,7 +8,11 @@ Usage (from the repository root)::
     python benchmarks/compare.py --cases N   # N cases (10 task rows per case on average)
 
 ``python`` is the project's virtualenv interpreter (the one next to the installed ``flowrun``
-console script); any other interpreter re-runs the script with ``.venv/bin/python``.
+console script); any other interpreter re-runs the script with ``.venv/bin/python``. pandas and
+PM4Py, the references, are not flowrun's dependencies: on its first run the benchmark makes
+``benchmarks/.venv-ref`` (``python -m venv``, then ``pip install pandas pm4py``; needs the
+package index) and runs the reference scripts with that interpreter; ``--ref-python PYTHON``
+uses another one that has both.
 
 What it does (details in benchmarks/README.md, section "Pilot analysis and XES export"):
 
@@ -39,7 +43,8 @@ What it does (details in benchmarks/README.md, section "Pilot analysis and XES e
   (default 60; about 3 minutes at 1,000,000 rows), it is measured once, not three times.
 
 The targets hold for 100,000 cases (:data:`TARGET_CASES`); smaller runs print PASS*/FAIL* and
-are not gated. Writes ``benchmarks/compare-results.json``; exit status 0 when every target passes
+are not gated. ``--save PATH`` writes the results as JSON (``benchmarks/compare-results.json`` is
+the tracked record of a full run; nothing is written without it); exit status 0 when every target passes
 (or the run is smaller than 100,000 cases and had no error), 1 otherwise.
 All files go in a temporary folder, deleted at the end (``--keep`` keeps it).
 """
@@ -49,9 +54,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -65,9 +68,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "compare-results.json"
+import _common
+from _common import (
+    HERE,
+    REPO,
+    TABLE_HEAD,
+    error_row,
+    flowrun_exe,
+    log,
+    print_aligned,
+    ratio_row,
+    run_timed,
+    save_results,
+)
 
 #: ratio = flowrun / reference; each must be at most this.
 TARGETS = {"compare_pandas": 1.5, "compare_pm4py": 0.5, "xes_pm4py": 2.0}
@@ -418,45 +431,53 @@ print("BENCH-RESULT " + json.dumps(out))
 """
 
 
-# -- helpers (the same conventions as benchmarks/run.py) ---------------------------------------
+# -- helpers -----------------------------------------------------------------------------------
+
+#: The reference tools get a virtualenv of their own: the project's has neither pandas nor PM4Py
+#: (PM4Py is AGPL-3.0 and a test-only dependency; ``scripts/demo.py``'s venv does not install it).
+REF_VENV = HERE / ".venv-ref"
+REF_PACKAGES = ("pandas", "pm4py")
 
 
-def _ensure_venv_python() -> None:
-    """Re-run with the project's virtualenv when this interpreter has no flowrun script next to it."""
-    if (Path(sys.executable).parent / "flowrun").exists():
-        return
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and not os.environ.get("FLOWRUN_BENCH_REEXEC"):
-        os.environ["FLOWRUN_BENCH_REEXEC"] = "1"
-        os.execv(str(venv), [str(venv), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.exit(f"no 'flowrun' console script next to {sys.executable}; run with the project's virtualenv python")
+def reference_python(given: Path | None) -> Path:
+    """The interpreter the reference scripts run in: ``given``, or ``benchmarks/.venv-ref``, made on first use.
+
+    Raises:
+        RuntimeError: the interpreter cannot import pandas and PM4Py (and, for the own venv,
+            ``pip install`` failed).
+    """
+    python = given or REF_VENV / "bin" / "python"
+    if _imports_references(python):
+        return python
+    if given is not None:
+        raise RuntimeError(f"{given} cannot import {' and '.join(REF_PACKAGES)}; pip install them there")
+    log(f"installing the reference tools ({', '.join(REF_PACKAGES)}) into {REF_VENV.relative_to(REPO)} (once) ...")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(REF_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REF_PACKAGES]
+    if subprocess.run(pip).returncode != 0 or not _imports_references(python):
+        raise RuntimeError(f"could not install {', '.join(REF_PACKAGES)} into {REF_VENV}; see pip's output above")
+    return python
 
 
-def flowrun_exe() -> str:
-    return str(Path(sys.executable).parent / "flowrun")
+def _imports_references(python: Path) -> bool:
+    probe = [str(python), "-c", "import " + ", ".join(REF_PACKAGES)]
+    return python.exists() and subprocess.run(probe, capture_output=True).returncode == 0
 
 
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env["FLOWRUN_USER"] = "bench"
-    env.pop("PYTHONPROFILEIMPORTTIME", None)
-    return env
+def reference_versions(python: Path) -> dict[str, str | None]:
+    """The versions of the reference tools installed for ``python``."""
+    code = (
+        "import importlib.metadata as md, json; "
+        f"print(json.dumps({{d: md.version(d) for d in {list(REF_PACKAGES)!r}}}))"
+    )
+    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    found: dict[str, str | None] = json.loads(proc.stdout) if proc.returncode == 0 else dict.fromkeys(REF_PACKAGES)
+    return found
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(argv: Sequence[str], cwd: Path) -> tuple[float, float, str]:
+def run(argv: Sequence[str | Path], cwd: Path) -> tuple[float, float, str]:
     """(wall time, CPU time user+sys, stdout) of one whole process, start to exit."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(list(argv), cwd=cwd, env=child_env(), capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv))} exited {proc.returncode}: {proc.stderr.strip()[-3000:]}")
+    wall, cpu, proc = run_timed([str(a) for a in argv], cwd)
     return wall, cpu, proc.stdout
 
 
@@ -500,28 +521,14 @@ class Series:
 def _ratio_row(
     mid: str,
     name: str,
-    value: Series | float,
-    ref: Series | float,
+    value: Series,
+    ref: Series,
     target_key: str,
     basis: str,
     cpu_ratio: float | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    v = value.median() if isinstance(value, Series) else value
-    r = ref.median() if isinstance(ref, Series) else ref
-    ratio = v / r
-    return {
-        "id": mid,
-        "name": name,
-        "value_s": v,
-        "reference_s": r,
-        "ratio": ratio,
-        "target": TARGETS[target_key],
-        "pass": ratio <= TARGETS[target_key],
-        "basis": basis,
-        "cpu_ratio": cpu_ratio,
-        **extra,
-    }
+    return ratio_row(mid, name, value.median(), ref.median(), TARGETS[target_key], basis, cpu_ratio, **extra)
 
 
 def _cpu_ratio(a: Series, b: Series) -> float:
@@ -584,16 +591,16 @@ def check_agreement(flow: dict[str, Any], pandas_out: dict[str, Any], pm4py_out:
 
 
 def bench_compare(
-    root: Path, work: Path, csv_path: Path, n: int, runs: int
+    root: Path, work: Path, csv_path: Path, n: int, runs: int, ref_py: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     pandas_py, pm4py_py = work / "ref_pandas.py", work / "ref_pm4py_durations.py"
     pandas_py.write_text(PANDAS_SCRIPT, encoding="utf-8")
     pm4py_py.write_text(PM4PY_DURATIONS_SCRIPT, encoding="utf-8")
     commands: dict[str, tuple[list[str], Callable[[str], dict[str, Any]]]] = {
         "flowrun": ([flowrun_exe(), "compare", "complaint", "--json"], json.loads),
-        "pandas": ([sys.executable, str(pandas_py), str(csv_path)], script_result),
-        "pm4py": ([sys.executable, str(pm4py_py), str(csv_path)], script_result),
-        "pm4py_iso": ([sys.executable, str(pm4py_py), str(csv_path), "ISO8601"], script_result),
+        "pandas": ([str(ref_py), str(pandas_py), str(csv_path)], script_result),
+        "pm4py": ([str(ref_py), str(pm4py_py), str(csv_path)], script_result),
+        "pm4py_iso": ([str(ref_py), str(pm4py_py), str(csv_path), "ISO8601"], script_result),
     }
     series = {k: Series(k) for k in commands}
     outputs: dict[str, dict[str, Any]] = {}
@@ -673,7 +680,7 @@ def _median_phases(s: Series) -> dict[str, float]:
 
 
 def bench_xes(
-    root: Path, work: Path, csv_path: Path, runs: int, once_after: float
+    root: Path, work: Path, csv_path: Path, runs: int, once_after: float, ref_py: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     script = work / "ref_pm4py_xes.py"
     script.write_text(PM4PY_XES_SCRIPT, encoding="utf-8")
@@ -693,7 +700,7 @@ def bench_xes(
             info["flowrun"] = {**summary, "bytes": ours.stat().st_size}
             ours.unlink()
         if i < pm_runs:
-            wall, cpu, out = run([sys.executable, str(script), str(csv_path), str(theirs)], root)
+            wall, cpu, out = run([ref_py, script, csv_path, theirs], root)
             res = script_result(out)
             pm_proc.add(wall, cpu, res)
             pm_write.add(res["write_xes_s"], cpu)
@@ -755,7 +762,7 @@ def _fmt_s(s: float) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], gated: bool) -> None:
-    table = [("", "measurement", "flowrun", "reference", "ratio", "target", "result", "ratio is", "other clock")]
+    table: list[tuple[str, ...]] = [TABLE_HEAD]
     for m in rows:
         if "error" in m:
             table.append((m["id"], m["name"], "-", "-", "-", f"<= {m['target']:.2f}x", "FAIL (error)", "-", "-"))
@@ -776,45 +783,7 @@ def print_table(rows: list[dict[str, Any]], gated: bool) -> None:
                 other,
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for i, r in enumerate(table):
-        print(
-            "  ".join(
-                c.ljust(w) if j in (0, 1, 7, 8) else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            ).rstrip()
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def machine_info() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions: dict[str, str | None] = {}
-    for dist in ("flowrun", "SQLAlchemy", "numpy", "scipy", "pandas", "pm4py"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = None
-
-    def git(*args: str) -> str | None:
-        try:
-            proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    status = git("status", "--porcelain", "--", "flowrun")
-    return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "flowrun_source_modified": bool(status) if status is not None else None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "sqlite": sqlite3.sqlite_version,
-        "loadavg_start": os.getloadavg(),
-        "versions": versions,
-    }
+    print_aligned(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -830,13 +799,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--only", default="12", help="which benchmarks: 1 (compare), 2 (XES export), default both")
     ap.add_argument("--keep", action="store_true", help="keep the project, database and CSV and print where they are")
+    ap.add_argument(
+        "--ref-python",
+        type=Path,
+        metavar="PYTHON",
+        help="interpreter for the pandas and PM4Py scripts (default: benchmarks/.venv-ref, made on first use)",
+    )
+    ap.add_argument(
+        "--save",
+        type=Path,
+        metavar="PATH",
+        help="write the results as JSON to PATH (nothing is written without it; compare-results.json is tracked)",
+    )
     args = ap.parse_args(argv)
-    _ensure_venv_python()
+    _common.ensure_venv_python(__file__)
     n = args.cases if args.cases is not None else (10_000 if args.quick else 100_000)
     if n < 40:
         ap.error("--cases must be at least 40 (each group needs enough cases for the statistics)")
+    ref_py = reference_python(args.ref_python)
     t_start = time.perf_counter()
-    info = machine_info()
+    info = _common.machine_info(("flowrun", "SQLAlchemy", "numpy", "scipy"), reference_versions(ref_py))
+    info["reference_python"] = str(ref_py)
     work = Path(tempfile.mkdtemp(prefix="flowrun-compare-bench-"))
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
@@ -859,30 +842,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "1" in args.only:
             log("(1) flowrun compare vs pandas vs PM4Py (1 warm-up round, then interleaved runs) ...")
             try:
-                got, extra = bench_compare(root, work, csv_path, n, args.runs)
+                got, extra = bench_compare(root, work, csv_path, n, args.runs, ref_py)
                 rows += got
                 details["compare"] = extra
             except Exception as exc:  # noqa: BLE001
                 for mid, key in (("1a", "compare_pandas"), ("1b", "compare_pm4py")):
-                    rows.append(
-                        {"id": mid, "name": "flowrun compare", "target": TARGETS[key], "pass": False, "error": str(exc)}
-                    )
+                    rows.append(error_row(mid, "flowrun compare", TARGETS[key], exc))
         if "2" in args.only:
             log("(2) flowrun export --format xes vs PM4Py write_xes ...")
             try:
-                got, extra = bench_xes(root, work, csv_path, args.runs, args.once_after)
+                got, extra = bench_xes(root, work, csv_path, args.runs, args.once_after, ref_py)
                 rows += got
                 details["xes"] = extra
             except Exception as exc:  # noqa: BLE001
-                rows.append(
-                    {
-                        "id": "2",
-                        "name": "flowrun export xes",
-                        "target": TARGETS["xes_pm4py"],
-                        "pass": False,
-                        "error": str(exc),
-                    }
-                )
+                rows.append(error_row("2", "flowrun export xes", TARGETS["xes_pm4py"], exc))
         elapsed = time.perf_counter() - t_start
         print()
         print(
@@ -898,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 " (imports) weighs more. The exit status only reflects errors."
             )
         print_details(rows, details)
-        print(f"\ntotal time {elapsed:.1f} s; results in {RESULTS.relative_to(REPO)}")
+        print(f"\ntotal time {elapsed:.1f} s" + (f"; results in {args.save}" if args.save else ""))
         info["loadavg_end"] = os.getloadavg()
         checked = [m for m in rows if not m.get("report_only")]
         errors = any("error" in m for m in rows)
@@ -914,7 +887,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "target_cases": TARGET_CASES,
             "all_pass": all(m.get("pass") for m in checked),
         }
-        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        if args.save:
+            save_results(args.save, results)
         if errors:
             return 1
         return 0 if results["all_pass"] or not gated else 1

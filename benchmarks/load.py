@@ -39,23 +39,21 @@ Targets (PASS/FAIL): on PostgreSQL, closed-loop throughput at N=4 is at least
 1.5x that at N=1; on each database, paced p95 latency at N=16 is under 5x the
 paced p95 at N=1. The closed-loop p95 ratio is printed for information, next to
 its Little's law floor (in a closed loop, mean latency = N / throughput, so on 2
-cores N=16 is at least ~7x slower than N=1 whatever the software does). Writes
-``benchmarks/load-results.json``; exit status 0 when every target passes.
+cores N=16 is at least ~7x slower than N=1 whatever the software does). ``--save PATH`` writes
+the results as JSON (``benchmarks/load-results.json`` is the tracked record of a full run;
+nothing is written without it); exit status 0 when every target passes.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import multiprocessing
 import os
-import platform
 import random
 import resource
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -68,9 +66,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "load-results.json"
+import _common
+from _common import REPO, log, save_results
 
 #: The straight path through the baseline process: no specialist, a remedy of 40 (no approval).
 STEP_DATA: dict[str, dict[str, Any]] = {
@@ -95,21 +92,6 @@ PACED_LOAD = 0.6
 HIGH_LOAD = 0.8
 #: A first guess of the steps per second at N=1 (on 2 cores), only to seed enough instances for a run.
 EXPECTED_RATE = {"postgres": 150.0, "sqlite": 250.0}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _ensure_venv_python() -> None:
-    """Re-run with the project's virtualenv when this interpreter cannot import flowrun."""
-    if importlib.util.find_spec("flowrun") is not None:
-        return
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and not os.environ.get("FLOWRUN_BENCH_REEXEC"):
-        os.environ["FLOWRUN_BENCH_REEXEC"] = "1"
-        os.execv(str(venv), [str(venv), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.exit(f"flowrun is not importable from {sys.executable}; run with the project's virtualenv python")
 
 
 def _pgserver_class() -> Any:
@@ -527,22 +509,7 @@ def _target(db: str, title: str, value: float, passed: bool | None) -> dict[str,
 
 
 def machine_info() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions = {}
-    for dist in ("flowrun", "SpiffWorkflow", "SQLAlchemy", "psycopg"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "sqlite": sqlite3.sqlite_version,
-        "loadavg_start": os.getloadavg(),
-        "versions": versions,
-    }
+    return _common.machine_info(("flowrun", "SpiffWorkflow", "SQLAlchemy", "psycopg"))
 
 
 def _postmaster_pid(server: Any) -> int | None:
@@ -568,11 +535,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--durable-pg",
         action="store_true",
-        help="PostgreSQL with fsync and synchronous_commit on; results go to load-results-durable.json",
+        help="PostgreSQL with fsync and synchronous_commit on",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument(
+        "--save",
+        type=Path,
+        metavar="PATH",
+        help="write the results as JSON to PATH (nothing is written without it; load-results*.json are tracked)",
+    )
     args = ap.parse_args(argv)
-    _ensure_venv_python()
+    _common.ensure_venv_python(__file__, needs_console_script=False)
     sys.path.insert(0, str(REPO))
     ns = [int(x) for x in args.ns.split(",") if x.strip()]
     duration = args.duration or (6.0 if args.quick else 15.0)
@@ -646,28 +619,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for t in targets:
         verdict = "info" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
         print(f"{verdict:4}  {t['target']}: {t['value']}x")
-    suffix = "-durable" if args.durable_pg else ""
-    results_file = RESULTS.with_name(f"load-results{suffix}.json") if suffix else RESULTS
-    print(f"\ntotal time {elapsed:.0f} s; results in {results_file.relative_to(REPO)}")
+    print(f"\ntotal time {elapsed:.0f} s" + (f"; results in {args.save}" if args.save else ""))
     info["loadavg_end"] = os.getloadavg()
-    results_file.write_text(
-        json.dumps(
-            {
-                "mode": "quick" if args.quick else "full",
-                "duration_s": duration,
-                "durable_pg": args.durable_pg,
-                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "elapsed_s": round(elapsed, 1),
-                "machine": info,
-                "runs": rows,
-                "targets": targets,
-                "all_pass": all(t["pass"] is not False for t in targets),
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    if args.save:
+        results = {
+            "mode": "quick" if args.quick else "full",
+            "duration_s": duration,
+            "durable_pg": args.durable_pg,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "elapsed_s": round(elapsed, 1),
+            "machine": info,
+            "runs": rows,
+            "targets": targets,
+            "all_pass": all(t["pass"] is not False for t in targets),
+        }
+        save_results(args.save, results)
     return 0 if all(t["pass"] is not False for t in targets) else 1
 
 

@@ -26,8 +26,9 @@ Measurements (details in benchmarks/README.md):
     Median of 20 paired ABBA chunks (wall time). Target: ratio <= 1.15 for each diagram.
 (d) ``storage``: bytes per waiting instance in the 10,000-instance SQLite database (reported).
 
-CPU time (user+sys) ratios are reported next to every wall-time ratio. Writes
-``benchmarks/results.json``; exit status 0 when every target passes, 1 otherwise.
+CPU time (user+sys) ratios are reported next to every wall-time ratio. ``--save PATH`` writes the
+results as JSON (``benchmarks/results.json`` is the tracked record of a full run; nothing is written
+without ``--save``); exit status 0 when every target passes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ import argparse
 import gc
 import json
 import os
-import platform
 import random
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -51,9 +50,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "results.json"
+import _common
+from _common import (
+    HERE,
+    REPO,
+    TABLE_HEAD,
+    child_env,
+    error_row,
+    flowrun_exe,
+    log,
+    print_aligned,
+    ratio_row,
+    run_timed,
+    save_results,
+)
+
 PROFILES = HERE / "profiles"
 
 FLOOR_CODE = "import SpiffWorkflow.bpmn, click, rich, sqlalchemy"
@@ -120,44 +131,14 @@ DO_ARGS = [
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _ensure_venv_python() -> None:
-    """Re-run with the project's virtualenv when this interpreter has no flowrun script next to it."""
-    if (Path(sys.executable).parent / "flowrun").exists():
-        return
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and not os.environ.get("FLOWRUN_BENCH_REEXEC"):
-        os.environ["FLOWRUN_BENCH_REEXEC"] = "1"
-        os.execv(str(venv), [str(venv), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.exit(f"no 'flowrun' console script next to {sys.executable}; run with the project's virtualenv python")
-
-
-def flowrun_exe() -> str:
-    return str(Path(sys.executable).parent / "flowrun")
-
-
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env["FLOWRUN_USER"] = "bench"
-    env.pop("PYTHONPROFILEIMPORTTIME", None)
-    return env
-
-
 def timed(
     argv: Sequence[str], cwd: Path, check: Callable[[subprocess.CompletedProcess[str]], None] | None = None
 ) -> tuple[float, float]:
     """(wall time, CPU time user+sys) of one process, start to exit, output captured."""
-    env = child_env()
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    wall, cpu, proc = run_timed(argv, cwd)
     if check is not None:
         check(proc)
-    return dt, cpu
+    return wall, cpu
 
 
 def stats(samples: list[tuple[float, float]]) -> dict[str, Any]:
@@ -172,10 +153,6 @@ def stats(samples: list[tuple[float, float]]) -> dict[str, Any]:
         "all_s": [round(x, 5) for x in xs],
         "all_cpu_s": [round(x, 5) for x in cpu],
     }
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def init_project(dest: Path) -> Path:
@@ -193,16 +170,27 @@ def open_project(root: Path) -> Any:
 
 
 class _BatchedStore:
-    """Wraps a project's ``SqlStore`` so that ``flowrun.app.start`` runs unchanged but its read
-    and write transactions share one connection, committed every ``batch`` starts.
+    """A project's ``SqlStore`` whose transactions share one connection, committed every ``batch`` writes.
 
-    Only the commit granularity differs from ``flowrun start``: the same rows are written by the
-    same code (``app.start`` -> ``Tx.ensure_model/insert_instance/save_tasks/add_events``).
+    ``flowrun.app.start`` runs unchanged against it: only the commit granularity differs from
+    ``flowrun start``; the same rows are written by the same code (``app.start`` ->
+    ``Tx.ensure_model/insert_instance/save_tasks/add_events``). It offers ``SqlStore``'s
+    transaction methods with their signatures (checked when it is made, so that a change of the
+    store interface stops the benchmark at once instead of making it seed start by start), and
+    passes everything else through. Seeding runs alone on a fresh database, so the batch holds
+    SQLite's write lock without queueing behind other writers.
     """
 
     def __init__(self, store: Any, batch: int) -> None:
-        from flowrun.store import Tx
+        import inspect
 
+        from flowrun.store import SqlStore, Tx
+
+        for name in ("read", "write"):
+            mine = inspect.signature(getattr(type(self), name))
+            theirs = inspect.signature(getattr(SqlStore, name))
+            if mine.parameters.keys() != theirs.parameters.keys():
+                raise TypeError(f"_BatchedStore.{name}{mine} no longer matches SqlStore.{name}{theirs}; update it")
         self._store = store
         self._batch = batch
         self._tx_class = Tx
@@ -220,23 +208,27 @@ class _BatchedStore:
         return self._tx_class(self._conn)
 
     @contextmanager
-    def read(self) -> Iterator[Any]:
+    def read(self, snapshot: bool = True) -> Iterator[Any]:
+        """A read inside the open batch: it sees the batch's own writes, whatever ``snapshot`` asks."""
         yield self._tx()
 
     @contextmanager
     def write(self) -> Iterator[Any]:
+        """A write inside the open batch, which commits after every ``batch`` writes."""
         yield self._tx()
         self._writes += 1
         if self._writes % self._batch == 0:
             self.flush()
 
     def flush(self) -> None:
+        """Commit the open batch."""
         if self._conn is not None:
             self._trans.commit()
             self._conn.close()
             self._conn = self._trans = None
 
     def abort(self) -> None:
+        """Roll the open batch back."""
         if self._conn is not None:
             self._trans.rollback()
             self._conn.close()
@@ -343,30 +335,27 @@ def bench_do(work: Path, runs: int, warmup: int) -> dict[str, Any]:
             floor.append(f)
             do.append(d)
     res_floor, res_do = stats(floor), stats(do)
-    ratio = res_do["median_s"] / res_floor["median_s"]
-    return {
-        "id": "a",
-        "name": "flowrun do (one step) vs import floor",
-        "value_s": res_do["median_s"],
-        "reference_s": res_floor["median_s"],
-        "ratio": ratio,
-        "basis": f"wall time, median of {runs} runs",
-        "cpu_ratio": res_do["cpu_median_s"] / res_floor["cpu_median_s"],
-        "target": TARGETS["do"],
-        "pass": ratio <= TARGETS["do"],
-        "flowrun": res_do,
-        "reference": res_floor,
-        "reference_command": f'python -c "{FLOOR_CODE}"',
-        "command": "flowrun do REF --as bench " + " ".join(f"--data {p}" for p in DO_ARGS),
-        "step": (
+    return ratio_row(
+        "a",
+        "flowrun do (one step) vs import floor",
+        res_do["median_s"],
+        res_floor["median_s"],
+        TARGETS["do"],
+        f"wall time, median of {runs} runs",
+        res_do["cpu_median_s"] / res_floor["cpu_median_s"],
+        flowrun=res_do,
+        reference=res_floor,
+        reference_command=f'python -c "{FLOOR_CODE}"',
+        command="flowrun do REF --as bench " + " ".join(f"--data {p}" for p in DO_ARGS),
+        step=(
             "Record and assess complaint -> Check entitlement (service) -> Set service-level target (script)"
             " -> gateway -> Resolve at first contact"
         ),
-        "seeding": seeding,
-        "_profile_args": do_argv,
-        "_project": root,
-        "_spare_refs": [],
-    }
+        seeding=seeding,
+        _profile_args=do_argv,
+        _project=root,
+        _spare_refs=[],
+    )
 
 
 # -- (b) `flowrun tasks --json` at 10 and at 10,000 -----------------------------------------
@@ -379,17 +368,7 @@ def bench_tasks(
     large_root = init_project(work / f"proj_tasks_{large}")
     log(f"  seeding 10 and {large} waiting instances through flowrun.app.start ...")
     seed_small = seed(open_project(small_root), 10, small_root.name)
-    try:
-        seed_large = seed(open_project(large_root), large, large_root.name, batch=seed_batch)
-    except RuntimeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the store API changed: seed start by start instead
-        if not seed_batch:
-            raise
-        log(f"  batched seeding failed ({exc.__class__.__name__}: {exc}); seeding start by start")
-        shutil.rmtree(large_root)
-        init_project(large_root)
-        seed_large = seed(open_project(large_root), large, large_root.name)
+    seed_large = seed(open_project(large_root), large, large_root.name, batch=seed_batch)
     log(
         f"  seeded {large} in {seed_large['seconds']:.1f}s"
         f" ({seed_large['per_instance_ms']:.2f} ms/instance; {seed_large['mode']})"
@@ -413,23 +392,20 @@ def bench_tasks(
             t_small.append(s)
             t_large.append(big)
     rs, rl = stats(t_small), stats(t_large)
-    ratio = rl["median_s"] / rs["median_s"]
-    out = {
-        "id": "b",
-        "name": f"flowrun tasks --json, {large:,} vs 10 waiting",
-        "value_s": rl["median_s"],
-        "reference_s": rs["median_s"],
-        "ratio": ratio,
-        "basis": f"wall time, median of {runs} runs",
-        "cpu_ratio": rl["cpu_median_s"] / rs["cpu_median_s"],
-        "target": TARGETS["tasks"],
-        "pass": ratio <= TARGETS["tasks"],
-        "flowrun": rl,
-        "reference": rs,
-        "command": "flowrun tasks --json",
-        "seeding": {"small": seed_small, "large": seed_large},
-        "json_bytes_large": None,
-    }
+    out = ratio_row(
+        "b",
+        f"flowrun tasks --json, {large:,} vs 10 waiting",
+        rl["median_s"],
+        rs["median_s"],
+        TARGETS["tasks"],
+        f"wall time, median of {runs} runs",
+        rl["cpu_median_s"] / rs["cpu_median_s"],
+        flowrun=rl,
+        reference=rs,
+        command="flowrun tasks --json",
+        seeding={"small": seed_small, "large": seed_large},
+        json_bytes_large=None,
+    )
     return out, {"small": small_root, "large": large_root}
 
 
@@ -599,30 +575,29 @@ def bench_engine(project_root: Path, instances: int, chunks: int) -> list[dict[s
         # CPU time (process_time) is reported alongside; it ignores time the CPU was taken away.
         ratio = statistics.median(wall_ratios)
         out.append(
-            {
-                "id": cid,
-                "name": f"engine, {n:,} instances, {label}",
-                "basis": f"wall time, median of {chunks} paired chunks",
-                "value_s": wall["fr"],
-                "reference_s": wall["raw"],
-                "ratio": ratio,
-                "wall_ratio_of_totals": wall["fr"] / wall["raw"],
-                "cpu_ratio": statistics.median(cpu_ratios),
-                "cpu_ratio_of_totals": cpu["fr"] / cpu["raw"],
-                "cpu_s": cpu["fr"],
-                "reference_cpu_s": cpu["raw"],
-                "target": TARGETS["engine"],
-                "pass": ratio <= TARGETS["engine"],
-                "instances": n,
-                "flowrun_per_instance_ms": wall["fr"] / n * 1000,
-                "raw_per_instance_ms": wall["raw"] / n * 1000,
-                "wall_chunk_ratios": [round(r, 4) for r in wall_ratios],
-                "cpu_chunk_ratios": [round(r, 4) for r in cpu_ratios],
-                "user_tasks_per_instance": len(path),
-                "task_records_per_instance": nrec,
-                "diagram": file,
-                "path": path,
-            }
+            ratio_row(
+                cid,
+                f"engine, {n:,} instances, {label}",
+                wall["fr"],
+                wall["raw"],
+                TARGETS["engine"],
+                f"wall time, median of {chunks} paired chunks",
+                statistics.median(cpu_ratios),
+                ratio,
+                wall_ratio_of_totals=wall["fr"] / wall["raw"],
+                cpu_ratio_of_totals=cpu["fr"] / cpu["raw"],
+                cpu_s=cpu["fr"],
+                reference_cpu_s=cpu["raw"],
+                instances=n,
+                flowrun_per_instance_ms=wall["fr"] / n * 1000,
+                raw_per_instance_ms=wall["raw"] / n * 1000,
+                wall_chunk_ratios=[round(r, 4) for r in wall_ratios],
+                cpu_chunk_ratios=[round(r, 4) for r in cpu_ratios],
+                user_tasks_per_instance=len(path),
+                task_records_per_instance=nrec,
+                diagram=file,
+                path=path,
+            )
         )
         log(
             f"  {cid} {label}: wall flowrun {wall['fr']:.3f}s raw {wall['raw']:.3f}s, median chunk ratio {ratio:.3f};"
@@ -1149,7 +1124,7 @@ def write_profiles(
 
 
 def print_table(measurements: list[dict[str, Any]], storage: dict[str, Any] | None) -> None:
-    rows = [("", "measurement", "flowrun", "reference", "ratio", "target", "result", "ratio is", "other clock")]
+    rows: list[tuple[str, ...]] = [TABLE_HEAD]
     for m in measurements:
         if "error" in m:
             rows.append((m["id"], m["name"], "-", "-", "-", f"<= {m['target']:.2f}x", "FAIL (error)", "-", "-"))
@@ -1184,16 +1159,7 @@ def print_table(measurements: list[dict[str, Any]], storage: dict[str, Any] | No
                 "-",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    sep = "  "
-    for i, r in enumerate(rows):
-        print(
-            sep.join(
-                c.ljust(w) if j in (0, 1, 7, 8) else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            ).rstrip()
-        )
-        if i == 0:
-            print(sep.join("-" * w for w in widths))
+    print_aligned(rows)
 
 
 def _fmt_s(s: float) -> str:
@@ -1274,33 +1240,9 @@ def print_details(
 
 
 def machine_info() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions: dict[str, str | None] = {}
-    for dist in ("flowrun", "SpiffWorkflow", "SQLAlchemy", "click", "rich", "RestrictedPython", "jsonschema"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = None
-
-    def git(*args: str) -> str | None:
-        try:
-            proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    status = git("status", "--porcelain", "--", "flowrun")
-    return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "flowrun_source_modified": bool(status) if status is not None else None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "sqlite": sqlite3.sqlite_version,
-        "loadavg_start": os.getloadavg(),
-        "versions": versions,
-    }
+    return _common.machine_info(
+        ("flowrun", "SpiffWorkflow", "SQLAlchemy", "click", "rich", "RestrictedPython", "jsonschema")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1309,6 +1251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="also write profiles to benchmarks/profiles/")
     ap.add_argument("--only", default="abcd", help="which benchmarks to run, e.g. 'ac' (d needs b)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary projects and print where they are")
+    ap.add_argument(
+        "--save",
+        type=Path,
+        metavar="PATH",
+        help="write the results as JSON to PATH (nothing is written without it; benchmarks/results.json is tracked)",
+    )
     ap.add_argument("--instances", type=int, default=10_000, help="waiting instances for (b)/(d) (default 10000)")
     ap.add_argument(
         "--seed-plain",
@@ -1317,7 +1265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--engine-instances", type=int, default=1_000, help="instances per side for (c) (default 1000)")
     args = ap.parse_args(argv)
-    _ensure_venv_python()
+    _common.ensure_venv_python(__file__)
     runs = 5 if args.quick else 15
     warmup = 2
     only = set(args.only)
@@ -1340,15 +1288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 measurements += bench_engine(do_root, args.engine_instances, chunks=20)
             except Exception as exc:  # noqa: BLE001
-                measurements.append(
-                    {
-                        "id": "c",
-                        "name": "engine vs raw SpiffWorkflow",
-                        "target": TARGETS["engine"],
-                        "pass": False,
-                        "error": str(exc),
-                    }
-                )
+                measurements.append(error_row("c", "engine vs raw SpiffWorkflow", TARGETS["engine"], exc))
         if "a" in only:
             log(f"(a) flowrun do vs import floor, {runs} runs each ...")
             try:
@@ -1357,13 +1297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001
                 measurements.insert(
                     0,
-                    {
-                        "id": "a",
-                        "name": "flowrun do vs import floor",
-                        "target": TARGETS["do"],
-                        "pass": False,
-                        "error": str(exc),
-                    },
+                    error_row("a", "flowrun do vs import floor", TARGETS["do"], exc),
                 )
         if "b" in only:
             log(f"(b) flowrun tasks --json, 10 vs {args.instances:,} waiting instances, {runs} runs each ...")
@@ -1375,15 +1309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if "d" in only:
                     storage = bench_storage(tasks_roots)
             except Exception as exc:  # noqa: BLE001
-                measurements.append(
-                    {
-                        "id": "b",
-                        "name": "flowrun tasks --json",
-                        "target": TARGETS["tasks"],
-                        "pass": False,
-                        "error": str(exc),
-                    }
-                )
+                measurements.append(error_row("b", "flowrun tasks --json", TARGETS["tasks"], exc))
         profiles: list[str] = []
         if args.profile:
             log("writing profiles ...")
@@ -1397,7 +1323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table(measurements, storage)
         print_details(measurements, storage, seeding)
         print(
-            f"\ntotal time {elapsed:.1f} s; results in {RESULTS.relative_to(REPO)}"
+            f"\ntotal time {elapsed:.1f} s"
+            + (f"; results in {args.save}" if args.save else "")
             + (f"; profiles: {', '.join(profiles)}" if profiles else "")
         )
         info["loadavg_end"] = os.getloadavg()
@@ -1414,7 +1341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "all_pass": all(m.get("pass") for m in measurements),
             "profiles": profiles,
         }
-        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+        if args.save:
+            save_results(args.save, results)
         return 0 if results["all_pass"] else 1
     finally:
         if args.keep:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema.validators import validator_for
 
-from flowrun import _flatschema
+from flowrun import app
+from flowrun.forms import flat
 
-FORMS = sorted((Path(__file__).resolve().parents[1] / "forms").glob("*.json"))
+FORMS = sorted((app.example_dir() / "forms").glob("*.json"))
 
 SYNTHETIC = {
     "type": "object",
@@ -46,13 +46,13 @@ def _reference(schema, data):
 
 
 def _fast(schema, data):
-    return sorted((name, keyword) for name, keyword, _ in _flatschema.problems(schema, data))
+    return sorted((name, keyword) for name, keyword, _ in flat.problems(schema, data))
 
 
 @pytest.mark.parametrize("path", FORMS, ids=lambda p: p.name)
 def test_shipped_forms_are_flat(path):
     """Every shipped form takes the fast path."""
-    assert _flatschema.is_flat(json.loads(path.read_text()))
+    assert flat.is_flat(json.loads(path.read_text()))
 
 
 @pytest.mark.parametrize("schema", [*(json.loads(p.read_text()) for p in FORMS), SYNTHETIC])
@@ -78,4 +78,4 @@ def test_fast_path_agrees_with_jsonschema(schema, data):
 )
 def test_anything_else_falls_back_to_jsonschema(schema):
     """Schemas beyond flat forms (or malformed ones) are left to jsonschema."""
-    assert not _flatschema.is_flat(schema)
+    assert not flat.is_flat(schema)

@@ -65,12 +65,8 @@ EXAMPLE_FILES = ("flowrun.yaml", "complaint_services.py", "processes", "forms")
 
 
 def example_dir() -> Path:
-    """Where the shipped example lives: inside the installed package, or the source checkout."""
-    package = Path(__file__).resolve().parent.parent  # flowrun/
-    packaged = package / "example"
-    if (packaged / "flowrun.yaml").is_file():
-        return packaged
-    return package.parent
+    """Where the shipped example lives: ``flowrun/example/``, package data in the wheel and the checkout alike."""
+    return Path(__file__).resolve().parent.parent / "example"
 
 
 def init_project(dest: Path) -> list[str]:

@@ -1,10 +1,10 @@
-"""User task forms: JSON Schema files from ``forms/`` and forms drawn inline in diagrams.
+"""Forms as read: JSON Schema files from ``forms/`` and forms drawn inline in diagrams.
 
 A user task names its form by ``camunda:formKey`` (a file name or path), by
 SpiffArena's ``formJsonSchemaFilename``, or carries Camunda Modeler's generated
 ``camunda:formData`` fields, which are translated here into the same JSON
 Schema (types, enum values, required, min, max, minlength, maxlength,
-readonly). Data is checked against the form before the engine is touched.
+readonly). Either way the result is one :class:`~flowrun.models.Form`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flowrun import _flatschema
-from flowrun.errors import DataError, FormError
+from flowrun.errors import FormError
+from flowrun.forms import flat
+from flowrun.forms.data import coerce_value
 from flowrun.models import Form, FormField
 
 _CAMUNDA_TYPES = {"string": "string", "long": "integer", "boolean": "boolean", "enum": "string", "date": "string"}
@@ -72,7 +73,7 @@ def _display(path: Path, root: Path) -> str:
 
 
 def _check_schema(schema: Mapping[str, Any], display: str) -> None:
-    if _flatschema.is_flat(schema):
+    if flat.is_flat(schema):
         return  # every keyword of a flat form was checked for its type by is_flat
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
@@ -155,119 +156,3 @@ def _typed(value: Any, kind: str) -> Any:
         return coerce_value(str(value), kind)
     except ValueError:
         return value
-
-
-def coerce_value(text: str, kind: str) -> Any:
-    """Turn typed text into a value of JSON Schema type ``kind``.
-
-    Raises:
-        ValueError: the text is not a value of that type.
-    """
-    t = text.strip()
-    if kind == "integer":
-        number = float(t)
-        if not number.is_integer():
-            raise ValueError(f"'{text}' is not a whole number")
-        return int(number)
-    if kind == "number":
-        number = float(t)
-        if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(f"'{text}' is not a finite number")
-        return int(number) if number.is_integer() and "." not in t and "e" not in t.lower() else number
-    if kind == "boolean":
-        low = t.lower()
-        if low in ("true", "yes", "y", "1", "on"):
-            return True
-        if low in ("false", "no", "n", "0", "off"):
-            return False
-        raise ValueError(f"'{text}' is not yes or no")
-    if kind in ("object", "array"):
-        return json.loads(t)
-    return text
-
-
-def coerce(form: Form | None, raw: Mapping[str, str]) -> dict[str, Any]:
-    """Coerce ``--data k=v`` text to the types the form asks for; unknown keys are parsed as JSON.
-
-    Raises:
-        DataError: a value does not fit its field's type.
-    """
-    by_name = {f.name: f for f in form.fields} if form else {}
-    out: dict[str, Any] = {}
-    problems = []
-    for key, text in raw.items():
-        spec = by_name.get(key)
-        if spec is None:
-            out[key] = _guess(text)
-            continue
-        try:
-            out[key] = coerce_value(text, spec.type)
-        except (ValueError, json.JSONDecodeError) as exc:
-            problems.append(f"{key}: {exc}")
-    if problems:
-        raise DataError("the data does not fit the form:", problems)
-    return out
-
-
-def _guess(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def validate(form: Form | None, data: Mapping[str, Any], source: str = "") -> dict[str, Any]:
-    """Check ``data`` against the form, filling in defaults; returns the data to submit.
-
-    Raises:
-        DataError: listing every field that is missing or wrong, with the fix.
-    """
-    if form is None:
-        return dict(data)
-    result = dict(data)
-    for f in form.fields:
-        if f.name not in result and f.has_default:
-            result[f.name] = f.default
-    problems = []
-    for field_name, keyword, message in sorted(_schema_problems(form.schema, result), key=lambda p: p[0]):
-        if keyword == "required":
-            problems.append(f"{field_name}: required; give it with --data {field_name}=...")
-        elif keyword == "additionalProperties":
-            problems.append(f"{message}; the form has the fields {', '.join(x.name for x in form.fields)}")
-        else:
-            problems.append(f"{field_name or 'data'}: {message}")
-    if problems:
-        where = f" ({source})" if source else ""
-        raise DataError(f"the data does not fit the form {form.title or form.source}{where}:", problems)
-    return result
-
-
-def _schema_problems(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """``(field, keyword, message)`` for each problem: the flat fast path, else jsonschema."""
-    if _flatschema.is_flat(schema):
-        return _flatschema.problems(schema, data)
-    from jsonschema.validators import validator_for
-
-    out = []
-    for err in validator_for(schema)(schema).iter_errors(data):
-        name = "/".join(str(p) for p in err.path)
-        if err.validator == "required":
-            name = str(err.message).split("'")[1] if "'" in err.message else err.message
-        out.append((name, str(err.validator), err.message))
-    return out
-
-
-def check_field(form: Form, name: str, value: Any) -> list[str]:
-    """Problems with one field's value (for re-asking at a prompt); empty when it fits."""
-    prop = (form.schema.get("properties") or {}).get(name)
-    if not isinstance(prop, Mapping):
-        return []
-    if _flatschema.is_flat(form.schema):
-        return [message for _, message in _flatschema.field_problems(prop, value)]
-    from jsonschema.validators import validator_for
-
-    mini = {"type": "object", "properties": {name: prop}}
-    if "$schema" in form.schema:
-        mini["$schema"] = form.schema["$schema"]
-    validator = validator_for(mini)(mini)
-    return [err.message for err in validator.iter_errors({name: value})]
