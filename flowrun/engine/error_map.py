@@ -17,7 +17,7 @@ from typing import Any
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 
 from flowrun.engine.sandbox import SandboxError
-from flowrun.errors import DataError, FlowrunError, ModelError, ScriptError, StateError
+from flowrun.errors import DataError, FlowrunError, ModelError, NotFoundError, ScriptError, StateError
 
 #: Makes the flowrun error for a caught exception.
 Factory = Callable[[Any], FlowrunError]
@@ -79,6 +79,17 @@ COMPLETING: Table = (
     (WorkflowException, script_error),
     (Exception, _failed("completing the task failed")),
 )
+
+
+def task_lookup(task_id: str) -> Table:
+    """The table for finding the task ``task_id`` in a workflow (a malformed or unknown id)."""
+    return (
+        (
+            (ValueError, KeyError, WorkflowException),
+            lambda exc: NotFoundError(f"task {task_id} is not part of this instance"),
+        ),
+    )
+
 
 _UNREADABLE = (ValueError, KeyError, TypeError, SpiffWorkflowException)
 

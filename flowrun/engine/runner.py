@@ -19,7 +19,6 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
@@ -234,11 +233,10 @@ class Run:
         self._advance()
 
     def _task(self, task_id: str) -> Any:
-        missing = NotFoundError(f"task {task_id} is not part of this instance")
-        with error_map.mapped((((ValueError, KeyError, WorkflowException), lambda exc: missing),)):
+        with error_map.mapped(error_map.task_lookup(task_id)):
             task = self._wf.get_task_from_id(UUID(task_id))
         if task is None:
-            raise missing
+            raise NotFoundError(f"task {task_id} is not part of this instance")
         return task
 
     def run_jobs(self) -> bool:

@@ -51,6 +51,7 @@ class FlowrunUserTask(UserTask):  # type: ignore[misc]
 class FlowrunServiceTask(ServiceTask):  # type: ignore[misc]
     """A service task that calls the handler registered for its topic."""
 
+    # ``_execute`` is the hook SpiffWorkflow's task specs override to do their work.
     def _execute(self, my_task: Any) -> bool | None:
         ext = getattr(self, "extensions", {}) or {}
         topic = ext.get(TOPIC_KEY)
