@@ -1,7 +1,7 @@
 """flowrun's BPMN parser: SpiffWorkflow's Camunda parser with flowrun's user, service and rule tasks.
 
 User tasks remember their form, service tasks the handler they call (see
-:mod:`flowrun.engine._spiff`), and business rule tasks accept the Camunda
+:mod:`flowrun.engine.specs`), and business rule tasks accept the Camunda
 (``camunda:decisionRef``) and SpiffArena (``calledDecisionId``) ways of naming
 a decision.
 """
@@ -18,9 +18,9 @@ from SpiffWorkflow.camunda.parser.task_spec import (
     BusinessRuleTaskParser,
     CamundaTaskParser,
 )
-from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 
-from flowrun.engine._spiff import (
+from flowrun.engine._spiff import spiff_extensions
+from flowrun.engine.specs import (
     ERROR_CODE_VAR,
     ERROR_MESSAGE_VAR,
     FORM_KEY,
@@ -32,10 +32,6 @@ from flowrun.engine._spiff import (
 )
 
 _CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
-
-
-def _spiff_extensions(node: Any) -> dict[str, Any]:
-    return SpiffTaskParser._parse_extensions(node)  # type: ignore[no-any-return]
 
 
 class UserTaskParser(CamundaTaskParser):  # type: ignore[misc]
@@ -55,7 +51,7 @@ class UserTaskParser(CamundaTaskParser):  # type: ignore[misc]
         key = self.node.get(_CAMUNDA + "formKey")
         if key:
             return {"key": key}
-        props = _spiff_extensions(self.node).get("properties") or {}
+        props = spiff_extensions(self.node).get("properties") or {}
         spiff_key = props.get("formJsonSchemaFilename")
         if spiff_key:
             return {"key": spiff_key}
@@ -99,7 +95,7 @@ class ServiceTaskParser(CamundaTaskParser):  # type: ignore[misc]
             or n.get(_CAMUNDA + "expression")
             or n.get(_CAMUNDA + "delegateExpression")
         )
-        operator = _spiff_extensions(n).get("serviceTaskOperator")
+        operator = spiff_extensions(n).get("serviceTaskOperator")
         if operator:
             topic = topic or operator.get("name")
             params = {k: v.get("value") for k, v in (operator.get("parameters") or {}).items()}
@@ -116,7 +112,7 @@ class DecisionTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
 
     @staticmethod
     def get_decision_ref(node: Any) -> str | None:
-        ref = node.get(_CAMUNDA + "decisionRef") or _spiff_extensions(node).get("calledDecisionId")
+        ref = node.get(_CAMUNDA + "decisionRef") or spiff_extensions(node).get("calledDecisionId")
         return ref or None
 
     def create_task(self) -> Any:

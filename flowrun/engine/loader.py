@@ -10,20 +10,16 @@ model version. Every failure is a located :class:`ModelError`.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.exceptions import SpiffWorkflowException
-
 from flowrun.engine import _parser, _spiff
+from flowrun.engine.error_map import mapped, parsing, storing
 from flowrun.engine.normalize import normalize
-from flowrun.engine.xml import parse_bytes, read_bytes
+from flowrun.engine.xml import BPMN_NS, BPMN_TAG, local_name, parse_bytes, read_bytes
 from flowrun.errors import ModelError
 from flowrun.models import ModelInfo
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 DMN_PREFIX = "https://www.omg.org/spec/DMN/"
 
 
@@ -42,9 +38,9 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
     data = read_bytes(path, display)
     tree = parse_bytes(data, display)
     root = tree.getroot()
-    if root.tag != f"{{{BPMN_NS}}}definitions":
+    if root.tag != BPMN_TAG + "definitions":
         raise ModelError(
-            f"not a BPMN 2.0 file: the root element is <{_local(root.tag)}>, expected "
+            f"not a BPMN 2.0 file: the root element is <{local_name(root.tag)}>, expected "
             f"<bpmn:definitions> in namespace {BPMN_NS}",
             file=display,
             line=root.sourceline,
@@ -58,26 +54,11 @@ def load_model(path: Path, display: str, search_dir: Path | None = None) -> Mode
     if _missing(parser):
         used += _add_folder(parser, search_dir or path.parent, path, trees, warnings)
     _refuse_recursion(parser, process_id, trees, display)
-    try:
+    with mapped(parsing("cannot be executed", trees, display)):
         spec = parser.get_spec(process_id)
         subprocesses = parser.get_subprocess_specs(process_id)
-    except ValidationException as exc:
-        raise _located(exc, trees, display) from None
-    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError) as exc:
-        raise ModelError(f"cannot be executed: {_describe(exc)}", file=display) from None
-    serializer = _spiff.make_serializer()
-    registry = serializer.registry
-    try:
-        spec_json = json.dumps(
-            {
-                "spec": registry.convert(spec),
-                "subprocess_specs": {name: registry.convert(s) for name, s in subprocesses.items()},
-            },
-            cls=serializer._encoder_cls,
-            separators=(",", ":"),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"uses an element flowrun cannot store yet ({exc})", file=display) from None
+    with mapped(storing(display)):
+        spec_json = _spiff.dump_definition(spec, subprocesses)
     lanes = tuple(dict.fromkeys(t.lane for t in spec.task_specs.values() if getattr(t, "lane", None)))
     return ModelInfo(
         file=display,
@@ -96,11 +77,11 @@ RESERVED_IDS = ("Start", "Root")
 
 def _refuse_reserved_ids(root: Any, display: str) -> None:
     for node in root.xpath("//*[@id='Start' or @id='Root']"):
-        if _local(node.tag) in ("definitions", "collaboration", "participant"):
+        if local_name(node.tag) in ("definitions", "collaboration", "participant"):
             continue
         ident = node.get("id")
         raise ModelError(
-            f'the id "{ident}" is reserved by the engine; rename the element (e.g. {_local(node.tag)}_{ident}) '
+            f'the id "{ident}" is reserved by the engine; rename the element (e.g. {local_name(node.tag)}_{ident}) '
             "in the modeler's properties panel",
             file=display,
             line=node.sourceline,
@@ -146,19 +127,15 @@ def _digest(files: list[tuple[str, bytes]]) -> str:
 
 def _add(parser: Any, tree: Any, display: str, trees: dict[str, Any]) -> list[str]:
     warnings = normalize(tree, display)
-    try:
+    with mapped(parsing("cannot be parsed", trees, display)):
         parser.add_bpmn_xml(tree, filename=display)
-    except ValidationException as exc:
-        raise _located(exc, trees, display) from None
-    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, IndexError) as exc:
-        raise ModelError(f"cannot be parsed: {_describe(exc)}", file=display) from None
     return warnings
 
 
 def _pick_process(parser: Any, root: Any, display: str) -> str:
     ids = list(parser.get_process_ids())
     if not ids:
-        declared = root.findall(f"{{{BPMN_NS}}}process")
+        declared = root.findall(BPMN_TAG + "process")
         if declared:
             raise ModelError(
                 'no process is executable (isExecutable="false"); tick "Executable" in the '
@@ -212,62 +189,15 @@ def _add_folder(
                 continue
             candidates.remove(other)
             trees[display] = tree
-            try:
-                if root.tag == f"{{{BPMN_NS}}}definitions":
+            with mapped(parsing("cannot be parsed", trees, display)):
+                if root.tag == BPMN_TAG + "definitions":
                     warnings += normalize(tree, display)
                     parser.add_bpmn_xml(tree, filename=display)
                 else:
                     parser.add_dmn_xml(tree.getroot(), filename=display)
-            except ValidationException as exc:
-                raise _located(exc, trees, display) from None
-            except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, IndexError) as exc:
-                raise ModelError(f"cannot be parsed: {_describe(exc)}", file=display) from None
             used.append((display, data))
             progress = True
     return used
-
-
-def _located(exc: ValidationException, trees: dict[str, Any], default: str) -> ModelError:
-    file = getattr(exc, "file_name", "") or default
-    element = getattr(exc, "id", "") or None
-    line = getattr(exc, "line_number", "") or None
-    tree = trees.get(file)
-    if element and not line and tree is not None:
-        found = tree.getroot().xpath("//*[@id=$id]", id=element)
-        if found:
-            line = found[0].sourceline
-    name = getattr(exc, "name", "") or ""
-    if element and name:
-        element = f'{element} ("{name}")'
-    message = str(exc).split("\n")[0]
-    for prefix in ("ValidationException: ",):
-        message = message.removeprefix(prefix)
-    return ModelError(_advise(message), file=file, line=int(line) if line else None, element=element)
-
-
-_ADVICE = {
-    "No start event found": "draw a start event in the process",
-    "Multiple outgoing flows are not supported": "add a parallel or exclusive gateway after the task",
-    "No outgoing": "connect the element to the rest of the process",
-}
-
-
-def _advise(message: str) -> str:
-    for needle, fix in _ADVICE.items():
-        if needle in message and ";" not in message:
-            return f"{message.rstrip('.')}; {fix}"
-    return message
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).split("\n")[0] or exc.__class__.__name__
-    if isinstance(exc, KeyError):
-        text = f"missing attribute or reference {text}"
-    return text
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 def start_events(path: Path) -> set[tuple[str, str]]:

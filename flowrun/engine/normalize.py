@@ -44,11 +44,11 @@ import re
 from typing import Any, NoReturn
 
 from flowrun.engine import el
+from flowrun.engine.xml import BPMN_TAG as _B
+from flowrun.engine.xml import local_name as _local
 from flowrun.errors import ModelError
 
 __all__ = ["normalize"]
-
-_B = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 
 _GATEWAYS = frozenset("exclusiveGateway parallelGateway inclusiveGateway eventBasedGateway complexGateway".split())
 _ACTIVITIES = frozenset(
@@ -118,10 +118,6 @@ class _Ids:
 
 
 # -- reading the tree -------------------------------------------------------------------------
-
-
-def _local(tag: Any) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _executable_processes(root: Any) -> list[Any]:

@@ -5,6 +5,9 @@ parsed with entity resolution, DTD loading and network access off, and any
 DOCTYPE is refused before parsing (which also stops "billion laughs" entity
 expansion). Files are read as bytes, so the XML declaration decides the
 encoding and UTF-8 and UTF-16 names survive.
+
+It also holds the BPMN model namespace and :func:`local_name`, which every
+module reading BPMN elements uses.
 """
 
 from __future__ import annotations
@@ -16,12 +19,22 @@ from lxml import etree
 
 from flowrun.errors import ModelError
 
+#: The namespace of BPMN 2.0 model elements (``<bpmn:definitions>``, ``<bpmn:process>``, ...).
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+#: The prefix of a BPMN element's tag as lxml spells it: ``BPMN_TAG + "process"``.
+BPMN_TAG = "{" + BPMN_NS + "}"
+
 #: Larger files are refused without parsing (the largest real-world export seen is ~200 KB).
 MAX_BYTES = 16 * 1024 * 1024
 
 _DOCTYPE_MARKERS = tuple(
     "<!DOCTYPE".encode(enc) for enc in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 ) + tuple("<!ENTITY".encode(enc) for enc in ("utf-8", "utf-16-le", "utf-16-be"))
+
+
+def local_name(tag: object) -> str:
+    """An element's tag without its namespace (``userTask``); "" for comments and processing instructions."""
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _parser() -> Any:

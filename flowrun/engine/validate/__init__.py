@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from flowrun.engine.validate._common import BPMN_NS, BPMN_TAG, Context, FormCheck, local_name, namespace_of
+from flowrun.engine.validate._common import Context, FormCheck, namespace_of
 from flowrun.engine.validate.code import check_code, check_timers
 from flowrun.engine.validate.dmn import check_dmn
 from flowrun.engine.validate.loading import check_loading, from_model_error, unexpected_problem
 from flowrun.engine.validate.references import check_calls, check_tasks
 from flowrun.engine.validate.schema import check_schema
 from flowrun.engine.validate.structure import check_elements, check_flows, check_ids
-from flowrun.engine.xml import parse_bytes, read_bytes
+from flowrun.engine.xml import BPMN_NS, BPMN_TAG, local_name, parse_bytes, read_bytes
 from flowrun.errors import ModelError
 from flowrun.models import Problem
 

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from flowrun.engine import sandbox
+from flowrun.engine.xml import BPMN_NS, local_name
 from flowrun.models import Problem
 
 #: Raises :class:`FormError` when a user task's form reference does not resolve to a valid form.
 FormCheck = Callable[[Mapping[str, Any]], object]
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NAMESPACES = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
-BPMN_TAG = "{" + BPMN_NS + "}"
 OMG_PREFIX = "{http://www.omg.org/spec/"
 CAMUNDA_TAG = "{" + CAMUNDA_NS + "}"
 
@@ -108,10 +107,6 @@ def clean_name(name: str | None) -> str | None:
 def shorten(text: str, limit: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def local_name(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 def namespace_of(tag: str) -> str:

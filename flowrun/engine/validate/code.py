@@ -10,14 +10,13 @@ from flowrun.engine import sandbox
 from flowrun.engine.validate._common import (
     _ISO_LIKE,
     _PYTHON_FORMATS,
-    BPMN_TAG,
     CAMUNDA_TAG,
     Context,
     _sandbox_reasons,
     line_of,
-    local_name,
     shorten,
 )
+from flowrun.engine.xml import BPMN_TAG, local_name
 
 
 def check_code(ctx: Context) -> None:

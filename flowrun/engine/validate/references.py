@@ -8,8 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flowrun.engine.validate._common import BPMN_TAG, CAMUNDA_TAG, NAMESPACES, Context, split_fix
-from flowrun.engine.xml import parse_bytes, read_bytes
+from flowrun.engine.validate._common import CAMUNDA_TAG, NAMESPACES, Context, split_fix
+from flowrun.engine.xml import BPMN_TAG, parse_bytes, read_bytes
 from flowrun.errors import FormError, ModelError
 
 
@@ -44,7 +44,8 @@ def check_tasks(ctx: Context) -> None:
 
 def _form_ref(task: Any) -> dict[str, Any] | None:
     """The task's form reference, read the way flowrun's parser reads it."""
-    from flowrun.engine._parser import _camunda_field, _spiff_extensions
+    from flowrun.engine._parser import _camunda_field
+    from flowrun.engine._spiff import spiff_extensions
 
     fields = task.xpath(".//camunda:formData/camunda:formField", namespaces=NAMESPACES)
     if fields:
@@ -52,18 +53,18 @@ def _form_ref(task: Any) -> dict[str, Any] | None:
     key = task.get(CAMUNDA_TAG + "formKey")
     if key:
         return {"key": key}
-    key = (_spiff_extensions(task).get("properties") or {}).get("formJsonSchemaFilename")
+    key = (spiff_extensions(task).get("properties") or {}).get("formJsonSchemaFilename")
     return {"key": key} if key else None
 
 
 def _topic(task: Any) -> str | None:
     """The handler a service task names, read the way flowrun's parser reads it."""
-    from flowrun.engine._parser import _spiff_extensions
+    from flowrun.engine._spiff import spiff_extensions
 
     topic = task.get(CAMUNDA_TAG + "topic") if task.get(CAMUNDA_TAG + "type") == "external" else None
     for attr in ("class", "expression", "delegateExpression"):
         topic = topic or task.get(CAMUNDA_TAG + attr)
-    operator = _spiff_extensions(task).get("serviceTaskOperator") or {}
+    operator = spiff_extensions(task).get("serviceTaskOperator") or {}
     return topic or operator.get("name") or None
 
 

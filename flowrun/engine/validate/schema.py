@@ -6,8 +6,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from flowrun.engine.validate._common import BPMN_NS, MAX_SCHEMA_PROBLEMS, Context
+from flowrun.engine.validate._common import MAX_SCHEMA_PROBLEMS, Context
 from flowrun.engine.validate.structure import duplicated_ids
+from flowrun.engine.xml import BPMN_NS
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flowrun.engine.validate._common import BPMN_TAG, FLOW_NODES, OMG_PREFIX, Context, line_of, local_name
+from flowrun.engine.validate._common import FLOW_NODES, OMG_PREFIX, Context, line_of
+from flowrun.engine.xml import BPMN_TAG, local_name
 
 
 def _identified(root: Any) -> Iterator[tuple[str, Any]]:

@@ -1,0 +1,177 @@
+"""SpiffWorkflow's exceptions mapped to flowrun's errors, each mapping one table (as httpx maps httpcore's).
+
+Wrap a call into SpiffWorkflow in ``with mapped(TABLE):``. A table is a
+sequence of ``(exception class or classes, factory)`` pairs; the first pair
+whose classes the exception is an instance of makes the flowrun error, which is
+raised ``from`` the original, so a traceback (``FLOWRUN_DEBUG=1``) still shows
+where SpiffWorkflow failed. :class:`~flowrun.errors.FlowrunError`\\ s pass
+through unchanged, and an exception no pair matches propagates as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+
+from flowrun.engine.sandbox import SandboxError
+from flowrun.errors import DataError, FlowrunError, ModelError, NotFoundError, ScriptError, StateError
+
+#: Makes the flowrun error for a caught exception.
+Factory = Callable[[Any], FlowrunError]
+#: ``(exception classes, factory)`` pairs, tried in order.
+Table = Sequence[tuple[type[BaseException] | tuple[type[BaseException], ...], Factory]]
+
+
+@contextmanager
+def mapped(table: Table) -> Iterator[None]:
+    """Raise the flowrun error ``table`` makes for an exception of the block, from that exception."""
+    try:
+        yield
+    except FlowrunError:
+        raise
+    except Exception as exc:
+        for classes, make in table:
+            if isinstance(exc, classes):
+                raise make(exc) from exc
+        raise
+
+
+def script_error(exc: WorkflowException) -> ScriptError:
+    """A failed script or condition, named by its element and line, with the fix."""
+    spec = getattr(exc, "task_spec", None)
+    where = ""
+    if spec is not None and getattr(spec, "bpmn_id", None):
+        where = f'{spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}"): '
+    notes = " ".join(getattr(exc, "__notes__", []) or [])
+    line = getattr(exc, "line_number", None)
+    at = f" at line {line}" if line else ""
+    detail = str(exc).split("\n")[0]
+    text = f"{where}{detail}{at}"
+    if notes and notes not in text:
+        text += f" ({notes})"
+    return ScriptError(text + "; fix the script or condition in the diagram")
+
+
+def _failed(doing: str, advice: str = "") -> Factory:
+    return lambda exc: ScriptError(f"{doing}: {exc.__class__.__name__}: {exc}{advice}")
+
+
+#: Running the automated steps of an instance (scripts, conditions, gateways, events).
+RUNNING: Table = (
+    (SandboxError, lambda exc: ScriptError(f"a script or condition was refused: {exc}")),
+    (WorkflowException, script_error),
+    (SpiffWorkflowException, lambda exc: ScriptError(f"the process failed: {exc}")),
+    # Diagram code may fail in any way; the user gets a message, never a traceback.
+    (
+        Exception,
+        _failed(
+            "the process failed",
+            "; check the scripts, conditions and message correlations in the diagram",
+        ),
+    ),
+)
+
+#: Completing a user task (its output mappings and scripts run).
+COMPLETING: Table = (
+    (WorkflowException, script_error),
+    (Exception, _failed("completing the task failed")),
+)
+
+
+def task_lookup(task_id: str) -> Table:
+    """The table for finding the task ``task_id`` in a workflow (a malformed or unknown id)."""
+    return (
+        (
+            (ValueError, KeyError, WorkflowException),
+            lambda exc: NotFoundError(f"task {task_id} is not part of this instance"),
+        ),
+    )
+
+
+_UNREADABLE = (ValueError, KeyError, TypeError, SpiffWorkflowException)
+
+#: Reading a stored process definition.
+DEFINITION: Table = ((_UNREADABLE, lambda exc: ModelError(f"the stored process definition cannot be read ({exc})")),)
+
+#: Loading a saved instance.
+STATE: Table = ((_UNREADABLE, lambda exc: StateError(f"the saved instance cannot be loaded ({exc})")),)
+
+#: Saving an instance's state.
+SAVING: Table = (
+    (
+        (TypeError, ValueError),
+        lambda exc: DataError(
+            f"the task data cannot be saved ({exc}); use only text, numbers, booleans, lists and objects in task data"
+        ),
+    ),
+)
+
+#: What SpiffWorkflow's parser raises besides its located ValidationException.
+_PARSING = (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, IndexError)
+
+
+def parsing(doing: str, trees: dict[str, Any], display: str) -> Table:
+    """The table for parsing the diagram ``display`` (``doing``: "cannot be parsed", ...).
+
+    ``trees`` are the lxml trees of the files read so far, by display name, to
+    find the line of an element SpiffWorkflow names without one.
+    """
+    from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+
+    return (
+        (ValidationException, lambda exc: located(exc, trees, display)),
+        (_PARSING, lambda exc: ModelError(f"{doing}: {_describe(exc)}", file=display)),
+    )
+
+
+def storing(display: str) -> Table:
+    """The table for storing the parsed definition of ``display``."""
+    return (
+        (
+            (TypeError, ValueError),
+            lambda exc: ModelError(f"uses an element flowrun cannot store yet ({exc})", file=display),
+        ),
+    )
+
+
+def located(exc: Any, trees: dict[str, Any], default: str) -> ModelError:
+    """A SpiffWorkflow ValidationException as a ModelError with its file, line and element."""
+    file = getattr(exc, "file_name", "") or default
+    element = getattr(exc, "id", "") or None
+    line = getattr(exc, "line_number", "") or None
+    tree = trees.get(file)
+    if element and not line and tree is not None:
+        found = tree.getroot().xpath("//*[@id=$id]", id=element)
+        if found:
+            line = found[0].sourceline
+    name = getattr(exc, "name", "") or ""
+    if element and name:
+        element = f'{element} ("{name}")'
+    message = str(exc).split("\n")[0]
+    for prefix in ("ValidationException: ",):
+        message = message.removeprefix(prefix)
+    return ModelError(_advise(message), file=file, line=int(line) if line else None, element=element)
+
+
+_ADVICE = {
+    "No start event found": "draw a start event in the process",
+    "Multiple outgoing flows are not supported": "add a parallel or exclusive gateway after the task",
+    "No outgoing": "connect the element to the rest of the process",
+}
+
+
+def _advise(message: str) -> str:
+    for needle, fix in _ADVICE.items():
+        if needle in message and ";" not in message:
+            return f"{message.rstrip('.')}; {fix}"
+    return message
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).split("\n")[0] or exc.__class__.__name__
+    if isinstance(exc, KeyError):
+        text = f"missing attribute or reference {text}"
+    return text
