@@ -18,7 +18,7 @@ import pytest
 from flowrun.clock import ManualClock
 from flowrun.engine import Engine, Run, load_model
 from flowrun.errors import NotFoundError, ScriptError, StateError
-from flowrun.models import COMPLETED, READY, WAITING, ModelInfo, TaskRecord
+from flowrun.models import COMPLETED, READY, WAITING, ModelInfo, TaskRecord, Wait
 from tests.helpers import ANALYSE_NO_SPECIALIST, RECORD, REPLY, SURVEY, T0, draft, intake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def by_id(records: list[TaskRecord]) -> dict[str, TaskRecord]:
 def ready_task(run: Run, bpmn_id: str, records: list[TaskRecord]) -> str:
     """The engine id of the ready user task ``bpmn_id`` among ``records``."""
     (rec,) = [r for r in records if r.bpmn_id == bpmn_id and r.status == READY]
-    assert {"kind": "task", "task": bpmn_id} in [{k: w[k] for k in ("kind", "task")} for w in run.waiting_for()]
+    assert ("task", bpmn_id) in [(w.kind, w.task) for w in run.waiting_for()]
     return rec.task_id
 
 
@@ -74,9 +74,7 @@ def test_start_records_the_start_event_and_the_first_ready_task(clock):
     assert (first.ready_at, first.started_at, first.completed_at) == (T0, None, None)
     assert first.form == {"key": "record_complaint.json"}
     assert records["StartEvent_ComplaintReceived"].completed_at == T0
-    assert run.waiting_for() == [
-        {"kind": "task", "task": "Task_RecordComplaint", "name": "Record complaint", "lane": "Call Centre"}
-    ]
+    assert run.waiting_for() == [Wait("task", task="Task_RecordComplaint", name="Record complaint", lane="Call Centre")]
     assert not run.completed
     assert run.drain() == []
 
@@ -179,7 +177,7 @@ def test_a_timer_waits_and_fires_by_the_clock(clock):
     run = start(Engine(clock), EVENTS / "timer_catch.bpmn")
     timer = by_id(run.drain())["Event_CoolingOff"]
     assert (timer.status, timer.waits_for, timer.due_at) == (WAITING, "timer", T0 + timedelta(hours=2))
-    assert [w["kind"] for w in run.waiting_for()] == ["durationtimer"]
+    assert [w.kind for w in run.waiting_for()] == ["durationtimer"]
     clock.advance(3599)
     assert not run.refresh()
     assert run.drain() == []
