@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _venv  # noqa: E402
+import _venv
 
 _venv.ensure("dev")
 

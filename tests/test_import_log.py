@@ -45,7 +45,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
 
 
 def counts(project_dir: Path) -> dict[str, int]:
-    return {table: query(project_dir, f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}  # noqa: S608
+    return {table: query(project_dir, f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}
 
 
 def by_case(rows: list[dict[str, str]], drop: tuple[str, ...] = ("case_id", "model_sha256")) -> Counter[Any]:

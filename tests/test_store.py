@@ -32,7 +32,7 @@ def all_text(project_dir: Path) -> list[tuple[str, str, str]]:
     try:
         out = []
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            cursor = conn.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - names come from sqlite_master
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
             columns = [c[0] for c in cursor.description]
             for row in cursor:
                 out += [(table, col, v) for col, v in zip(columns, row, strict=True) if isinstance(v, str)]

@@ -59,7 +59,8 @@ def show(project: Project, instance: str) -> InstanceView:
         iid = resolve_instance(tx, instance)
         rec = tx.get_instance(iid)
         tasks = tx.instance_tasks(iid)
-    assert rec is not None
+    if rec is None:  # resolve_instance found it in this same read
+        raise RuntimeError(f"instance {iid} vanished during one read")
     waiting = [
         Wait(
             kind="task" if t.type in ("userTask", "manualTask") else t.type,

@@ -33,7 +33,7 @@ class FlowrunGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was saved for the step in progress", err=True)
             ctx.exit(130)
-        except Exception as exc:  # noqa: BLE001 - last resort: never a traceback for users
+        except Exception as exc:
             if os.environ.get("FLOWRUN_DEBUG"):
                 raise
             click.echo(

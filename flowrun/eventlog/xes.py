@@ -130,7 +130,8 @@ def write_xes(rows: Iterable[LogRow], out: TextIO, name: str = "flowrun") -> Log
             if row[END] is not None:
                 kind = "complete" if row[STATUS] == "completed" else "ate_abort"
                 buffer.append((row[END], f'{head}{_TRANSITION[kind]}{_DATE}{row[END]}"/>\n{who}{tail}'))
-        assert first is not None
+        if first is None:  # every row has a start; the buffer is written only after one
+            raise RuntimeError("an event-log case without events")
         buffer.sort(key=by_time)
         cases += 1
         events += len(buffer)

@@ -268,8 +268,7 @@ class Tx:
             if ref is None:
                 result = self.conn.execute(insert(tasks).values(**task_values(rec), instance_id=instance_id))
                 key = result.inserted_primary_key
-                assert key is not None
-                rec.ref = int(key[0])
+                rec.ref = _inserted_id(key)
             else:
                 rec.ref = ref
                 values = {k: v for k, v in task_values(rec).items() if v is not None and k in UPDATABLE}
@@ -418,9 +417,7 @@ class Tx:
                 created_at=now,
             )
         )
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
+        return _inserted_id(result.inserted_primary_key)
 
     def get_incident(self, incident_id: int) -> Incident | None:
         row = self.conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
@@ -510,3 +507,10 @@ def _current_revision(conn: Connection) -> str | None:
         conn.rollback()
         return None
     return str(row[0]) if row else None
+
+
+def _inserted_id(key: Any) -> int:
+    """The id the database gave an inserted row (both SQLite and PostgreSQL return it)."""
+    if key is None:
+        raise RuntimeError("the database returned no id for an inserted row")
+    return int(key[0])
