@@ -4,6 +4,7 @@ Run from anywhere with only Python installed::
 
     python3 scripts/check.py            # everything
     python3 scripts/check.py -k prompts # extra arguments go to pytest
+    python3 scripts/check.py --no-cov   # without the coverage report (it costs about half again the CPU)
 
 It creates ``.venv`` with flowrun and its development tools, then runs
 ``ruff check``, ``ruff format --check``, ``mypy`` (strict), ``lint-imports``
