@@ -7,6 +7,8 @@ modules (``flowrun.app`` for use cases, ``flowrun.errors`` for the exception tre
 
 from flowrun.errors import BpmnError
 
+# The one place the version is written: hatchling reads it for the package metadata
+# ([tool.hatch.version] in pyproject.toml), and `flowrun --version` prints it without importing anything.
 __version__ = "0.1.0"
 
 __all__ = ["BpmnError", "__version__"]

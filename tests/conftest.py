@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from click.testing import CliRunner, Result
 from flowrun import app
 from flowrun.clock import ManualClock
 from flowrun.config import find_project
-from tests.helpers import T0
+from tests.helpers import T0, db_path
 from tests.pgserver import PgServer
 
 
@@ -55,14 +56,35 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
     return server.create_database()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database at the newest schema, migrated once per session for projects to copy.
+
+    Running Alembic costs about 65 ms; a copy of an empty migrated file costs well under one.
+    """
+    from flowrun.store import SqlStore
+
+    path = tmp_path_factory.mktemp("migrated") / "flowrun.db"
+    SqlStore(f"sqlite:///{path}").close()  # close() checkpoints the WAL, so the one file is complete
+    return path
+
+
 @pytest.fixture
-def project_dir(tmp_path: Path, database_url: str | None) -> Path:
-    """A fresh copy of the shipped example project (on its own database)."""
+def project_dir(tmp_path: Path, database_url: str | None, request: pytest.FixtureRequest) -> Path:
+    """A fresh copy of the shipped example project (on its own database).
+
+    On SQLite the project starts with a copy of :func:`migrated_sqlite` at ``.flowrun/flowrun.db``,
+    unless the test is marked ``fresh_database`` (then no database file exists until flowrun makes one).
+    """
     path = tmp_path / "proj"
     app.init_project(path)
     if database_url:
         with (path / "flowrun.yaml").open("a", encoding="utf-8") as f:
             f.write(f"database: {database_url}\n")
+    elif not request.node.get_closest_marker("fresh_database"):
+        target = db_path(path)
+        target.parent.mkdir()
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
     return path
 
 

@@ -311,6 +311,7 @@ def test_inbox_is_oldest_first_and_instances_newest_first(cli, project_dir):
     assert cli_json(cli(project_dir, "instances", "--status", "completed", "--json")) == []
 
 
+@pytest.mark.fresh_database
 def test_database_setting_is_relative_to_the_project(cli, project_dir, tmp_path, monkeypatch):
     """A relative sqlite path in flowrun.yaml lives in the project folder, whatever the cwd."""
     with (project_dir / "flowrun.yaml").open("a") as f:
@@ -323,6 +324,7 @@ def test_database_setting_is_relative_to_the_project(cli, project_dir, tmp_path,
 
 
 @pytest.mark.sqlite
+@pytest.mark.fresh_database
 def test_unusable_database(cli, project_dir):
     """A database file that is not SQLite is reported, not a crash."""
     (project_dir / ".flowrun").mkdir()

@@ -286,6 +286,7 @@ HEAD = "case_id,activity,end_time\n"
 ROW = "A,B,2026-03-02\n"
 
 
+@pytest.mark.fresh_database
 @pytest.mark.parametrize(
     ("text", "mapping", "message"),
     [

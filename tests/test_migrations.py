@@ -27,6 +27,7 @@ def _migrate_to(url: str, revision: str) -> None:
 
 
 @pytest.mark.sqlite
+@pytest.mark.fresh_database
 def test_old_database_is_refused_then_upgraded_with_its_cases(cli, project, project_dir):
     """A database at the first revision keeps its cases through `flowrun db upgrade`."""
     path = db_path(project_dir)
