@@ -78,7 +78,7 @@ def main() -> int:
     results = {
         "lxml 4 venv": lxml4 is not None,
         "ruff": run("ruff", str(BIN / "ruff"), "check", *[d for d in LINTED if (ROOT / d).exists()]),
-        "format": run("format", str(BIN / "ruff"), "format", "--check", "flowrun"),
+        "format": run("format", str(BIN / "ruff"), "format", "--check", *[d for d in LINTED if (ROOT / d).exists()]),
         "mypy": run("mypy", str(BIN / "mypy")),
         "imports": run("import contracts", str(BIN / "lint-imports")),
         "pytest (SQLite)": run("pytest on SQLite", str(BIN / "python"), "-m", "pytest", "-q", *COVERAGE, *sys.argv[1:]),
