@@ -295,6 +295,7 @@ class PgSampler:
     def _run(self) -> None:
         import psycopg
 
+        assert self.dsn is not None  # the thread only starts with a DSN (__enter__)
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self._stop.is_set():
                 rows = conn.execute(

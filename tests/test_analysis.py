@@ -11,7 +11,7 @@ from scipy import stats as sps
 from flowrun import app
 from flowrun.analysis import stats
 from flowrun.analysis.compare import case_kpis, compare, outcome_kpi
-from flowrun.analysis.measures import measure, numbers
+from flowrun.analysis.measures import Cases, measure, numbers
 from tests.helpers import RECORD, SPECIALIST, SURVEY, T0, intake, work
 from tests.test_example_paths import BASELINE, FIRST_CONTACT, LANE, RE_LANE, drive, timing
 
@@ -183,7 +183,9 @@ def test_wilson_interval_matches_scipy():
 
 def test_newcombe_interval_matches_the_published_example_and_scipy_wilson():
     """Newcombe (1998), 56/70 - 48/80: hybrid score interval 0.0524 to 0.3339."""
-    lo, hi = stats.newcombe(48, 80, 56, 70)
+    interval = stats.newcombe(48, 80, 56, 70)
+    assert interval is not None
+    lo, hi = interval
     assert (lo, hi) == pytest.approx((0.0524, 0.3339), abs=5e-5)
     w1 = sps.binomtest(48, 80).proportion_ci(method="wilson")
     w2 = sps.binomtest(56, 70).proportion_ci(method="wilson")
@@ -238,7 +240,7 @@ def test_nps_bootstrap_is_in_points():
     assert observed == pytest.approx(60.0)
 
 
-def _cases(base: np.ndarray, var: np.ndarray):
+def _cases(base: np.ndarray, var: np.ndarray) -> Cases:
     rows = [(f"b{i}", "baseline", None, "completed", 0.0, float(x)) for i, x in enumerate(base)]
     rows += [(f"v{i}", "new", None, "completed", 0.0, float(x)) for i, x in enumerate(var)]
     return measure(rows, [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import Result
@@ -23,6 +24,9 @@ from tests.helpers import (
     work,
 )
 
+if TYPE_CHECKING:
+    from tests.conftest import CliCall
+
 NOW = "2026-03-02T08:00:00+00:00"
 RECORD_ARGS = ("--data", "customer_name=Ann Smith", "--data", "category=billing", "--data", "description=Charged twice")
 
@@ -38,11 +42,13 @@ def assert_error(result: Result, code: int, *needles: str) -> str:
     return result.stderr
 
 
-def start(cli, project_dir: Path, target: str = "complaint:baseline", now: str = NOW) -> dict:
-    return cli_json(cli(project_dir, "start", target, "--json", now=now))
+def start(cli: CliCall, project_dir: Path, target: str = "complaint:baseline", now: str = NOW) -> dict[str, Any]:
+    started = cli_json(cli(project_dir, "start", target, "--json", now=now))
+    assert isinstance(started, dict), started
+    return started
 
 
-def snapshot(project_dir: Path) -> tuple:
+def snapshot(project_dir: Path) -> tuple[object, ...]:
     """Everything a failed command must leave alone."""
     return (
         query(project_dir, "SELECT id, version, status, data, state FROM instances ORDER BY id"),
@@ -267,6 +273,7 @@ def test_do_with_data_file(cli, project, project_dir, tmp_path, name, text):
     )
     assert result.exit_code == 0, result.stderr
     task = app.get_task(project, ref)
+    assert task.instance_id is not None
     data = app.show(project, task.instance_id).data
     assert (data["customer_name"], data["category"], data["amount_disputed"]) == ("Ann Smith", "other", 12.5)
 

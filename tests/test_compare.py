@@ -67,7 +67,7 @@ def _survey(rng: random.Random, good: bool) -> dict[str, Any]:
 
 def _baseline_steps(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
     specialist = rng.random() < 0.4
-    steps = [
+    steps: list[tuple[str, dict[str, Any]]] = [
         ("Record complaint", RECORD),
         ("Analyse needs", ANALYSE_SPECIALIST if specialist else ANALYSE_NO_SPECIALIST),
     ]
@@ -92,7 +92,14 @@ def _reengineered_steps(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _run_case(project: app.Project, clock: ManualClock, target: str, steps: list[Any], rng: random.Random, slow: bool):
+def _run_case(
+    project: app.Project,
+    clock: ManualClock,
+    target: str,
+    steps: list[tuple[str, dict[str, Any]]],
+    rng: random.Random,
+    slow: bool,
+) -> str:
     iid = app.start(project, target, pilot=rng.choice(["north", "south"])).instance
     for name, data in steps:
         ref = next(i.ref for i in app.inbox(project, iid) if i.name == name)
@@ -147,7 +154,8 @@ def pilot_project(pilot: tuple[Path, dict[str, Any]]) -> app.Project:
 def _compare_json(cli: Any, root: Path, *args: str) -> dict[str, Any]:
     result = cli(root, "compare", "complaint", "--json", *args)
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    return json.loads(result.stdout)
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
 
 
 def test_reengineered_cycle_time_improvement_is_significant(pilot_project):
@@ -163,10 +171,14 @@ def test_reengineered_cycle_time_improvement_is_significant(pilot_project):
     assert cycle.p_value is not None
     assert cycle.p_value < 0.001
     assert cycle.ci95 is not None
+    assert cycle.diff is not None
     assert cycle.ci95[0] < cycle.diff < cycle.ci95[1] < 0
+    assert cycle.variant.median is not None
+    assert cycle.baseline.median is not None
     assert cycle.diff == cycle.variant.median - cycle.baseline.median
     handoffs = next(k for k in result.kpis if k.kpi == "handoffs")
     assert handoffs.significant
+    assert handoffs.diff is not None
     assert handoffs.diff < 0
 
 
@@ -251,7 +263,7 @@ def test_nps_is_in_points_and_fcr_a_share(cli, pilot, pilot_project):
     for side, variant in (("baseline", "baseline"), ("variant", "reengineered")):
         keep = np.array([v == variant for v in cases.variants]) & cases.completed
         answers = cases.outcomes["nps"][keep]
-        expected = 100 * (np.sum(answers >= 9) - np.sum(answers <= 6)) / answers.size
+        expected = 100 * (np.count_nonzero(answers >= 9) - np.count_nonzero(answers <= 6)) / answers.size
         assert kpis["nps"][side]["value"] == pytest.approx(expected)
         assert kpis["fcr"][side]["value"] == pytest.approx(np.mean(cases.outcomes["resolved_first_contact"][keep]))
     assert kpis["nps"]["diff"] == pytest.approx(kpis["nps"]["variant"]["value"] - kpis["nps"]["baseline"]["value"])

@@ -545,8 +545,8 @@ def test_20_operators_and_2_workers_complete_every_task_once(project_dir):
     per = Counter((iid, name) for _, iid, name in stored.values())
     variants = dict(query(project_dir, "SELECT id, variant FROM instances"))
     for iid, variant in variants.items():
-        first = "Record complaint" if variant == "baseline" else "Record and assess complaint"
-        assert (per[(iid, first)], per[(iid, "Satisfaction survey")]) == (1, 1), (iid, variant)
+        first_task = "Record complaint" if variant == "baseline" else "Record and assess complaint"
+        assert (per[(iid, first_task)], per[(iid, "Satisfaction survey")]) == (1, 1), (iid, variant)
     services = dict(
         query(
             project_dir,

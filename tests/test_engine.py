@@ -219,6 +219,6 @@ def test_unknown_task_and_unreadable_state_keep_their_causes(clock):
     with pytest.raises(NotFoundError, match="not-a-uuid") as caught:
         run.complete("not-a-uuid", {}, None, None)
     assert isinstance(caught.value.__cause__, ValueError)
-    with pytest.raises(StateError, match="cannot be loaded") as caught:
+    with pytest.raises(StateError, match="cannot be loaded") as unreadable:
         engine.restore(None, "{not json", key=model(example("complaint_baseline")).sha256)
-    assert isinstance(caught.value.__cause__, json.JSONDecodeError)
+    assert isinstance(unreadable.value.__cause__, json.JSONDecodeError)

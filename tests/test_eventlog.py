@@ -8,6 +8,7 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def record_example(root: Path) -> Recorded:
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory):
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     with pytest.MonkeyPatch.context() as mp:
         for name in FLOWRUN_ENV:
             mp.delenv(name, raising=False)
@@ -196,10 +197,10 @@ def test_csv_keeps_fractions_of_seconds_and_leaves_missing_times_empty(recorded,
 def xes_traces(path: Path) -> dict[str, list[dict[str, str]]]:
     """case id -> its events, each as a dict of attribute key -> value (parsed by a strict XML parser)."""
     root = ET.parse(path).getroot()
-    out = {}
+    out: dict[str, list[dict[str, str]]] = {}
     for trace in root.iter(f"{XES}trace"):
-        name = next(a.get("value") for a in trace.findall(f"{XES}string") if a.get("key") == "concept:name")
-        out[name] = [{a.get("key"): a.get("value") for a in event} for event in trace.iter(f"{XES}event")]
+        name = next(a.attrib["value"] for a in trace.findall(f"{XES}string") if a.get("key") == "concept:name")
+        out[name] = [{a.attrib["key"]: a.attrib["value"] for a in event} for event in trace.iter(f"{XES}event")]
     return out
 
 
@@ -295,7 +296,9 @@ def test_xes_escapes_what_xml_cannot_hold():
     ]
     assert [e["lifecycle:transition"] for e in events] == ["schedule", "ate_abort"]
     assert stats == eventlog.LogStats(cases=1, tasks=1, events=2)
-    trace = {a.get("key"): a.get("value") for a in root.find(f"{XES}trace").findall(f"{XES}string")}
+    first = root.find(f"{XES}trace")
+    assert first is not None
+    trace = {a.get("key"): a.get("value") for a in first.findall(f"{XES}string")}
     assert "pilot" not in trace
 
 
@@ -371,9 +374,10 @@ OCEL2_SCHEMA = {
 
 
 @pytest.fixture
-def ocel(recorded, tmp_path) -> dict[str, Any]:
+def ocel(recorded: Recorded, tmp_path: Path) -> dict[str, Any]:
     recorded.export("ocel", tmp_path / "log.json")
-    return json.loads((tmp_path / "log.json").read_text(encoding="utf-8"))
+    log: dict[str, Any] = json.loads((tmp_path / "log.json").read_text(encoding="utf-8"))
+    return log
 
 
 def test_ocel_has_the_ocel2_structure(ocel):
@@ -481,7 +485,7 @@ def test_store_rows_have_the_layout_the_writers_index_by(recorded):
     with recorded.project.store.read() as tx:
         rows = list(task_log_rows(tx))
         ids = {r[0] for r in rows}
-        shas = {tx.get_instance(i).sha256 for i in ids}  # type: ignore[union-attr]
+        shas = {tx.get_instance(i).sha256 for i in ids}
     assert rows
     assert all(len(r) == len(_rows.COLUMNS) for r in rows)
     assert {r[_rows.SHA256] for r in rows} == shas

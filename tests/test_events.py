@@ -44,9 +44,11 @@ def stamp(when: datetime) -> str:
 
 def waits(project: app.Project, instance: str) -> dict[str, dict[str, Any]]:
     """What ``show`` says the instance waits for, by BPMN id, with times as ``show --json`` gives them."""
-    return {
-        w.task: {**asdict(w), "since": iso(w.since), "due": iso(w.due)} for w in app.show(project, instance).waiting_for
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for w in app.show(project, instance).waiting_for:
+        assert w.task is not None, w  # the store fills in every wait's task
+        out[w.task] = {**asdict(w), "since": iso(w.since), "due": iso(w.due)}
+    return out
 
 
 def ready_names(project: app.Project, instance: str) -> list[str]:

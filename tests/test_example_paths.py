@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from flowrun import app
 from flowrun.clock import iso
+from flowrun.models import InstanceView, TaskRecord, Wait
 from tests.helpers import (
     ANALYSE_NO_SPECIALIST,
     ANALYSE_SPECIALIST,
@@ -118,6 +120,15 @@ def drive(project: app.Project, target: str, steps: Steps, lanes: dict[str, str]
     return started.instance, expected
 
 
+def _names(waits: Iterable[Wait]) -> list[str]:
+    """The names of what an instance waits for (each one has a name)."""
+    names: list[str] = []
+    for w in waits:
+        assert w.name is not None, w
+        names.append(w.name)
+    return names
+
+
 def check_finished(
     project: app.Project,
     iid: str,
@@ -125,7 +136,7 @@ def check_finished(
     automated: list[str],
     lanes: dict[str, str],
     cycle: float | None = None,
-):
+) -> tuple[InstanceView, list[TaskRecord]]:
     """History, lanes, timings, cycle time and status of a finished instance."""
     view, tasks = app.history(project, iid)
     user_names = [name for name, *_ in expected]
@@ -142,6 +153,7 @@ def check_finished(
         cycle = sum(wait + touch for _, wait, touch, _ in expected)
     assert view.status == "completed"
     assert view.created_at == T0
+    assert view.ended_at is not None
     assert view.ended_at - view.created_at == timedelta(seconds=cycle)
     assert view.cycle_s == cycle
     assert view.waiting_for == []
@@ -244,7 +256,7 @@ def test_reengineered_follow_up_runs_in_parallel(project, clock):
     inbox = app.inbox(project, iid)
     assert sorted(i.name for i in inbox) == ["Inform customer of next steps", "Specialist assessment"]
     assert [i.name for i in app.inbox(project, lane="Specialist")] == ["Specialist assessment"]
-    assert sorted(w.name for w in app.show(project, iid).waiting_for) == [
+    assert sorted(_names(app.show(project, iid).waiting_for)) == [
         "Inform customer of next steps",
         "Specialist assessment",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -37,7 +38,7 @@ VALUES = st.one_of(
 )
 
 
-def _reference(schema, data):
+def _reference(schema: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, str]]:
     errors = validator_for(schema)(schema).iter_errors(data)
     return sorted(
         ("/".join(map(str, e.path)) if e.validator != "required" else e.message.split("'")[1], e.validator)
@@ -45,7 +46,7 @@ def _reference(schema, data):
     )
 
 
-def _fast(schema, data):
+def _fast(schema: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted((name, keyword) for name, keyword, _ in flat.problems(schema, data))
 
 

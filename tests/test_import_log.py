@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ CRM_OPTIONS = (
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory):
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     with pytest.MonkeyPatch.context() as mp:
         for name in FLOWRUN_ENV:
             mp.delenv(name, raising=False)
@@ -65,7 +66,9 @@ def write(path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("variant", ["baseline", "reengineered"])
-def test_export_import_export_gives_the_same_rows(recorded: Recorded, project, tmp_path, variant):
+def test_export_import_export_gives_the_same_rows(
+    recorded: Recorded, project: app.Project, tmp_path: Path, variant: str
+) -> None:
     """A flowrun export, imported into another project and exported again, has the same rows but for ids."""
     first = tmp_path / "first.csv"
     recorded.export("csv", first, variant=variant)
@@ -125,7 +128,7 @@ def test_imported_rows_are_the_store_rows(recorded, project, project_dir, tmp_pa
 
 
 @pytest.fixture
-def imported_running(recorded, project, tmp_path) -> str:
+def imported_running(recorded: Recorded, project: app.Project, tmp_path: Path) -> str:
     recorded.export("csv", tmp_path / "log.csv", pilot="pilot-C")
     app.import_log(project, tmp_path / "log.csv", "complaint", "baseline")
     return app.instances(project)[0].id

@@ -34,7 +34,12 @@ class Case:
 
     @property
     def ready(self) -> set[str]:
-        return {w.task for w in self.run.waiting_for() if w.kind == "task"}
+        ready: set[str] = set()
+        for w in self.run.waiting_for():
+            if w.kind == "task":
+                assert w.task is not None, w
+                ready.add(w.task)
+        return ready
 
     def complete(self, bpmn_id: str, data: dict[str, Any] | None = None) -> None:
         self.run.complete(self.ids[bpmn_id], data or {}, "ann", None)

@@ -7,8 +7,10 @@ progress bars; its warnings are not flowrun's, so they are ignored here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,15 +30,19 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory):
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     with pytest.MonkeyPatch.context() as mp:
         for name in FLOWRUN_ENV:
             mp.delenv(name, raising=False)
         yield record_example(tmp_path_factory.mktemp("pm4py") / "proj")
 
 
-def durations(log, case_key: str = "case:concept:name") -> dict[str, float]:
-    """Case id -> PM4Py's case duration in seconds (first to last event of the case)."""
+def durations(log: Any, case_key: str = "case:concept:name") -> dict[str, float]:
+    """Case id -> PM4Py's case duration in seconds (first to last event of the case).
+
+    ``log`` is the pandas DataFrame ``pm4py.read_xes`` returns (pm4py and pandas come from
+    ``pytest.importorskip``, so there is no static type to name here).
+    """
     cases = pm4py.get_all_case_durations(log, case_id_key=case_key)
     per_case = (
         log.groupby(case_key)[["time:timestamp"]]
@@ -58,7 +64,7 @@ def test_every_case_starts_with_its_start_event(recorded):
 
 
 @pytest.mark.parametrize("variant", ["iterparse", "chunk_regex", "line_by_line"])
-def test_xes_case_durations_are_cycle_times(recorded: Recorded, tmp_path: Path, variant: str):
+def test_xes_case_durations_are_cycle_times(recorded: Recorded, tmp_path: Path, variant: str) -> None:
     """pm4py.read_xes (each of its parsers) gives every completed case flowrun's cycle time."""
     recorded.export("xes", tmp_path / "log.xes")
     log = pm4py.read_xes(str(tmp_path / "log.xes"), variant=variant)

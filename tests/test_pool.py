@@ -28,6 +28,7 @@ def _backend_pids(server: PgServer, database: str) -> list[int]:
 def test_postgres_transactions_reuse_one_connection(pg_server):
     url = pg_server.create_database()
     database = make_url(url).database
+    assert database is not None
     store = SqlStore(url)
     try:
         for _ in range(20):
@@ -44,6 +45,7 @@ def test_postgres_transactions_reuse_one_connection(pg_server):
 def test_a_connection_the_server_dropped_is_replaced_without_an_error(pg_server, monkeypatch):
     url = pg_server.create_database()
     database = make_url(url).database
+    assert database is not None
     store = SqlStore(url)
     try:
         with store.read() as tx:

@@ -80,6 +80,7 @@ def test_interactive_intake(cli, project, project_dir):
     _, tasks = app.history(project, iid)
     done = next(t for t in tasks if t.name == "Record and assess complaint")
     assert done.actor == "carol"
+    assert done.started_at is not None
     assert done.started_at.isoformat() == OPEN
     assert done.waiting_s == 20 * 60
 
@@ -129,6 +130,7 @@ def test_interactive_open_claims_the_task(cli, project, project_dir):
     assert gave_up.exit_code == 1
     assert "Aborted" in gave_up.stderr
     claimed = app.get_task(project, ref)
+    assert claimed.started_at is not None
     assert (claimed.status, claimed.actor, claimed.started_at.isoformat()) == ("started", "carol", OPEN)
     assert [i.actor for i in app.inbox(project, iid)] == ["carol"]
 
@@ -284,4 +286,5 @@ def test_do_on_a_real_terminal_prompts(project, project_dir):
     )
     _, tasks = app.history(project, iid)
     done = next(t for t in tasks if t.name == "Record complaint")
+    assert done.started_at is not None
     assert (done.actor, done.started_at.isoformat(), done.ready_at) == ("dave", OPEN, T0)

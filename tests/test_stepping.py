@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from contextvars import Token
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -14,8 +17,8 @@ from flowrun.store import SqlStore
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
 
-def _counting(calls: list[str], fail: bool = False):
-    def call(topic, data):
+def _counting(calls: list[str], fail: bool = False) -> Callable[[str, Mapping[str, Any]], dict[str, Any]]:
+    def call(topic: str, data: Mapping[str, Any]) -> dict[str, Any]:
         calls.append(topic)
         if fail:
             raise ServiceError(f"{topic} is down")
@@ -24,7 +27,7 @@ def _counting(calls: list[str], fail: bool = False):
     return call
 
 
-def _in_call(attempt: int = 1):
+def _in_call(attempt: int = 1) -> Token[ServiceContext | None]:
     return SERVICE_CONTEXT.set(ServiceContext(topic="lookup", instance="i1", task="t1", attempt=attempt))
 
 

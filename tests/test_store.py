@@ -204,7 +204,7 @@ TWO_STEP = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _two_step(project, project_dir: Path, script: str) -> tuple[str, str]:
+def _two_step(project: app.Project, project_dir: Path, script: str) -> tuple[str, str]:
     (project_dir / "processes" / "two_step.bpmn").write_text(TWO_STEP.format(script=script))
     iid = app.start(project, "two_step").instance
     return iid, ready_ref(project, iid, "Enter amount")

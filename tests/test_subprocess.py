@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import flowrun_executable, query
 
@@ -30,10 +31,26 @@ def _env(now: str) -> dict[str, str]:
     return env
 
 
-def ok_json(proc: subprocess.CompletedProcess[str]) -> object:
+def _ok_output(proc: subprocess.CompletedProcess[str]) -> object:
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
-    return json.loads(proc.stdout)
+    parsed: object = json.loads(proc.stdout)
+    return parsed
+
+
+def ok_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON object a successful command printed."""
+    parsed = _ok_output(proc)
+    assert isinstance(parsed, dict), parsed
+    return parsed
+
+
+def ok_json_list(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The JSON list of objects a successful command printed."""
+    parsed = _ok_output(proc)
+    assert isinstance(parsed, list), parsed
+    assert all(isinstance(item, dict) for item in parsed), parsed
+    return parsed
 
 
 def test_start_tasks_do_history(project_dir):
@@ -42,7 +59,7 @@ def test_start_tasks_do_history(project_dir):
     assert isinstance(started, dict)
     iid = started["id"]
 
-    inbox = ok_json(run(project_dir, "tasks", "--json", now="2026-03-02T08:03:00Z"))
+    inbox = ok_json_list(run(project_dir, "tasks", "--json", now="2026-03-02T08:03:00Z"))
     assert [(i["instance"], i["name"], i["waited_s"]) for i in inbox] == [(iid, "Record complaint", 180.0)]
     ref = str(inbox[0]["ref"])
 
@@ -50,7 +67,7 @@ def test_start_tasks_do_history(project_dir):
     assert done["instance"] == iid
     assert [t["name"] for t in done["ready"]] == ["Analyse needs"]
 
-    history = ok_json(run(project_dir, "history", iid[:8], "--json", now="2026-03-02T09:00:00Z"))
+    history = ok_json_list(run(project_dir, "history", iid[:8], "--json", now="2026-03-02T09:00:00Z"))
     assert [(h["name"], h["status"]) for h in history] == [
         ("Complaint received", "completed"),
         ("Record complaint", "completed"),

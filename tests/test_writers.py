@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_a_writer_gives_up_after_the_timeout_with_a_clear_message(tmp_path):
         pass
 
 
-def _catch(fn, errors: list[BaseException]) -> None:
+def _catch(fn: Callable[[], object], errors: list[BaseException]) -> None:
     try:
         fn()
     except BaseException as exc:  # noqa: BLE001 - handed to the test
