@@ -163,24 +163,6 @@ class ProcessEntry:
     named_in_config: bool
 
 
-@dataclass(frozen=True)
-class InboxItem:
-    """A ready user task, as the operators' inbox shows it."""
-
-    ref: int
-    instance: str
-    task: str
-    name: str
-    lane: str | None
-    family: str
-    variant: str
-    pilot: str | None
-    ready_at: datetime
-    started_at: datetime | None
-    actor: str | None
-    waited_s: float
-
-
 @dataclass
 class InstanceView:
     """An instance as ``flowrun show`` presents it."""
@@ -399,3 +381,10 @@ class InboxRow:
     ready_at: datetime
     started_at: datetime | None
     actor: str | None
+
+
+@dataclass(frozen=True)
+class InboxItem(InboxRow):
+    """A ready user task, as the operators' inbox shows it: the stored row and how long it has waited."""
+
+    waited_s: float
