@@ -61,6 +61,10 @@ class Lives:
     def __init__(self, clock: Clock, seen: dict[str, int] | None = None) -> None:
         self._clock = clock
         self._seen = dict(seen or {})
+        # The state each task had at the last scan, keyed by the task's UUID (its text costs more
+        # to make): a task whose state has not moved since is passed over without a look. Whatever
+        # else writes _seen drops the task from here, so the slow path sees it again.
+        self._scanned: dict[Any, int] = {}
         self._started: dict[str, datetime] = {}
         self._pending: dict[str, TaskRecord] = {}
         self._waiting: dict[str, tuple[str | None, datetime | None]] = {}
@@ -95,6 +99,7 @@ class Lives:
 
     def did(self, task: Any) -> None:
         """An automated task has run: it completed, or waits (as a service job) or runs on."""
+        self._scanned.pop(task.id, None)
         if task_type(task.task_spec) is None:
             return
         tid = str(task.id)
@@ -126,6 +131,7 @@ class Lives:
         rec.started_at = started_at or now
         rec.completed_at = now
         rec.actor = actor
+        self._scanned.pop(task.id, None)
         self._seen[str(task.id)] = task.state
 
     def _job(self, task: Any, job: dict[str, Any], started: datetime) -> None:
@@ -145,11 +151,15 @@ class Lives:
     def scan(self, workflow: Any) -> None:
         """Record every task whose state changed since it was last seen (after an engine step)."""
         now = self._clock.now()
+        scanned = self._scanned
         for task in workflow.get_tasks(state=OBSERVED):
+            state = task.state
+            if state != TaskState.WAITING and scanned.get(task.id) == state:
+                continue
+            scanned[task.id] = state
             if task_type(task.task_spec) is None:
                 continue
             tid = str(task.id)
-            state = task.state
             before = self._seen.get(tid)
             if before == state:
                 if state == TaskState.WAITING:
