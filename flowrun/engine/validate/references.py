@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from flowrun.engine.loader import diagrams_in
 from flowrun.engine.validate._common import CAMUNDA_TAG, NAMESPACES, Context, split_fix
 from flowrun.engine.xml import BPMN_TAG, parse_bytes, read_bytes
 from flowrun.errors import FormError, ModelError
@@ -52,9 +53,9 @@ def _form_ref(task: Any) -> dict[str, Any] | None:
         return {"fields": [_camunda_field(f) for f in fields], "key": task.get(CAMUNDA_TAG + "formKey")}
     key = task.get(CAMUNDA_TAG + "formKey")
     if key:
-        return {"key": key}
+        return {"key": key, "attribute": "camunda:formKey"}
     key = (spiff_extensions(task).get("properties") or {}).get("formJsonSchemaFilename")
-    return {"key": key} if key else None
+    return {"key": key, "attribute": "formJsonSchemaFilename"} if key else None
 
 
 def _topic(task: Any) -> str | None:
@@ -118,18 +119,10 @@ class _Index:
 
 
 def _folder_index(folder: Path, exclude: Path) -> _Index:
-    try:
-        files = sorted(
-            p
-            for p in folder.iterdir()
-            if p.is_file() and (p.suffix.lower() in (".bpmn", ".dmn") or p.name.endswith(".bpmn20.xml"))
-        )
-    except OSError:
-        files = []
     processes: set[str] = set()
     decisions: dict[str, bool] = {}
-    for p in files:
-        if p.resolve() == exclude.resolve():
+    for p in diagrams_in(folder):
+        if p == exclude.resolve():
             continue
         stat = p.stat()
         procs, decs = _ids_of(p, stat.st_mtime_ns, stat.st_size)
