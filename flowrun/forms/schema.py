@@ -18,7 +18,7 @@ from typing import Any
 
 from flowrun.config import PathRefused, inside
 from flowrun.errors import FormError
-from flowrun.forms import flat
+from flowrun.forms import flat, validator
 from flowrun.forms.data import coerce_value
 from flowrun.models import Form, FormField
 
@@ -108,15 +108,8 @@ def _display(path: Path, root: Path) -> str:
 
 def _check_schema(schema: Mapping[str, Any], display: str) -> None:
     if flat.is_flat(schema):
-        return  # every keyword of a flat form was checked for its type by is_flat
-    from jsonschema import SchemaError
-    from jsonschema.validators import validator_for
-
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path) or "top level"
-        raise FormError(f"{display}: not a valid JSON Schema at {where}: {exc.message}") from None
+        return  # every keyword of a flat form was checked for its type by is_flat, its patterns by RE2
+    validator.check(schema, display)
 
 
 def _form(schema: Mapping[str, Any], source: str) -> Form:
