@@ -119,6 +119,7 @@ def _form(schema: Mapping[str, Any], source: str) -> Form:
     for name, prop in props.items():
         if not isinstance(prop, Mapping):
             continue
+        prop = {**_referred(schema, prop), **prop}
         kind = prop.get("type", "string")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), "string")
@@ -139,6 +140,22 @@ def _form(schema: Mapping[str, Any], source: str) -> Form:
             )
         )
     return Form(title=str(schema.get("title") or ""), source=source, schema=schema, fields=tuple(fields))
+
+
+def _referred(schema: Mapping[str, Any], prop: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a field's local ``$ref`` (``#/$defs/amount``) points to, for its type, title and default; else {}."""
+    target: Any = prop
+    for _ in range(8):  # a chain of references; a longer one is left to the checker, which refuses cycles
+        ref = target.get("$ref") if isinstance(target, Mapping) else None
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            break
+        target = schema
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, Mapping) else None
+    if target is prop or not isinstance(target, Mapping):
+        return {}
+    return {k: v for k, v in target.items() if k != "$ref"}
 
 
 def schema_from_camunda(fields: list[Mapping[str, Any]]) -> dict[str, Any]:
