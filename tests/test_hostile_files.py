@@ -375,3 +375,16 @@ def test_patterns_re2_cannot_run_are_refused_with_the_feature(cli, project_dir, 
     assert "re2.cc" not in found  # RE2's own log line stays silent
     ref = started_task(cli, project_dir)
     refused(cli(project_dir, "do", ref, "--data", "code=abab", "--no-interactive"), feature)
+
+
+def test_patterns_re2_reads_run_in_both_paths(cli, project_dir):
+    """Unicode classes and named groups, which RE2 reads, work in flat and jsonschema forms alike."""
+    for extra in ({}, {"allOf": [{"required": ["code"]}]}):
+        schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": r"^\p{Lu}(?P<rest>\w+)$"}}}
+        (project_dir / "forms" / "unicode.json").write_text(json.dumps({**schema, **extra}))
+        with_form_key(project_dir, "unicode.json", "camunda:formKey")
+        assert cli(project_dir, "validate", str(project_dir / "processes" / "ask.bpmn")).exit_code == 0
+        ref = started_task(cli, project_dir)
+        refused(cli(project_dir, "do", ref, "--data", "code=ärger", "--no-interactive"), "does not match")
+        done = cli(project_dir, "do", ref, "--data", "code=Ärger", "--no-interactive")
+        assert done.exit_code == 0, done.stderr

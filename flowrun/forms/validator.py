@@ -52,13 +52,21 @@ def check(schema: Mapping[str, Any], display: str) -> None:
     try:
         validator = validator_of(schema)
         try:
-            type(validator).check_schema(schema)
+            type(validator).check_schema(schema, format_checker=_formats_but_regex())
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.path) or "top level"
             raise FormError(f"{display}: not a valid JSON Schema at {where}: {exc.message}") from None
         _check_nodes(validator, schema, display)
     except RecursionError:
         raise FormError(f"{display}: the form is nested too deeply to check; flatten it") from None
+
+
+@cache
+def _formats_but_regex() -> Any:
+    """The metaschema's format checks, less ``regex`` (Python's syntax): RE2 checks patterns, naming the feature."""
+    from jsonschema import FormatChecker
+
+    return FormatChecker([name for name in FormatChecker.checkers if name != "regex"])
 
 
 def _refuse_retrieval(uri: str) -> Any:
