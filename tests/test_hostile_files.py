@@ -398,3 +398,10 @@ def test_patterns_re2_reads_run_in_both_paths(cli, project_dir):
         legal_form(
             cli, project_dir, {**schema, **extra}, refuses="code=ärger", takes="code=Ärger", why="does not match"
         )
+
+
+def test_form_key_too_long_for_the_file_system_is_a_clean_error(cli, project_dir):
+    """A 300-character form key is reported as such, not as an unexpected OSError."""
+    with_form_key(project_dir, "k" * 300, "camunda:formKey")
+    found = refused(cli(project_dir, "validate", str(project_dir / "processes" / "ask.bpmn")), "cannot be looked up")
+    assert "unexpected" not in found

@@ -91,8 +91,13 @@ def _find_form_file(key: str, attribute: str, forms_dir: Path, root: Path) -> Pa
                     f"{_display(forms_dir, root)}/ of the project: move the file there and name it by its file name"
                 ) from None
             tried.append(path)
-            if path.is_file():
-                return path
+            try:
+                if path.is_file():
+                    return path
+            except OSError as exc:  # a name too long for the file system, say
+                raise FormError(
+                    f"{attribute} '{key[:80]}' cannot be looked up ({exc.strerror}); name the form by its file name"
+                ) from None
     raise FormError(
         f"form '{key}' not found (looked for {_display(tried[0], root)} and the same name in the project "
         f"folder); create the JSON Schema file in {_display(forms_dir, root)}/ or fix {attribute} in the diagram"
