@@ -41,11 +41,10 @@ def inside(folder: Path, name: str, within: Path | None = None, what: str = "its
 
     ``name`` is untrusted: a form key of a diagram, a folder of ``flowrun.yaml``. It is
     joined to ``folder`` and resolved, following every symbolic link on the way, and the
-    result must lie inside ``within`` (default: ``folder``; ``what`` names it in the
-    reason), resolved too. URLs, absolute
-    paths, control characters, ``..`` that climbs out and links that lead out are refused
-    before anything is opened. Open the returned path, not the joined one, so the file
-    checked is the file read.
+    result must lie inside ``within`` (default: ``folder``), resolved too; ``what`` names
+    that place in the reason. URLs, absolute paths, control characters, ``..`` that climbs
+    out and links that lead out (dangling ones too) are refused before anything is opened.
+    Open the returned path, not the joined one, so the file checked is the file read.
 
     Raises:
         PathRefused: the name leads outside ``within``; ``reason`` says how.
