@@ -195,11 +195,12 @@ def _add_folder(
     return used
 
 
-def diagrams_in(folder: Path) -> list[Path]:
+def diagrams_in(folder: Path, passed_over: list[str] | None = None) -> list[Path]:
     """The BPMN and DMN files of ``folder`` that may provide called processes and decisions, resolved.
 
-    A symbolic link that leads out of the folder is passed over unopened: called diagrams and
-    decisions come only from the folder itself (:func:`flowrun.config.inside`).
+    A symbolic link that leads out of the folder is passed over unopened (its name is added
+    to ``passed_over``): called diagrams and decisions come only from the folder itself
+    (:func:`flowrun.config.inside`).
     """
     found = []
     try:
@@ -212,6 +213,8 @@ def diagrams_in(folder: Path) -> list[Path]:
         try:
             path = inside(folder, entry.name)
         except PathRefused:
+            if passed_over is not None:
+                passed_over.append(entry.name)
             continue
         if path.is_file():
             found.append(path)

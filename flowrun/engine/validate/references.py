@@ -84,7 +84,8 @@ def check_calls(ctx: Context) -> None:
             known = ", ".join(sorted(own | set(index.processes))[:10]) or "none"
             ctx.add(
                 call,
-                f'calls the process "{called}", which is in neither this file nor the other files of {folder}',
+                f'calls the process "{called}", which is in neither this file nor the other files of {folder}'
+                + _passed_over(index),
                 f"add a file defining it to {folder}, or fix the Called element (processes found: {known})",
             )
     from flowrun.engine._parser import DecisionTaskParser
@@ -101,7 +102,7 @@ def check_calls(ctx: Context) -> None:
             known = ", ".join(sorted(d for d, first in index.decisions.items() if first)[:10]) or "none"
             ctx.add(
                 task,
-                f'the decision "{ref}" is not in any .dmn file of {folder}',
+                f'the decision "{ref}" is not in any .dmn file of {folder}' + _passed_over(index),
                 f"add the DMN file to {folder}, or fix the decision id (decisions found: {known})",
             )
         elif not index.decisions[ref]:
@@ -116,12 +117,21 @@ def check_calls(ctx: Context) -> None:
 class _Index:
     processes: frozenset[str]
     decisions: Mapping[str, bool]  # decision id -> is it the first of its file
+    passed_over: tuple[str, ...] = ()  # links that lead out of the folder, not read
+
+
+def _passed_over(index: _Index) -> str:
+    if not index.passed_over:
+        return ""
+    names = ", ".join(index.passed_over[:5])
+    return f" ({names}: symbolic links that lead out of the folder, which flowrun does not follow)"
 
 
 def _folder_index(folder: Path, exclude: Path) -> _Index:
     processes: set[str] = set()
     decisions: dict[str, bool] = {}
-    for p in diagrams_in(folder):
+    passed_over: list[str] = []
+    for p in diagrams_in(folder, passed_over):
         if p == exclude.resolve():
             continue
         stat = p.stat()
@@ -129,7 +139,7 @@ def _folder_index(folder: Path, exclude: Path) -> _Index:
         processes |= procs
         for i, d in enumerate(decs):
             decisions.setdefault(d, i == 0)
-    return _Index(frozenset(processes), decisions)
+    return _Index(frozenset(processes), decisions, tuple(passed_over))
 
 
 @lru_cache(maxsize=1024)
