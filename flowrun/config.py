@@ -8,6 +8,7 @@ resolved against the project folder, so a project can be moved or shared.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,60 @@ from flowrun.errors import ProjectError
 from flowrun.models import ServicePolicy
 
 CONFIG_NAME = "flowrun.yaml"
+
+#: A name that is a URL: ``scheme://...``, or ``file:``/``http:``/``https:``/``ftp:``/``data:`` without slashes.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|(?:file|https?|ftp|data):", re.IGNORECASE)
+
+
+class PathRefused(ProjectError):
+    """A file name from untrusted input (a diagram, a form, a setting) that leads outside its folder.
+
+    Attributes:
+        name: the name as given.
+        reason: why it is refused, a phrase that follows the name ("is an absolute path").
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"'{name}' {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def inside(folder: Path, name: str, within: Path | None = None, what: str = "its folder") -> Path:
+    """The file ``name`` names in ``folder``, resolved, when it stays inside ``within``.
+
+    ``name`` is untrusted: a form key of a diagram, a folder of ``flowrun.yaml``. It is
+    joined to ``folder`` and resolved, following every symbolic link on the way, and the
+    result must lie inside ``within`` (default: ``folder``), resolved too; ``what`` names
+    that place in the reason. URLs, absolute paths, control characters, ``..`` that climbs
+    out and links that lead out (dangling ones too) are refused before anything is opened.
+    Open the returned path, not the joined one, so the file checked is the file read.
+
+    Raises:
+        PathRefused: the name leads outside ``within``; ``reason`` says how.
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise PathRefused(name, "holds a control character")
+    if _URL.match(name):
+        raise PathRefused(name, "is a URL (flowrun fetches nothing)")
+    if Path(name).is_absolute():
+        raise PathRefused(name, "is an absolute path")
+    bound = within or folder
+    joined = folder / name
+    try:
+        target = joined.resolve()
+    except (OSError, RuntimeError):  # a loop of symbolic links (RuntimeError before Python 3.13)
+        raise PathRefused(name, "is a loop of symbolic links") from None
+    if target.is_relative_to(bound.resolve()):
+        return target
+    if not _lexical(joined).is_relative_to(_lexical(bound)):
+        raise PathRefused(name, f"climbs out of {what} with '..'")
+    raise PathRefused(name, f"leads out of {what} through a symbolic link")
+
+
+def _lexical(path: Path) -> Path:
+    """``path`` made absolute with ``..`` removed from the text alone (no link followed)."""
+    return Path(os.path.normpath(path.absolute()))
 
 
 @dataclass(frozen=True)
@@ -94,8 +149,8 @@ def load_settings(path: Path) -> Settings:
     if not isinstance(raw, dict):
         raise ProjectError(f"{path}: expected a mapping of settings at the top level")
     root = path.parent.resolve()
-    processes_dir = root / _str(raw, "processes_dir", "processes", path)
-    forms_dir = root / _str(raw, "forms_dir", "forms", path)
+    processes_dir = _folder(raw, "processes_dir", "processes", path)
+    forms_dir = _folder(raw, "forms_dir", "forms", path)
     url = os.environ.get("FLOWRUN_DATABASE_URL") or raw.get("database")
     url = _database_url(url, root, path)
     families = _families(raw.get("processes") or {}, path)
@@ -119,11 +174,19 @@ def load_settings(path: Path) -> Settings:
     )
 
 
-def _str(raw: dict[str, Any], key: str, default: str, path: Path) -> str:
+def _folder(raw: dict[str, Any], key: str, default: str, path: Path) -> Path:
+    """A folder ``flowrun.yaml`` names, which must lie inside the project (it says where diagrams and forms are)."""
     value = raw.get(key, default)
     if not isinstance(value, str):
         raise ProjectError(f"{path}: '{key}' must be a folder name")
-    return value
+    root = path.parent.resolve()
+    try:
+        inside(root, value, what="the project")
+    except PathRefused as exc:
+        raise ProjectError(
+            f"{path}: {key} {exc}; the folders of a project lie inside it: name a folder of {root}"
+        ) from None
+    return root / value
 
 
 def _database_url(url: Any, root: Path, path: Path) -> str:
@@ -183,5 +246,13 @@ def _families(raw: Any, path: Path) -> dict[str, dict[str, str]]:
                 f"{path}: process family '{family}' must map variant names to BPMN files, "
                 f"e.g. {family}: {{baseline: processes/{family}_baseline.bpmn}}"
             )
+        for variant, file in variants.items():
+            try:
+                inside(path.parent.resolve(), file, what="the project")
+            except PathRefused as exc:
+                raise ProjectError(
+                    f"{path}: process family '{family}', variant '{variant}': {exc}; processes are looked up "
+                    "inside the project: move the file into processes/ and name it from there"
+                ) from None
         out[str(family)] = {str(k): v for k, v in variants.items()}
     return out

@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from flowrun.config import PathRefused, inside
 from flowrun.engine import _parser, _spiff
 from flowrun.engine.error_map import mapped, parsing, storing
 from flowrun.engine.normalize import normalize
@@ -165,13 +166,7 @@ def _add_folder(
 ) -> list[tuple[str, bytes]]:
     """Add the files of ``folder`` that define missing called processes or decisions."""
     used: list[tuple[str, bytes]] = []
-    candidates = [
-        p
-        for p in sorted(folder.iterdir())
-        if p.is_file()
-        and p.resolve() != main.resolve()
-        and (p.suffix.lower() in (".bpmn", ".dmn") or p.name.endswith(".bpmn20.xml"))
-    ]
+    candidates = [p for p in diagrams_in(folder) if p != main.resolve()]
     progress = True
     while progress and _missing(parser):
         progress = False
@@ -198,6 +193,32 @@ def _add_folder(
             used.append((display, data))
             progress = True
     return used
+
+
+def diagrams_in(folder: Path, passed_over: list[str] | None = None) -> list[Path]:
+    """The BPMN and DMN files of ``folder`` that may provide called processes and decisions, resolved.
+
+    A symbolic link that leads out of the folder is passed over unopened (its name is added
+    to ``passed_over``): called diagrams and decisions come only from the folder itself
+    (:func:`flowrun.config.inside`).
+    """
+    found = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not (entry.suffix.lower() in (".bpmn", ".dmn") or entry.name.endswith(".bpmn20.xml")):
+            continue
+        try:
+            path = inside(folder, entry.name)
+        except PathRefused:
+            if passed_over is not None:
+                passed_over.append(entry.name)
+            continue
+        if path.is_file():
+            found.append(path)
+    return found
 
 
 def start_events(path: Path) -> set[tuple[str, str]]:

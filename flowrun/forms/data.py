@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowrun.errors import DataError
-from flowrun.forms import flat
+from flowrun.forms import flat, patterns, validator
 from flowrun.models import Form
 
 
@@ -104,10 +104,8 @@ def _schema_problems(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list
     """``(field, keyword, message)`` for each problem: the flat fast path, else jsonschema."""
     if flat.is_flat(schema):
         return flat.problems(schema, data)
-    from jsonschema.validators import validator_for
-
     out = []
-    for err in validator_for(schema)(schema).iter_errors(data):
+    for err in _errors(validator.validator_of(schema), data):
         name = "/".join(str(p) for p in err.path)
         if err.validator == "required":
             name = str(err.message).split("'")[1] if "'" in err.message else err.message
@@ -122,10 +120,19 @@ def check_field(form: Form, name: str, value: Any) -> list[str]:
         return []
     if flat.is_flat(form.schema):
         return [message for _, message in flat.field_problems(prop, value)]
-    from jsonschema.validators import validator_for
+    # The field's schema, checked as part of the whole form, so its $ref pointers still lead where they did.
+    field = validator.validator_of(form.schema).evolve(schema=prop)
+    return [err.message for err in _errors(field, value)]
 
-    mini = {"type": "object", "properties": {name: prop}}
-    if "$schema" in form.schema:
-        mini["$schema"] = form.schema["$schema"]
-    validator = validator_for(mini)(mini)
-    return [err.message for err in validator.iter_errors({name: value})]
+
+def _errors(checker: Any, data: Any) -> list[Any]:
+    """jsonschema's errors for ``data``; a schema that cannot be checked is a :class:`DataError`, not a crash."""
+    from referencing.exceptions import Unresolvable
+
+    try:
+        return list(checker.iter_errors(data))
+    except RecursionError:
+        reason = "the data or the form is nested too deeply to check"
+    except (Unresolvable, patterns.PatternError) as exc:
+        reason = f"the form cannot be checked ({exc})"
+    raise DataError(f"{reason}; simplify the data, or fix the form with 'flowrun validate'")

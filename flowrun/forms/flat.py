@@ -4,16 +4,17 @@
 jsonschema (with referencing, attrs and rpds) costs more than the whole step's
 work. Forms are flat objects of scalar fields, so this module checks the
 keywords such forms use, exactly as jsonschema does (booleans are not numbers,
-``format`` is an annotation). Any schema using anything else is reported as not
-flat, and the caller falls back to jsonschema. The test suite checks that both
-agree on generated data.
+``format`` is an annotation; both match ``pattern`` with RE2, :mod:`~flowrun.forms.patterns`).
+Any schema using anything else is reported as not flat, and the caller falls back
+to jsonschema. The test suite checks that both agree on generated data.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from flowrun.forms import patterns
 
 _TOP = frozenset(
     {"$schema", "$id", "$comment", "title", "description", "type", "properties", "required",
@@ -64,13 +65,8 @@ def _flat_field(prop: Mapping[str, Any]) -> bool:
     for key in ("minLength", "maxLength"):
         if key in prop and (isinstance(prop[key], bool) or not isinstance(prop[key], int) or prop[key] < 0):
             return False
-    if "pattern" in prop:
-        if not isinstance(prop["pattern"], str):
-            return False
-        try:
-            re.compile(prop["pattern"])
-        except re.error:
-            return False
+    if "pattern" in prop and (not isinstance(prop["pattern"], str) or patterns.problem(prop["pattern"])):
+        return False  # jsonschema's path reports the pattern RE2 refuses, naming the feature
     return True
 
 
@@ -127,7 +123,7 @@ def field_problems(prop: Mapping[str, Any], value: Any) -> list[tuple[str, str]]
             out.append(("minLength", f"{value!r} is too short"))
         if "maxLength" in prop and len(value) > prop["maxLength"]:
             out.append(("maxLength", f"{value!r} is too long"))
-        if "pattern" in prop and re.search(prop["pattern"], value) is None:
+        if "pattern" in prop and not patterns.search(prop["pattern"], value):
             out.append(("pattern", f"{value!r} does not match {prop['pattern']!r}"))
     return out
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from flowrun.engine.loader import diagrams_in
 from flowrun.engine.validate._common import CAMUNDA_TAG, NAMESPACES, Context, split_fix
 from flowrun.engine.xml import BPMN_TAG, parse_bytes, read_bytes
 from flowrun.errors import FormError, ModelError
@@ -52,9 +53,9 @@ def _form_ref(task: Any) -> dict[str, Any] | None:
         return {"fields": [_camunda_field(f) for f in fields], "key": task.get(CAMUNDA_TAG + "formKey")}
     key = task.get(CAMUNDA_TAG + "formKey")
     if key:
-        return {"key": key}
+        return {"key": key, "attribute": "camunda:formKey"}
     key = (spiff_extensions(task).get("properties") or {}).get("formJsonSchemaFilename")
-    return {"key": key} if key else None
+    return {"key": key, "attribute": "formJsonSchemaFilename"} if key else None
 
 
 def _topic(task: Any) -> str | None:
@@ -83,7 +84,8 @@ def check_calls(ctx: Context) -> None:
             known = ", ".join(sorted(own | set(index.processes))[:10]) or "none"
             ctx.add(
                 call,
-                f'calls the process "{called}", which is in neither this file nor the other files of {folder}',
+                f'calls the process "{called}", which is in neither this file nor the other files of {folder}'
+                + _passed_over(index),
                 f"add a file defining it to {folder}, or fix the Called element (processes found: {known})",
             )
     from flowrun.engine._parser import DecisionTaskParser
@@ -100,7 +102,7 @@ def check_calls(ctx: Context) -> None:
             known = ", ".join(sorted(d for d, first in index.decisions.items() if first)[:10]) or "none"
             ctx.add(
                 task,
-                f'the decision "{ref}" is not in any .dmn file of {folder}',
+                f'the decision "{ref}" is not in any .dmn file of {folder}' + _passed_over(index),
                 f"add the DMN file to {folder}, or fix the decision id (decisions found: {known})",
             )
         elif not index.decisions[ref]:
@@ -115,28 +117,29 @@ def check_calls(ctx: Context) -> None:
 class _Index:
     processes: frozenset[str]
     decisions: Mapping[str, bool]  # decision id -> is it the first of its file
+    passed_over: tuple[str, ...] = ()  # links that lead out of the folder, not read
+
+
+def _passed_over(index: _Index) -> str:
+    if not index.passed_over:
+        return ""
+    names = ", ".join(index.passed_over[:5])
+    return f" ({names}: symbolic links that lead out of the folder, which flowrun does not follow)"
 
 
 def _folder_index(folder: Path, exclude: Path) -> _Index:
-    try:
-        files = sorted(
-            p
-            for p in folder.iterdir()
-            if p.is_file() and (p.suffix.lower() in (".bpmn", ".dmn") or p.name.endswith(".bpmn20.xml"))
-        )
-    except OSError:
-        files = []
     processes: set[str] = set()
     decisions: dict[str, bool] = {}
-    for p in files:
-        if p.resolve() == exclude.resolve():
+    passed_over: list[str] = []
+    for p in diagrams_in(folder, passed_over):
+        if p == exclude.resolve():
             continue
         stat = p.stat()
         procs, decs = _ids_of(p, stat.st_mtime_ns, stat.st_size)
         processes |= procs
         for i, d in enumerate(decs):
             decisions.setdefault(d, i == 0)
-    return _Index(frozenset(processes), decisions)
+    return _Index(frozenset(processes), decisions, tuple(passed_over))
 
 
 @lru_cache(maxsize=1024)
