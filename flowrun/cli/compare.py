@@ -26,7 +26,9 @@ GROUP_HELP = "VARIANT, @PILOT or VARIANT@PILOT"
 @click.option("--pilot", help="Only cases of this pilot, in both groups.")
 @click.option("--since", metavar="DATE", help="Only cases started on or after DATE (or an ISO 8601 time).")
 @click.option("--until", metavar="DATE", help="Only cases started up to the end of DATE (or before a time).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap intervals.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the bootstrap intervals."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every number as JSON (durations in seconds).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the KPI table as CSV.")
 @pass_app
