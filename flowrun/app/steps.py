@@ -131,8 +131,10 @@ def task_form(project: Project, task: TaskRecord) -> Form | None:
 def get_task(project: Project, ref: str) -> TaskRecord:
     """A task by its ref number (as the inbox shows it)."""
     text = ref.strip().lstrip("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise NotFoundError(f"'{ref}' is not a task ref; refs are the numbers 'flowrun tasks' shows")
+    if len(text) > 19 or int(text) >= 2**63:  # no database holds a larger id
+        raise NotFoundError(f"no task with ref {text[:20]}; see 'flowrun tasks' for the open ones")
     with project.store.read(snapshot=False) as tx:
         task = tx.task_by_ref(int(text))
     if task is None:

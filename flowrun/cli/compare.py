@@ -110,6 +110,8 @@ CSV_COLUMNS = (
 
 def kpi_csv(result: Comparison) -> str:
     """The KPI table as CSV, one row per KPI; durations in seconds, empty cells where there is no value."""
+    from flowrun.eventlog import spreadsheet_text
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -121,7 +123,8 @@ def kpi_csv(result: Comparison) -> str:
         ]
         low, high = k.ci95 if k.ci95 is not None else (None, None)
         row = [k.kpi, k.unit, k.statistic, *sides, k.diff, k.rel_diff, low, high, k.p_value, k.test]
-        writer.writerow(["" if v is None else v for v in row] + [str(k.significant).lower(), str(k.too_small).lower()])
+        cells = ["" if v is None else spreadsheet_text(v) for v in row]
+        writer.writerow([*cells, str(k.significant).lower(), str(k.too_small).lower()])
     return out.getvalue()
 
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowrun.errors import FlowrunError
+from flowrun.errors import FlowrunError, NotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,8 +22,9 @@ class NumberRef(click.ParamType):  # type: ignore[type-arg]
     """A task ref or incident number: ASCII digits (a leading ``#`` allowed) from 1 to :data:`MAX_ID`.
 
     Checked when the command line is parsed, so a number no database can hold says
-    there is no such task or incident instead of failing in the database driver.
-    The value stays text: the use cases take refs as typed.
+    there is no such task or incident instead of failing in the database driver. The
+    refusal is a :class:`~flowrun.errors.NotFoundError` (exit 1, as for a number that
+    fits but names nothing). The value stays text: the use cases take refs as typed.
     """
 
     name = "number"
@@ -36,10 +37,10 @@ class NumberRef(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip().lstrip("#")
         if not (text.isascii() and text.isdigit()):
-            self.fail(f"'{value}' is not {self.what}; see '{self.listing}'", param, ctx)
+            raise NotFoundError(f"'{value}' is not {self.what}; see '{self.listing}' for the numbers there are")
         if len(text) > 19 or not 0 < int(text) <= MAX_ID:
             shown = text if len(text) <= 30 else text[:20] + "..."
-            self.fail(f"{self.none} {shown}; see '{self.listing}' for the ones there are", param, ctx)
+            raise NotFoundError(f"{self.none} {shown}; see '{self.listing}' for the ones there are")
         return str(value)
 
 

@@ -83,6 +83,7 @@ RUNNING: Table = (
     ),
 )
 
+
 def correlating(kind: str, name: str, blame: Callable[[], str]) -> Table:
     """The table for catching the ``kind`` ``name``: its correlation expressions run on the payload.
 

@@ -336,7 +336,7 @@ class Run:
             return ""
         spec, prop = found[0]
         return (
-            f"{spec.bpmn_id} (\"{spec.bpmn_name or spec.bpmn_id}\"): "
+            f'{spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}"): '
             f"its correlation property {prop.name} = {prop.retrieval_expression!r}"
         )
 
