@@ -50,8 +50,8 @@ def check_limits(data: Any, source: str) -> None:
                 stack.append((item, depth + 1, where))
         elif isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT < value < _MAX_INT:
             raise DataError(
-                f"{source}: '{path or 'the data'}' is a number of more than {MAX_DIGITS} digits, the limit; "
-                "give it as text (in quotes)"
+                f"{source}: {f'the number at {path}' if path else 'the number'} has more than {MAX_DIGITS} "
+                "digits, the limit; give it as text (in quotes)"
             )
 
 
