@@ -56,7 +56,7 @@ def data_options(fn: F) -> F:
     fn = click.option(
         "--data-file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="A JSON or YAML file of field values.",
+        help="A JSON or YAML file of field values (at most $FLOWRUN_MAX_DATA_MB, default 16 MB; no YAML aliases).",
     )(fn)
     return click.option(
         "--data",
