@@ -22,20 +22,10 @@ from flowrun import app
 from flowrun.config import load_yaml
 from flowrun.errors import ProjectError, ScriptError
 from flowrun.forms.data import MAX_DEPTH, MAX_DIGITS, check_limits
-from tests.helpers import db_path, flowrun_executable, query
+from tests.helpers import flowrun_executable, query
+from tests.test_hostile import rows
 
 EVENTS = Path(__file__).parent / "data" / "events"
-
-
-def rows(project_dir: Path) -> tuple[list[tuple[Any, ...]], ...]:
-    """Everything a refused command must leave alone."""
-    if not db_path(project_dir).exists() and "postgresql" not in (project_dir / "flowrun.yaml").read_text():
-        return ([], [], [])
-    return (
-        query(project_dir, "SELECT id, version, status, data, state FROM instances ORDER BY id"),
-        query(project_dir, "SELECT * FROM tasks ORDER BY id"),
-        query(project_dir, "SELECT * FROM events ORDER BY id"),
-    )
 
 
 def refused(result: Result, code: int, *words: str) -> str:
