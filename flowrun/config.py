@@ -7,6 +7,7 @@ resolved against the project folder, so a project can be moved or shared.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,102 @@ from flowrun.errors import ProjectError
 from flowrun.models import ServicePolicy
 
 CONFIG_NAME = "flowrun.yaml"
+#: Largest data a user hands flowrun in one piece (a ``--data-file``, a ``send`` payload), in MB;
+#: ``FLOWRUN_MAX_DATA_MB`` changes it. A ``flowrun.yaml`` may hold at most 1 MB.
+DEFAULT_MAX_DATA_MB = 16.0
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def max_data_bytes() -> int:
+    """The data size limit in bytes: ``FLOWRUN_MAX_DATA_MB`` (default 16), as a whole number of bytes.
+
+    Raises:
+        ProjectError: the variable is not a positive number.
+    """
+    text = os.environ.get("FLOWRUN_MAX_DATA_MB", "").strip()
+    if not text:
+        return int(DEFAULT_MAX_DATA_MB * 1_000_000)
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = float("nan")
+    if not 0 < mb < 1e6:
+        raise ProjectError(f"FLOWRUN_MAX_DATA_MB='{text}' is not a size in MB; set it to a number such as 16")
+    return max(1, int(mb * 1_000_000))
+
+
+def read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused above ``limit`` before they are all read into memory.
+
+    Reads at most ``limit + 1`` bytes, so a FIFO or a device such as ``/dev/zero`` is refused
+    as well as a huge file.
+
+    Raises:
+        OSError: the file cannot be read.
+        ProjectError: it holds more than ``limit`` bytes; the message names ``what`` and the limit.
+    """
+    with path.open("rb") as stream:
+        raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ProjectError(f"{path}: {what} is larger than {_size(limit)}, the limit; {_size_fix(what)}")
+    return raw
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n} bytes"
+
+
+def _size_fix(what: str) -> str:
+    if what == CONFIG_NAME:
+        return "a flowrun.yaml holds settings only; move data out of it"
+    return "send less data, or raise FLOWRUN_MAX_DATA_MB"
+
+
+def load_yaml(text: str | bytes, source: str) -> Any:
+    """Parse YAML the one way flowrun reads it: safe types, no aliases, bounded nesting.
+
+    An anchor with aliases (``&a`` ... ``*a``) is refused outright: aliases are how a
+    few hundred bytes expand to billions of nodes ("billion laughs"), and data and
+    settings never need them. Nesting deeper than Python's recursion can follow is
+    refused too.
+
+    Raises:
+        ProjectError: the text is not valid YAML or uses aliases; the message names
+            ``source`` and the line.
+    """
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass, see _loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProjectError(f"{where}: invalid YAML ({problem}); fix the file") from None
+    except RecursionError:
+        raise ProjectError(f"{source}: the YAML is nested too deeply; flatten it") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ProjectError(f"{source}: a number has too many digits to read; write it as quoted text") from None
+
+
+@functools.cache
+def _loader() -> Any:
+    """A ``yaml.SafeLoader`` that refuses aliases (built on first use: yaml is imported lazily)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"the alias *{event.anchor} repeats an anchor; aliases are not allowed, write the value out",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 #: A name that is a URL: ``scheme://...``, or ``file:``/``http:``/``https:``/``ftp:``/``data:`` without slashes.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|(?:file|https?|ftp|data):", re.IGNORECASE)
@@ -135,15 +232,8 @@ def find_project(start: Path | None = None, explicit: Path | None = None) -> Set
 
 def load_settings(path: Path) -> Settings:
     """Read one ``flowrun.yaml``; see :func:`find_project`."""
-    import yaml
-
     try:
-        raw = yaml.safe_load(path.read_bytes()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProjectError(f"{where}: invalid YAML ({problem}); fix the file") from None
+        raw = load_yaml(read_limited(path, MAX_CONFIG_BYTES, CONFIG_NAME), str(path)) or {}
     except OSError as exc:
         raise ProjectError(f"cannot read {path}: {exc.strerror}") from None
     if not isinstance(raw, dict):

@@ -397,3 +397,129 @@ def test_awkward_text_survives_export_and_import():
     [task] = case.tasks
     assert (task.activity, task.lane, task.resource, task.activity_id) == row[1:4] + (row[7],)
     assert (task.enable, task.start, task.end) == (T0, None, T0 + timedelta(seconds=60.25))
+
+
+# -- large files: streamed, bounded, located ------------------------------------------------
+
+
+def crm_log(rows: int, seed: int = 1) -> bytes:
+    """A log of ``rows`` tasks in cases of five, the cases interleaved (a case's rows are not together)."""
+    import random
+
+    rnd = random.Random(seed)
+    lines = ["case_id,activity,lane,resource,start_time,end_time"]
+    cases = rows // 5
+    order = [(c, step) for step in range(5) for c in range(cases)]
+    rnd.shuffle(order)
+    for c, step in order:
+        day = f"2026-03-0{1 + step}"
+        lines.append(f"K{c:07d},Step {step} ✓,Desk,agent{c % 7},{day}T09:00:00Z,{day}T09:30:00Z")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def scanned_cases(data: bytes, source: str = "log.csv") -> tuple[str, list[tuple[str, tuple[Any, ...]]]]:
+    scanned = eventlog.scan_log(io.BytesIO(data), source, size=len(data))
+    try:
+        return scanned.sha256, sorted((c.case_id, tuple(c.tasks)) for c in scanned.cases())
+    finally:
+        scanned.close()
+
+
+def test_scan_reads_across_chunk_and_file_boundaries_as_read_cases_does(monkeypatch):
+    """Tiny chunks (CRLF, multi-byte characters and BOM cut in two) and many spill files give the same cases."""
+    from flowrun.eventlog import _spill
+
+    data = b"\xef\xbb\xbf" + crm_log(400).replace(b"\n", b"\r\n")
+    expected = sorted(
+        (c.case_id, tuple(c.tasks))
+        for c in eventlog.read_cases(io.StringIO(data.decode("utf-8-sig"), newline=""), "log.csv")
+    )
+    for chunk, share in ((7, 1), (3, 500), (1 << 20, 1 << 20)):
+        monkeypatch.setattr(_spill, "CHUNK", chunk)
+        monkeypatch.setattr(_spill, "SHARE", share)
+        sha, cases = scanned_cases(data)
+        assert sha == hashlib.sha256(data).hexdigest()
+        assert cases == expected, (chunk, share)
+    assert len(expected) == 80
+    assert {len(tasks) for _, tasks in expected} == {5}
+
+
+def test_scan_names_the_byte_where_utf8_ends_deep_in_the_file(monkeypatch):
+    """The offset of a bad byte is counted from the start of the file, not of the chunk."""
+    from flowrun.eventlog import _spill
+
+    monkeypatch.setattr(_spill, "CHUNK", 64)
+    good = crm_log(50)
+    data = good + b"K9,Pr\xfcfung,Desk,x,2026-03-02T09:00:00Z,\n"
+    with pytest.raises(DataError, match=rf"is not UTF-8 text \(byte {len(good) + 5}\)"):
+        scanned_cases(data)
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b'K1,"never closed,Desk,x,2026-03-02T09:00:00Z,\n' + b"x" * 200_000, "line 53: field larger than field limit"),
+        (b"K1,Two,2026-03-02T09:00:00Z\n", "line 52: 3 fields but the header has 6"),
+    ],
+    ids=["unclosed-quote", "short-row"],
+)
+def test_malformed_record_late_in_a_log_names_its_line(tail, message):
+    """A broken record is reported by line, however far into the file, without reading the rest into one field."""
+    with pytest.raises(DataError, match=message):
+        scanned_cases(crm_log(50) + tail)
+
+
+def test_bad_rows_are_listed_up_to_a_limit_and_counted(project, tmp_path):
+    """Hundreds of bad rows: the first ones listed, the rest counted, nothing imported."""
+    from flowrun.eventlog.importer import MAX_PROBLEMS
+
+    bad = "".join(f"K{i},Step,Desk,x,not a time,\n" for i in range(MAX_PROBLEMS + 150))
+    path = tmp_path / "bad.csv"
+    path.write_bytes(crm_log(10) + bad.encode())
+    with pytest.raises(DataError) as caught:
+        app.import_log(project, path, "complaint", "x")
+    assert f"has {MAX_PROBLEMS + 150} bad row(s); nothing was imported" in caught.value.message
+    assert len(caught.value.problems) == MAX_PROBLEMS + 1
+    assert caught.value.problems[-1] == "... and 150 more problem(s) not listed"
+    assert app.instances(project) == []
+
+
+def test_scan_memory_does_not_grow_with_the_log(monkeypatch):
+    """Ten times the log, about the same peak memory: the tasks wait in temporary files, a share at a time."""
+    import tracemalloc
+
+    from flowrun.eventlog import _spill
+
+    monkeypatch.setattr(_spill, "SHARE", 40_000)  # (and chunks smaller than the small log, as 1 MB is in use)
+    monkeypatch.setattr(_spill, "CHUNK", 4096)
+
+    def peak(data: bytes) -> int:
+        tracemalloc.start()
+        try:
+            scanned = eventlog.scan_log(io.BytesIO(data), "log.csv", size=len(data))
+            try:
+                for _ in scanned.cases():
+                    pass
+            finally:
+                scanned.close()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = crm_log(500), crm_log(5_000)
+    ratio = peak(large) / peak(small)
+    assert ratio < 2.5, f"peak memory grew {ratio:.1f} times for a 10 times larger log"
+
+
+def test_import_streams_and_reports_progress(project, tmp_path):
+    """The app reports bytes read and tasks stored; the result counts every case of an interleaved log."""
+    path = tmp_path / "crm.csv"
+    data = crm_log(500)
+    path.write_bytes(data)
+    seen: list[tuple[str, int, int]] = []
+    result = app.import_log(project, path, "complaint", "crm", progress=lambda *p: seen.append(p))
+    assert (result.cases, result.tasks) == (100, 500)
+    assert seen[0][0] == "reading"
+    assert ("reading", len(data), len(data)) in seen
+    assert seen[-1] == ("storing", 500, 500)
+    assert result.sha256 == hashlib.sha256(data).hexdigest()

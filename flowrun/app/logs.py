@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -32,10 +31,10 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import TextIO
 
-    from flowrun.eventlog import ColumnMapping, ImportedCase, LogStats
+    from flowrun.eventlog import ColumnMapping, ImportedCase, LogStats, ScannedLog
 
 #: Event log formats ``export_log`` writes.
 LOG_FORMATS = ("csv", "xes", "ocel")
@@ -158,6 +157,10 @@ class ImportResult:
     tasks: int
 
 
+#: Reports import progress: ``(stage, done, total)``; stage ``reading`` counts bytes, ``storing`` tasks.
+Progress = Callable[[str, int, int], None]
+
+
 def import_log(
     project: Project,
     path: Path,
@@ -165,6 +168,7 @@ def import_log(
     variant: str,
     pilot: str | None = None,
     mapping: ColumnMapping | None = None,
+    progress: Progress | None = None,
 ) -> ImportResult:
     """Bring a task log recorded outside flowrun (CRM export, spreadsheet) into the store.
 
@@ -175,36 +179,56 @@ def import_log(
     nothing is imported. The file's sha256 keys a stand-in model row, which
     also refuses importing the same file twice.
 
+    The file is streamed: read once in chunks to check it (tasks kept in temporary
+    files, see :func:`flowrun.eventlog.scan_log`), then stored in one transaction,
+    a share of the cases at a time, so memory stays bounded for a log of any size.
+
     Args:
         pilot: the pilot of every case; None takes it from the file's pilot column, if any.
         mapping: the file's columns and time format; None reads flowrun's own CSV export.
+        progress: told how far reading and storing got (for a progress bar).
 
     Raises:
         NotFoundError: the file cannot be read, or ``process`` is not a family of the project.
         DataError: rows are bad (every one is listed with its line number).
         StateError: this file was imported before.
     """
-    import io
-
-    from flowrun.eventlog import read_cases
-    from flowrun.store import count_imported, insert_imported
+    from flowrun.eventlog import scan_log
 
     display = project.settings.rel(path)
     try:
-        raw = path.read_bytes()
+        stream = path.open("rb")
+        size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
         raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
+    with stream:
+        _check_family(project, process)
+        report = None if progress is None else lambda done: progress("reading", done, size)
+        try:
+            scanned = scan_log(stream, display, mapping, {"process": process, "variant": variant}, size, report)
+        except OSError as exc:
+            raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{display} is not UTF-8 text (byte {exc.start}); save it as UTF-8 (in Excel: 'CSV UTF-8')"
-        ) from None
-    _check_family(project, process)
-    cases = read_cases(io.StringIO(text, newline=""), display, mapping, {"process": process, "variant": variant})
-    sha = hashlib.sha256(raw).hexdigest()
+        return _store_imported(project, scanned, display, process, variant, pilot, progress)
+    finally:
+        scanned.close()
+
+
+def _store_imported(
+    project: Project,
+    scanned: ScannedLog,
+    display: str,
+    process: str,
+    variant: str,
+    pilot: str | None,
+    progress: Progress | None,
+) -> ImportResult:
+    """Store the checked cases of one file in one transaction, 1000 cases at a time."""
+    from flowrun.store import count_imported, insert_imported
+
+    sha = scanned.sha256
     now = project.clock.now()
-    tasks = running = 0
+    cases = tasks = running = 0
     with project.store.write() as tx:
         before = count_imported(tx, sha)
         if before:
@@ -212,13 +236,26 @@ def import_log(
                 f"{display} was imported before ({before} cases); importing it again would count them twice"
             )
         tx.ensure_model(sha, IMPORTED_PROCESS_ID, display, "{}", now)
-        for start in range(0, len(cases), 1000):
-            batch = [_imported_instance(c, sha, display, process, variant, pilot) for c in cases[start : start + 1000]]
+        for chunk in _chunks(scanned.cases(), 1000):
+            batch = [_imported_instance(c, sha, display, process, variant, pilot) for c in chunk]
             insert_imported(tx, batch, now)
             tx.add_events([e for rec, recs in batch for e in _imported_events(rec, recs, display)])
-            tasks += sum(len(recs) for _, recs in batch)
+            cases, tasks = cases + len(batch), tasks + sum(len(recs) for _, recs in batch)
             running += sum(1 for rec, _ in batch if rec.status == RUNNING)
-    return ImportResult(display, sha, process, variant, pilot, len(cases), running, tasks)
+            if progress is not None:
+                progress("storing", tasks, scanned.tasks)
+    return ImportResult(display, sha, process, variant, pilot, cases, running, tasks)
+
+
+def _chunks(items: Iterable[ImportedCase], size: int) -> Iterator[list[ImportedCase]]:
+    chunk: list[ImportedCase] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _imported_instance(

@@ -40,8 +40,21 @@ if TYPE_CHECKING:
     from flowrun.store import Tx
 
 
-def start(project: Project, target: str, data: Mapping[str, Any] | None = None, pilot: str | None = None) -> StepResult:
-    """Start an instance of a process and run its automated steps until the first wait."""
+def start(
+    project: Project,
+    target: str,
+    data: Mapping[str, Any] | None = None,
+    pilot: str | None = None,
+    *,
+    message: tuple[str, str] | None = None,
+) -> StepResult:
+    """Start an instance of a process and run its automated steps until the first wait.
+
+    Args:
+        message: ``(kind, name)`` of a message or signal to deliver (with ``data`` as its
+            payload) before anything is saved, so an instance whose start event cannot
+            catch it (a failing correlation) is not saved at all.
+    """
     family, variant, path = resolve_process(project, target)
     s = project.settings
     display = s.rel(path)
@@ -58,6 +71,7 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
     instance_id = uuid.uuid4().hex
     run = project.engine.start(spec, dict(data or {}), key=sha, source=display, instance_id=instance_id)
     now = project.clock.now()
+    caught = message is not None and run.deliver(*message, dict(data or {}))
     records = run.drain()
     rec = InstanceRecord(
         id=instance_id,
@@ -84,6 +98,10 @@ def start(project: Project, target: str, data: Mapping[str, Any] | None = None, 
         tx.save_tasks(rec.id, records)
         events = [EventRow(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
         events += task_events(rec.id, records)
+        if message is not None and caught:
+            kind, name = message
+            detail = {"name": name, "data": dict(data or {})}
+            events.append(EventRow(rec.id, None, now, f"{kind}_received", None, detail))
         if run.completed:
             events.append(EventRow(rec.id, None, now, "instance_completed", None))
         tx.add_events(events)
@@ -113,8 +131,10 @@ def task_form(project: Project, task: TaskRecord) -> Form | None:
 def get_task(project: Project, ref: str) -> TaskRecord:
     """A task by its ref number (as the inbox shows it)."""
     text = ref.strip().lstrip("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise NotFoundError(f"'{ref}' is not a task ref; refs are the numbers 'flowrun tasks' shows")
+    if len(text) > 19 or int(text) >= 2**63:  # no database holds a larger id
+        raise NotFoundError(f"no task with ref {text[:20]}; see 'flowrun tasks' for the open ones")
     with project.store.read(snapshot=False) as tx:
         task = tx.task_by_ref(int(text))
     if task is None:

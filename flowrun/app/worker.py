@@ -18,8 +18,10 @@ from flowrun.app.steps import start
 from flowrun.app.views import resolve_instance
 from flowrun.errors import (
     ConflictError,
+    DataError,
     FlowrunError,
     NotFoundError,
+    ScriptError,
 )
 from flowrun.models import (
     INSTANCE_ERROR,
@@ -113,8 +115,10 @@ def retry(project: Project, incident_id: str) -> StepResult:
         NotFoundError: no such open incident.
     """
     text = incident_id.strip().lstrip("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise NotFoundError(f"'{incident_id}' is not an incident number; see 'flowrun incidents'")
+    if len(text) > 19 or int(text) >= 2**63:  # no database holds a larger id
+        raise NotFoundError(f"no open incident {text[:20]}; see 'flowrun incidents'")
     now = project.clock.now()
     with project.store.read() as tx:
         found = tx.get_incident(int(text))
@@ -167,19 +171,36 @@ def send(
     With no waiting instance, a message starts the processes of the project whose
     message start event catches it.
 
+    Each instance takes the message in a step of its own. When it cannot (a correlation
+    expression of its diagram fails), that instance is left as it was, the others still
+    get the message, and the failure is raised after them.
+
     Raises:
         NotFoundError: nothing waits for it and no process starts with it.
+        DataError: the payload is beyond the data limits (see :func:`flowrun.forms.data.check_limits`).
+        ScriptError: an instance could not take it; the message names the diagram, the
+            expression and the reason, and the instances that did take it.
     """
+    from flowrun.forms.data import check_limits
+
+    check_limits(dict(data or {}), f"the data of the {kind} '{name}'")
     payload = jsonable(dict(data or {}))
     now = project.clock.now()
     with project.store.read() as tx:
         iid = resolve_instance(tx, instance) if instance else None
         targets = tx.instances_waiting_for(f"{kind}:{name}", iid)
     results = []
+    failed: list[tuple[str, FlowrunError]] = []
     for target in targets:
-        done = _deliver(project, target, kind, name, payload, now, only_running=True)
+        try:
+            done = _deliver(project, target, kind, name, payload, now)
+        except (ScriptError, DataError) as exc:
+            failed.append((target, exc))
+            continue
         if done is not None:
             results.append(done)
+    if failed:
+        raise _not_delivered(kind, name, failed, results)
     if results or iid is not None:
         if not results:
             raise NotFoundError(
@@ -187,15 +208,27 @@ def send(
             )
         return results
     for family, variant, path in _starters(project, kind, name):
-        started = start(project, f"{family}:{variant}" if variant != "default" else str(path), payload)
-        started = _deliver(project, started.instance, kind, name, payload, now, only_running=False) or started
-        results.append(started)
+        target = f"{family}:{variant}" if variant != "default" else str(path)
+        results.append(start(project, target, payload, message=(kind, name)))
     if not results:
         raise NotFoundError(
             f"no instance waits for the {kind} '{name}' and no process starts with it; "
             "check the name against the diagram (see 'flowrun show ID' for what an instance waits for)"
         )
     return results
+
+
+def _not_delivered(
+    kind: str, name: str, failed: list[tuple[str, FlowrunError]], results: list[StepResult]
+) -> FlowrunError:
+    """One error for the instances that could not take the message, naming those that did."""
+    first_id, first = failed[0]
+    text = f"instance {first_id[:8]}: {first.message}"
+    if len(failed) > 1:
+        text += f" (and {len(failed) - 1} more instance(s): {', '.join(i[:8] for i, _ in failed[1:])})"
+    if results:
+        text += f"; the {kind} was delivered to {', '.join(r.instance[:8] for r in results)}"
+    return type(first)(text)
 
 
 def _deliver(
@@ -205,13 +238,12 @@ def _deliver(
     name: str,
     payload: dict[str, Any],
     now: datetime,
-    only_running: bool,
 ) -> StepResult | None:
-    """Deliver a message or signal to one instance; None when it was not waiting for it."""
+    """Deliver a message or signal to one running instance; None when it was not waiting for it."""
     delivered = False
 
     def check(tx: Tx, inst: InstanceRecord) -> Any:
-        return SKIP if only_running and inst.status != RUNNING else None
+        return SKIP if inst.status != RUNNING else None
 
     def act(run: Run, inst: InstanceRecord, _: Any) -> bool:
         nonlocal delivered

@@ -26,7 +26,9 @@ GROUP_HELP = "VARIANT, @PILOT or VARIANT@PILOT"
 @click.option("--pilot", help="Only cases of this pilot, in both groups.")
 @click.option("--since", metavar="DATE", help="Only cases started on or after DATE (or an ISO 8601 time).")
 @click.option("--until", metavar="DATE", help="Only cases started up to the end of DATE (or before a time).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap intervals.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the bootstrap intervals."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every number as JSON (durations in seconds).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the KPI table as CSV.")
 @pass_app
@@ -108,6 +110,8 @@ CSV_COLUMNS = (
 
 def kpi_csv(result: Comparison) -> str:
     """The KPI table as CSV, one row per KPI; durations in seconds, empty cells where there is no value."""
+    from flowrun.eventlog import spreadsheet_text
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -119,7 +123,8 @@ def kpi_csv(result: Comparison) -> str:
         ]
         low, high = k.ci95 if k.ci95 is not None else (None, None)
         row = [k.kpi, k.unit, k.statistic, *sides, k.diff, k.rel_diff, low, high, k.p_value, k.test]
-        writer.writerow(["" if v is None else v for v in row] + [str(k.significant).lower(), str(k.too_small).lower()])
+        cells = ["" if v is None else spreadsheet_text(v) for v in row]
+        writer.writerow([*cells, str(k.significant).lower(), str(k.too_small).lower()])
     return out.getvalue()
 
 

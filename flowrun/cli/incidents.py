@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from flowrun.cli.context import AppContext, pass_app
-from flowrun.cli.options import json_option
+from flowrun.cli.options import INCIDENT, json_option
 from flowrun.cli.render import echo_json, echo_ready, step_json
 
 
@@ -62,7 +62,7 @@ def incidents_cmd(app: AppContext, include_resolved: bool, as_json: bool) -> Non
 
 
 @click.command("retry")
-@click.argument("incident")
+@click.argument("incident", type=INCIDENT)
 @json_option
 @pass_app
 def retry_cmd(app: AppContext, incident: str, as_json: bool) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +147,8 @@ def import_log_cmd(
         timezone=timezone,
         delimiter=_delimiter(delimiter),
     )
-    result = import_log(app.project, file, family, variant, pilot, mapping)
+    with _progress_bar() as progress:
+        result = import_log(app.project, file, family, variant, pilot, mapping, progress)
     if as_json:
         echo_json(
             {
@@ -166,6 +169,28 @@ def import_log_cmd(
         f"imported {result.cases} case(s){running} with {result.tasks} task(s) from {result.file} "
         f"as {result.process}:{result.variant}{pilot_text}"
     )
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on standard error while a log is imported, when that is a terminal (else None)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = {"reading": "checking the rows", "storing": "storing the tasks"}.get(stage, stage)
+                tasks[stage] = bar.add_task(label, total=total or None)
+            bar.update(tasks[stage], completed=done)
+
+        yield report
 
 
 def _delimiter(text: str) -> str:

@@ -9,7 +9,43 @@ from typing import Any, TypeVar
 
 import click
 
+from flowrun.errors import FlowrunError, NotFoundError
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: The largest id the database holds (a signed 64-bit integer, on SQLite and PostgreSQL alike).
+MAX_ID = 2**63 - 1
+
+
+class NumberRef(click.ParamType):  # type: ignore[type-arg]
+    """A task ref or incident number: ASCII digits (a leading ``#`` allowed) from 1 to :data:`MAX_ID`.
+
+    Checked when the command line is parsed, so a number no database can hold says
+    there is no such task or incident instead of failing in the database driver. The
+    refusal is a :class:`~flowrun.errors.NotFoundError` (exit 1, as for a number that
+    fits but names nothing). The value stays text: the use cases take refs as typed.
+    """
+
+    name = "number"
+
+    def __init__(self, what: str, none: str, listing: str) -> None:
+        self.what = what  # "a task ref"
+        self.none = none  # "no task with ref"
+        self.listing = listing
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lstrip("#")
+        if not (text.isascii() and text.isdigit()):
+            raise NotFoundError(f"'{value}' is not {self.what}; see '{self.listing}' for the numbers there are")
+        if len(text) > 19 or not 0 < int(text) <= MAX_ID:
+            shown = text if len(text) <= 30 else text[:20] + "..."
+            raise NotFoundError(f"{self.none} {shown}; see '{self.listing}' for the ones there are")
+        return str(value)
+
+
+TASK_REF = NumberRef("a task ref", "no task with ref", "flowrun tasks")
+INCIDENT = NumberRef("an incident number", "no incident", "flowrun incidents")
 
 
 def json_option(fn: F) -> F:
@@ -20,7 +56,7 @@ def data_options(fn: F) -> F:
     fn = click.option(
         "--data-file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="A JSON or YAML file of field values.",
+        help="A JSON or YAML file of field values (at most $FLOWRUN_MAX_DATA_MB, default 16 MB; no YAML aliases).",
     )(fn)
     return click.option(
         "--data",
@@ -43,26 +79,42 @@ def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def read_data_file(path: Path | None) -> dict[str, Any]:
-    """Values from a JSON or YAML file (a mapping at the top level)."""
+    """Values from a JSON or YAML file (a mapping at the top level), held to the data limits.
+
+    The file is refused above ``FLOWRUN_MAX_DATA_MB`` before it is read whole, YAML
+    aliases are refused (see :func:`flowrun.config.load_yaml`), and the values are held
+    to :func:`flowrun.forms.data.check_limits` (nesting depth, digits).
+    """
     if path is None:
         return {}
+    from flowrun.config import load_yaml, max_data_bytes, read_limited
+    from flowrun.forms.data import check_limits, parse_json
+
+    hint = "--data-file"
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_limited(path, max_data_bytes(), "the data file")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise click.BadParameter(
-            f"{path} is not UTF-8 text; save it as a UTF-8 JSON or YAML file", param_hint="--data-file"
+            f"{path} is not UTF-8 text; save it as a UTF-8 JSON or YAML file", param_hint=hint
         ) from None
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--data-file") from None
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=hint) from None
+    except FlowrunError as exc:  # too large
+        raise click.BadParameter(exc.message, param_hint=hint) from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            value = yaml.safe_load(text)
+            value = load_yaml(text, str(path))
+            check_limits(value, str(path))
         else:
-            value = json.loads(text)
-    except (ValueError, Exception) as exc:  # noqa: BLE001 - yaml and json errors alike
-        raise click.BadParameter(f"{path} is not valid JSON or YAML: {exc}", param_hint="--data-file") from None
+            value = parse_json(text, str(path))
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file (a .yaml or .yml file is read as YAML)",
+            param_hint=hint,
+        ) from None
+    except FlowrunError as exc:
+        raise click.BadParameter(exc.message, param_hint=hint) from None
     if not isinstance(value, dict):
-        raise click.BadParameter(f"{path} must hold an object of field values", param_hint="--data-file")
+        raise click.BadParameter(f"{path} must hold an object of field values", param_hint=hint)
     return value

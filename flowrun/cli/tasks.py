@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from flowrun.cli.context import AppContext, pass_app
-from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
+from flowrun.cli.options import TASK_REF, data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.render import echo_json, echo_ready, step_json
 from flowrun.models import Form, FormField
 
@@ -42,7 +42,7 @@ def tasks_cmd(app: AppContext, instance: str | None, lane: str | None, family: s
 
 
 @click.command("claim")
-@click.argument("ref")
+@click.argument("ref", type=TASK_REF)
 @click.option("--as", "actor", help="Who takes the task (default: $FLOWRUN_USER or your login).")
 @json_option
 @pass_app
@@ -59,7 +59,7 @@ def claim_cmd(app: AppContext, ref: str, actor: str | None, as_json: bool) -> No
 
 
 @click.command("do")
-@click.argument("ref")
+@click.argument("ref", type=TASK_REF)
 @data_options
 @click.option("--as", "actor", help="Who completes the task (default: $FLOWRUN_USER or your login).")
 @click.option(

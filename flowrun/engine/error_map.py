@@ -83,6 +83,29 @@ RUNNING: Table = (
     ),
 )
 
+
+def correlating(kind: str, name: str, blame: Callable[[], str]) -> Table:
+    """The table for catching the ``kind`` ``name``: its correlation expressions run on the payload.
+
+    ``blame`` names the catching element and the expression that failed; it is asked only
+    after a failure.
+    """
+
+    def make(exc: Any) -> ScriptError:
+        text = (str(exc).splitlines() or [""])[0].rstrip(".")
+        reason = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+        if isinstance(exc, SandboxError):
+            reason = f"refused: {text}"
+        culprit = blame()
+        where = f" at {culprit}" if culprit else ""
+        return ScriptError(
+            f"the {kind} '{name}' cannot be correlated{where}: {reason}; nothing was delivered - "
+            "fix the correlation expression in the diagram, or send the data it reads"
+        )
+
+    return ((Exception, make),)
+
+
 #: Completing a user task (its output mappings and scripts run).
 COMPLETING: Table = (
     (WorkflowException, script_error),

@@ -310,9 +310,35 @@ class Run:
             waiting = [t for t in self._wf.event_manager.tasks.values() if t.task_spec.catches(t, event)]
             if not waiting:
                 return False
-            self._wf.catch(event)
+            # Catching evaluates the catcher's correlation expressions on the payload: diagram
+            # code, which may fail in any way; the message names the expression that failed.
+            blame = error_map.correlating(kind, name, lambda: self._failed_correlation(waiting, dict(payload or {})))
+            with error_map.mapped(blame):
+                self._wf.catch(event)
             self._advance()
         return True
+
+    def _failed_correlation(self, waiting: list[Any], payload: dict[str, Any]) -> str:
+        """Which correlation expression of the catching tasks fails on ``payload`` (only asked after one failed)."""
+        found = [
+            (t.task_spec, prop)
+            for t in waiting
+            for prop in getattr(getattr(t.task_spec, "event_definition", None), "correlation_properties", None) or []
+        ]
+        if len(found) > 1:  # evaluate again to tell which one it was
+            for spec, prop in found:
+                try:
+                    self._wf.script_engine.environment.evaluate(prop.retrieval_expression, dict(payload))
+                except Exception:  # noqa: BLE001 - diagram code; this is the one that fails
+                    found = [(spec, prop)]
+                    break
+        if not found:
+            return ""
+        spec, prop = found[0]
+        return (
+            f'{spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}"): '
+            f"its correlation property {prop.name} = {prop.retrieval_expression!r}"
+        )
 
     # -- reading -----------------------------------------------------------------
 

@@ -9,8 +9,8 @@ these to the store.
 """
 
 from flowrun.eventlog._rows import LogStats
-from flowrun.eventlog.csvlog import write_csv
-from flowrun.eventlog.importer import ColumnMapping, ImportedCase, ImportedTask, read_cases
+from flowrun.eventlog.csvlog import spreadsheet_text, write_csv
+from flowrun.eventlog.importer import ColumnMapping, ImportedCase, ImportedTask, ScannedLog, read_cases, scan_log
 from flowrun.eventlog.ocel import write_ocel
 from flowrun.eventlog.xes import write_xes
 
@@ -19,7 +19,10 @@ __all__ = [
     "ImportedCase",
     "ImportedTask",
     "LogStats",
+    "ScannedLog",
     "read_cases",
+    "scan_log",
+    "spreadsheet_text",
     "write_csv",
     "write_ocel",
     "write_xes",

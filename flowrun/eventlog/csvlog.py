@@ -4,15 +4,41 @@
 first (times ISO 8601 with offset, empty when the task never got there), then
 ``activity_id, type, status, process, variant, pilot, model_sha256``. The same
 layout is what ``flowrun import-log`` reads without any options.
+
+Task and actor names come from diagrams and operators. A text cell starting with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula to a spreadsheet
+(``=HYPERLINK(...)`` runs when the file is opened), so such a cell is written with a
+single quote in front, as OWASP recommends (:func:`spreadsheet_text`); the importer
+takes the quote off again. XES and OCEL files are written exactly.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from flowrun.eventlog._rows import CASE, CSV_COLUMNS, ENABLE, END, REF, START, LogRow, LogStats
+
+#: What a spreadsheet takes a cell starting with for a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """``value``, with a ``'`` in front when it is text a spreadsheet would run as a formula.
+
+    Numbers are left alone (``-1.5`` is a number, not a formula); only ``str`` cells change.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def unquote_spreadsheet_text(text: str) -> str:
+    """The inverse of :func:`spreadsheet_text`, for reading an export back."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+        return text[1:]
+    return text
 
 
 def write_csv(rows: Iterable[LogRow], out: TextIO) -> LogStats:
@@ -26,7 +52,7 @@ def write_csv(rows: Iterable[LogRow], out: TextIO) -> LogStats:
     cases = tasks = events = 0
     last_case = None
     for row in rows:
-        writer.writerow(row[:REF])
+        writer.writerow([spreadsheet_text(cell) for cell in row[:REF]])
         tasks += 1
         events += (row[ENABLE] is not None) + (row[START] is not None) + (row[END] is not None)
         if row[CASE] != last_case:

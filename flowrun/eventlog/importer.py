@@ -2,24 +2,32 @@
 
 Every row is one task of one case. :class:`ColumnMapping` names the columns; by
 default they are those of flowrun's own CSV export, so an export reads back with
-no options. Every row is checked before anything is returned, and all the bad
-rows are reported together as ``line N: what is wrong; how to fix it``.
+no options. Every row is checked before anything is returned, and the bad rows
+are reported together as ``line N: what is wrong; how to fix it`` (the first
+:data:`MAX_PROBLEMS` of them, and how many there are).
+
+:func:`read_cases` reads a small log into memory. :func:`scan_log` reads a log of
+any size in one pass with bounded memory (see :mod:`flowrun.eventlog._spill`).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from flowrun.errors import DataError
 from flowrun.eventlog._rows import CSV_COLUMNS
+from flowrun.eventlog._spill import SpilledCases, TextLines
+from flowrun.eventlog.csvlog import unquote_spreadsheet_text
 from flowrun.models import CANCELLED, COMPLETED, ERROR, READY, STARTED, WAITING
 
 STATUSES = (READY, STARTED, COMPLETED, WAITING, CANCELLED, ERROR)
 OPEN = (READY, STARTED, WAITING)
+#: Bad rows a refusal lists one by one (the rest are counted).
+MAX_PROBLEMS = 100
 #: Longest values the store keeps (the columns' sizes).
 LIMITS = {"activity": 1024, "activity_id": 255, "lane": 255, "resource": 255, "type": 64}
 
@@ -122,7 +130,7 @@ def read_cases(
     mapping: ColumnMapping | None = None,
     expect: Mapping[str, str] | None = None,
 ) -> list[ImportedCase]:
-    """Parse and check a CSV task log.
+    """Parse and check a CSV task log, in memory (see :func:`scan_log` for large files).
 
     Args:
         lines: the file's text (e.g. the open file).
@@ -133,7 +141,96 @@ def read_cases(
             when the file has all of flowrun's export columns.
 
     Raises:
-        DataError: a named column is missing, or some rows are bad (all listed); nothing is returned.
+        DataError: a named column is missing, or some rows are bad (listed); nothing is returned.
+    """
+    cases: dict[str, ImportedCase] = {}
+
+    def add(case_id: str, pilot: str | None, task: ImportedTask) -> None:
+        found = cases.get(case_id)
+        if found is None:
+            found = cases[case_id] = ImportedCase(case_id, pilot)
+        found.tasks.append(task)
+
+    check_rows(lines, source, mapping, expect, add)
+    for case in cases.values():
+        case.tasks.sort(key=lambda t: t.first)
+    return sorted(cases.values(), key=lambda c: c.created_at)
+
+
+@dataclass
+class ScannedLog:
+    """A checked log file: its sha256, how many tasks it holds, and its cases to read back once."""
+
+    sha256: str
+    tasks: int
+    spilled: SpilledCases
+
+    def cases(self) -> Iterator[ImportedCase]:
+        """The cases, each with its tasks in time order; a group of cases at a time, in time order within it."""
+        for group in self.spilled.groups():
+            yield from sorted(_grouped(group), key=lambda c: c.created_at)
+
+    def close(self) -> None:
+        """Remove the temporary files."""
+        self.spilled.close()
+
+
+def scan_log(
+    stream: BinaryIO,
+    source: str,
+    mapping: ColumnMapping | None = None,
+    expect: Mapping[str, str] | None = None,
+    size: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> ScannedLog:
+    """Check a CSV task log of any size in one pass, keeping its tasks in temporary files.
+
+    Memory stays bounded: the file is read in chunks (hashed as it goes), and the
+    checked tasks are spread over temporary files by case, so that reading the cases
+    back (:meth:`ScannedLog.cases`) holds one file's share of them at a time.
+
+    Args:
+        stream: the file, opened in binary mode.
+        size: its size in bytes (to choose how many temporary files), 0 when unknown.
+        progress: called with the number of bytes read so far, after each chunk.
+
+    Raises:
+        DataError: the file is not UTF-8, a named column is missing, or some rows are
+            bad (listed); the temporary files are removed.
+    """
+    text = TextLines(stream, source, progress)
+    spilled = SpilledCases(size)
+    try:
+        tasks = check_rows(text.lines(), source, mapping, expect, spilled.add)
+    except BaseException:
+        spilled.close()
+        raise
+    return ScannedLog(text.sha256(), tasks, spilled)
+
+
+def _grouped(tasks: Iterable[tuple[str, str | None, ImportedTask]]) -> Iterator[ImportedCase]:
+    cases: dict[str, ImportedCase] = {}
+    for case_id, pilot, task in tasks:
+        found = cases.get(case_id)
+        if found is None:
+            found = cases[case_id] = ImportedCase(case_id, pilot)
+        found.tasks.append(task)
+    for case in cases.values():
+        case.tasks.sort(key=lambda t: t.first)
+        yield case
+
+
+def check_rows(
+    lines: Iterable[str],
+    source: str,
+    mapping: ColumnMapping | None,
+    expect: Mapping[str, str] | None,
+    add: Callable[[str, str | None, ImportedTask], None],
+) -> int:
+    """Check every row, handing each good one to ``add(case_id, pilot, task)``; returns how many.
+
+    Raises:
+        DataError: as :func:`read_cases`; the first :data:`MAX_PROBLEMS` problems are listed.
     """
     mapping = mapping or ColumnMapping()
     reader = csv.reader(lines, delimiter=mapping.delimiter)
@@ -144,25 +241,26 @@ def read_cases(
     if not header:
         raise DataError(f"{source} is empty; it needs a header row naming the columns, then one row per task")
     parser = _RowParser(header, mapping, source, _zone(mapping.timezone), expect)
-    cases: dict[str, ImportedCase] = {}
     problems: list[str] = []
+    bad = more = count = 0
     for line, fields in _records(reader, source):
-        parsed = parser.parse(line, fields, problems)
-        if parsed is None:
-            continue
-        case_id, pilot, task = parsed
-        found = cases.get(case_id)
-        if found is None:
-            found = cases[case_id] = ImportedCase(case_id, pilot)
-        found.tasks.append(task)
+        found: list[str] = []
+        parsed = parser.parse(line, fields, found)
+        if found:
+            bad += 1
+            room = MAX_PROBLEMS - len(problems)
+            problems += found[: max(room, 0)]
+            more += max(len(found) - max(room, 0), 0)
+        if parsed is not None and not problems:
+            add(*parsed)
+            count += 1
     if problems:
-        bad = len({p.split(":", 1)[0] for p in problems})
+        if more:
+            problems.append(f"... and {more} more problem(s) not listed")
         raise DataError(f"{source} has {bad} bad row(s); nothing was imported", problems)
-    if not cases:
+    if not count:
         raise DataError(f"{source} has a header but no rows; nothing was imported")
-    for case in cases.values():
-        case.tasks.sort(key=lambda t: t.first)
-    return sorted(cases.values(), key=lambda c: c.created_at)
+    return count
 
 
 def _records(reader: Iterator[list[str]], source: str) -> Iterator[tuple[int, list[str]]]:
@@ -219,7 +317,7 @@ class _RowParser:
                 f"check the quoting and the delimiter ({self.mapping.delimiter!r}, see --delimiter)"
             )
             return None
-        value = {meaning: fields[i].strip() for meaning, i in self.index.items()}
+        value = {meaning: unquote_spreadsheet_text(fields[i]).strip() for meaning, i in self.index.items()}
         for meaning in ("case", "activity"):
             if not value[meaning]:
                 column = self.header[self.index[meaning]]

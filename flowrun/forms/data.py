@@ -2,6 +2,10 @@
 
 The flat forms user tasks use are checked by :mod:`flowrun.forms.flat` without importing
 jsonschema (which costs more than a whole ``flowrun do``); anything else goes to jsonschema.
+
+Data from outside (``--data``, ``--data-file``, a ``send`` payload) is held to the limits
+of :func:`check_limits` before anything else reads it: later steps (JSON, deep copies,
+the serializer) recurse and convert numbers to text, and would fail deep inside.
 """
 
 from __future__ import annotations
@@ -14,6 +18,70 @@ from flowrun.errors import DataError
 from flowrun.forms import flat, patterns, validator
 from flowrun.models import Form
 
+#: Deepest nesting of lists and objects within one field's value.
+MAX_DEPTH = 100
+#: Most digits of a whole number (a longer one is an identifier: give it as text).
+MAX_DIGITS = 100
+_MAX_INT = 10**MAX_DIGITS
+
+
+def check_limits(data: Any, source: str) -> None:
+    """Refuse data nested deeper than :data:`MAX_DEPTH` or holding a number of more than :data:`MAX_DIGITS` digits.
+
+    Walks the data without recursion, so even a value too deep for Python's own
+    recursion is reported, naming the field.
+
+    Raises:
+        DataError: naming ``source``, the field and the limit.
+    """
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if depth > MAX_DEPTH:
+                field = path.split(".")[0].split("[")[0] or "the data"
+                raise DataError(
+                    f"{source}: the value of '{field}' is nested more than {MAX_DEPTH} levels deep, the limit; "
+                    "flatten it"
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                where = f"{path}[{key}]" if not isinstance(value, dict) else f"{path}.{key}" if path else str(key)
+                stack.append((item, depth + 1, where))
+        elif isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT < value < _MAX_INT:
+            raise DataError(
+                f"{source}: {f'the number at {path}' if path else 'the number'} has more than {MAX_DIGITS} "
+                "digits, the limit; give it as text (in quotes)"
+            )
+
+
+def parse_json(text: str, source: str) -> Any:
+    """``json.loads`` held to :func:`check_limits`.
+
+    Raises:
+        json.JSONDecodeError: the text is not JSON.
+        DataError: it is JSON beyond the limits (too deep, too many digits).
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise DataError(
+            f"{source}: the value is nested more than {MAX_DEPTH} levels deep, the limit; flatten it"
+        ) from None
+    except ValueError:  # Python refuses to convert integers of thousands of digits
+        raise DataError(
+            f"{source}: the value holds a number of more than {MAX_DIGITS} digits, the limit; give it as text"
+        ) from None
+    check_limits(value, source)
+    return value
+
+
+def _shown(text: str) -> str:
+    """``text`` for a message: quoted, and cut short when long."""
+    return repr(text) if len(text) <= 40 else repr(text[:30]) + f"... ({len(text)} characters)"
+
 
 def coerce_value(text: str, kind: str) -> Any:
     """Turn typed text into a value of JSON Schema type ``kind``.
@@ -22,26 +90,40 @@ def coerce_value(text: str, kind: str) -> Any:
         ValueError: the text is not a value of that type.
     """
     t = text.strip()
+    if kind in ("integer", "number") and len(t.lstrip("+-").lstrip("0")) > MAX_DIGITS:
+        raise ValueError(f"{_shown(text)} has more than {MAX_DIGITS} digits, the limit; give it as text")
     if kind == "integer":
-        number = float(t)
+        try:
+            return int(t)  # exact: a float would round whole numbers above 2**53
+        except ValueError:
+            number = _float(text, t)
         if not number.is_integer():
-            raise ValueError(f"'{text}' is not a whole number")
+            raise ValueError(f"{_shown(text)} is not a whole number")
         return int(number)
     if kind == "number":
-        number = float(t)
+        number = _float(text, t)
         if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(f"'{text}' is not a finite number")
-        return int(number) if number.is_integer() and "." not in t and "e" not in t.lower() else number
+            raise ValueError(f"{_shown(text)} is not a finite number")
+        if "." not in t and "e" not in t.lower():
+            return int(t)
+        return number
     if kind == "boolean":
         low = t.lower()
         if low in ("true", "yes", "y", "1", "on"):
             return True
         if low in ("false", "no", "n", "0", "off"):
             return False
-        raise ValueError(f"'{text}' is not yes or no")
+        raise ValueError(f"{_shown(text)} is not yes or no")
     if kind in ("object", "array"):
-        return json.loads(t)
+        return parse_json(t, "the value")
     return text
+
+
+def _float(text: str, stripped: str) -> float:
+    try:
+        return float(stripped)
+    except ValueError:
+        raise ValueError(f"{_shown(text)} is not a number") from None
 
 
 def coerce(form: Form | None, raw: Mapping[str, str]) -> dict[str, Any]:
@@ -56,20 +138,23 @@ def coerce(form: Form | None, raw: Mapping[str, str]) -> dict[str, Any]:
     for key, text in raw.items():
         spec = by_name.get(key)
         if spec is None:
-            out[key] = _guess(text)
+            out[key] = _guess(key, text)
             continue
         try:
             out[key] = coerce_value(text, spec.type)
-        except (ValueError, json.JSONDecodeError) as exc:
+        except DataError as exc:
+            problems.append(f"{key}: {exc.message.removeprefix('the value: ')}")
+        except ValueError as exc:  # json.JSONDecodeError too
             problems.append(f"{key}: {exc}")
     if problems:
         raise DataError("the data does not fit the form:", problems)
+    check_limits(out, "--data")
     return out
 
 
-def _guess(text: str) -> Any:
+def _guess(key: str, text: str) -> Any:
     try:
-        return json.loads(text)
+        return parse_json(text, f"--data {key}")
     except json.JSONDecodeError:
         return text
 
