@@ -47,7 +47,8 @@ import mmap
 import os
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from types import CodeType, ModuleType, TracebackType
 from typing import Any
@@ -241,7 +242,16 @@ _INSTALLED: dict[str, float] = {}
 
 
 def _stop(signum: int, frame: Any) -> None:
-    raise ScriptTimeout(timeout_message())
+    if getattr(_ACTIVE, "on", False):  # a late signal after the step ended is dropped
+        raise ScriptTimeout(timeout_message())
+
+
+def supervisor_pid() -> int | None:
+    """The pid of the ``flowrun`` supervisor watching this process (our parent), or None."""
+    fd_text, _, pid_text = os.environ.get(SUPERVISOR_ENV, "").partition(":")
+    if fd_text.isdigit() and pid_text.isdigit() and int(pid_text) == os.getppid():
+        return int(pid_text)
+    return None
 
 
 class _Supervisor:
@@ -254,47 +264,48 @@ class _Supervisor:
         self.page = page
         self.hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
         self.noted: tuple[str, str, str] = ("", "", "")
-        self.limit = 0
+        self.key: object = None
+        self.head = b""
 
     @classmethod
     def attach(cls) -> _Supervisor | None:
         """The supervisor set up for this process, or None (not supervised, or not by our parent)."""
-        value = os.environ.get(SUPERVISOR_ENV, "")
-        fd_text, _, pid_text = value.partition(":")
-        if not fd_text.isdigit() or not pid_text.isdigit() or int(pid_text) != os.getppid():
+        if supervisor_pid() is None:
             return None
         try:
-            return cls(mmap.mmap(int(fd_text), mmap.PAGESIZE))
+            return cls(mmap.mmap(int(os.environ[SUPERVISOR_ENV].partition(":")[0]), mmap.PAGESIZE))
         except (OSError, ValueError, ImportError):
             return None
 
     def arm(self, seconds: float) -> None:
-        usage = self._resource.getrusage(self._resource.RUSAGE_SELF)
-        limit = int(usage.ru_utime + usage.ru_stime + seconds + KERNEL_GRACE_S) + 1
+        # process_time() is the CPU time RLIMIT_CPU counts (user + system), and cheaper than getrusage().
+        limit = math.ceil(time.process_time() + seconds + KERNEL_GRACE_S)
         if self.hard != self._resource.RLIM_INFINITY:
             limit = min(limit, self.hard)
         self._resource.setrlimit(self._resource.RLIMIT_CPU, (limit, self.hard))
-        self.limit = limit
-        self._write()
-
-    def disarm(self) -> None:
-        self._resource.setrlimit(self._resource.RLIMIT_CPU, (self.hard, self.hard))
-        self.limit = 0
+        self.head = f"{limit}\n{_INSTALLED['seconds']:g}\n".encode()
+        self.key = None
         self.noted = ("", "", "")
         self._write()
 
-    def note(self, instance: str, task: str, job: str) -> None:
-        if (instance, task, job) != self.noted:
-            self.noted = (instance, task, job)
+    def disarm(self) -> None:
+        # The page is read only after a kill by the kernel limit, which cannot happen while disarmed.
+        self._resource.setrlimit(self._resource.RLIMIT_CPU, (self.hard, self.hard))
+
+    def note(self, instance: str, key: object, task: Callable[[], str], job: str) -> None:
+        if key is not self.key or instance != self.noted[0] or job != self.noted[2]:
+            self.key = key
+            self.noted = (instance, task(), job)
             self._write()
 
     def _write(self) -> None:
-        # key=value lines, read by flowrun.cli.supervisor once this process was killed (no system call).
+        # Lines limit, seconds, instance, task, job: read by flowrun.cli.supervisor once this
+        # process was killed. A store into shared memory, no system call.
         instance, task, job = self.noted
-        text = f"limit={self.limit}\nseconds={_INSTALLED['seconds']:g}\ninstance={instance}\ntask={task}\njob={job}\n"
-        data = text.encode("utf-8", "replace")[: mmap.PAGESIZE - 4]
-        self.page[4 : 4 + len(data)] = data
-        self.page[0:4] = len(data).to_bytes(4, "little")
+        data = (self.head + f"{instance}\n{task}\n{job}\n".encode())[: mmap.PAGESIZE - 4]
+        page = self.page
+        page[4 : 4 + len(data)] = data
+        page[0:4] = len(data).to_bytes(4, "little")
 
 
 _SUPERVISOR: list[_Supervisor | None] = []
@@ -314,10 +325,13 @@ def watched() -> bool:
     return bool(_SUPERVISOR) and _SUPERVISOR[0] is not None and getattr(_ACTIVE, "on", False)
 
 
-def note_running(instance: str, task: str, job: str = "") -> None:
-    """Record what the current step runs, for the supervisor's message if the kernel kills the process."""
+def note_running(instance: str, key: object, task: Callable[[], str], job: str = "") -> None:
+    """Record what the current step runs, for the supervisor's message if the kernel kills the process.
+
+    ``key`` identifies the task (its spec): ``task()``, its description, is made only when it changed.
+    """
     if watched():
-        _SUPERVISOR[0].note(instance, task, job)  # type: ignore[union-attr]
+        _SUPERVISOR[0].note(instance, key, task, job)  # type: ignore[union-attr]
 
 
 def spent() -> None:

@@ -15,6 +15,7 @@ name) passes as it is, and data nested too deeply to copy is a
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -72,6 +73,9 @@ class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         return clock.now()
 
     def validate(self, expression: str) -> None:
+        """Raise ``SyntaxError`` for text that is no Python expression (a DMN rule's ``< 100`` is then
+        completed with its input), :class:`~flowrun.engine.sandbox.SandboxError` for a refused one."""
+        ast.parse(expression.strip(), mode="eval")
         sandbox.compile_expression(expression)
 
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
@@ -95,10 +99,11 @@ class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
             raise _failure(task, exc, "") from exc
 
     def _note(self, task: Any) -> None:
-        if not sandbox.watched():
-            return
-        spec = task.task_spec
-        sandbox.note_running(self.instance_id, f"{spec.bpmn_id or spec.name} ({spec.bpmn_name or 'unnamed'})")
+        if sandbox.watched():
+            spec = task.task_spec
+            sandbox.note_running(
+                self.instance_id, spec, lambda: f"{spec.bpmn_id or spec.name} ({spec.bpmn_name or 'unnamed'})"
+            )
 
     def call_handler(self, spec: Any, topic: str | None, payload: Mapping[str, Any]) -> Mapping[str, Any]:
         """Call the handler for ``topic``; ``FlowrunError``s pass through unchanged."""
@@ -111,7 +116,7 @@ class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         if self.service_caller is None:
             raise ServiceError(f"{label} needs a handler for '{topic}' but no services are configured")
         if sandbox.watched():
-            sandbox.note_running(self.instance_id, label, topic)
+            sandbox.note_running(self.instance_id, spec, lambda: label, topic)
         result = self.service_caller(topic, payload)
         if not isinstance(result, Mapping):
             raise ServiceError(
