@@ -130,6 +130,15 @@ def test_handlers_that_could_swallow_the_stop_are_refused_with_their_line(script
         assert word in str(caught.value)
 
 
+def test_shared_and_cyclic_script_data_is_measured_without_hanging():
+    """The size check after a script counts a container met again once, so a cycle or sharing ends quickly."""
+    data: dict[str, Any] = {}
+    started = time.process_time()
+    execute("loop = []\nloop.append(loop)\nrow = ['x' * 100]\ngrid = [row] * 1000", data)
+    assert time.process_time() - started < 1
+    assert data["grid"][0] is data["row"]
+
+
 def test_named_builtin_errors_are_still_caught():
     """Ordinary error handling keeps working, even when data shadows the error's name."""
     data = {"KeyError": "a string", "amounts": {"a": 1}}
@@ -405,10 +414,14 @@ def test_a_script_holding_too_much_memory_is_a_located_error(project_dir):
 
 
 def test_data_too_big_to_save_within_the_memory_limit_is_refused(project_dir):
-    """A script whose result fits the limit but whose saving does not: a clear error, exit 1, nothing saved."""
-    _write(project_dir, "big", script_diagram("big", "blob = 'e' * 90_000_000"))
+    """A script leaving data that fits the limit but could not be saved within it: located, exit 1, nothing saved."""
+    _write(
+        project_dir, "big", script_diagram("big", "rows = [str(i) * 10 for i in range(10)]\nblob = 'e' * 40_000_000")
+    )
     done = _flowrun(project_dir, "start", "big", FLOWRUN_SCRIPT_MEMORY_MB="200")
     assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Task_Script" in done.stderr
+    assert "more than 25 MB of task data" in done.stderr
     assert "FLOWRUN_SCRIPT_MEMORY_MB" in done.stderr
     assert "internal error" not in done.stderr
     _no_instances(project_dir)

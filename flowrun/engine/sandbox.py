@@ -509,8 +509,56 @@ def execute(source: str, data: dict[str, Any], extra: Mapping[str, Any] | None =
             continue
         if not callable(v) and not isinstance(v, ModuleType):
             result[k] = v
+    _check_size(result, data)
     data.clear()
     data.update(result)
+
+
+#: The share of FLOWRUN_SCRIPT_MEMORY_MB the data a script leaves may take: saving it needs several copies.
+SAVEABLE_SHARE = 8
+
+
+def _check_size(result: Mapping[str, Any], before: Mapping[str, Any]) -> None:
+    """Refuse a script's data too big to be saved within the memory limit (input data left alone is not counted)."""
+    budget = int(_INSTALLED.get("memory_mb", _setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0)) * 1024 * 1024)
+    budget //= SAVEABLE_SHARE
+    size = _json_size([v for k, v in result.items() if not (k in before and before[k] is v)], budget)
+    if size > budget:
+        raise SandboxError(
+            f"the script left more than {budget / 1048576:.0f} MB of task data, more than a step can save "
+            f"(1/{SAVEABLE_SHARE} of FLOWRUN_SCRIPT_MEMORY_MB); keep less in the task data, "
+            "or raise FLOWRUN_SCRIPT_MEMORY_MB"
+        )
+
+
+def _json_size(value: Any, budget: int) -> int:
+    """About how many bytes ``value`` takes as JSON text, counted until it passes ``budget``.
+
+    A container met again (shared, or a cycle) is counted once.
+    """
+    total = 0
+    stack = [value]
+    seen: set[int] = set()
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, (str, bytes, bytearray)):
+            total += len(item) + 2
+        elif isinstance(item, (dict, list, tuple, set, frozenset)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, dict):
+                total += 2 + 4 * len(item)
+                if total <= budget:
+                    stack.extend(item.keys())
+                    stack.extend(item.values())
+            else:
+                total += 2 + 2 * len(item)
+                if total <= budget:
+                    stack.extend(item)
+        else:
+            total += 8
+    return total
 
 
 def describe(exc: BaseException) -> str:
