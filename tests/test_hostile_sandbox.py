@@ -28,7 +28,7 @@ from flowrun.engine import sandbox
 from flowrun.engine.sandbox import SandboxError, evaluate, execute
 from flowrun.errors import DataError, ScriptError
 from tests.helpers import T0, flowrun_executable, query
-from tests.test_sandbox import _diagram, condition_diagram, script_diagram
+from tests.test_sandbox import condition_diagram, script_diagram
 
 EVENTS = Path(__file__).parent / "data" / "events"
 VALIDATE = Path(__file__).parent / "data" / "validate"
@@ -431,20 +431,13 @@ def test_data_too_big_to_save_within_the_memory_limit_is_refused(project_dir):
 
 
 def _multi_instance(process_id: str, cardinality: str) -> str:
-    return _diagram(
-        process_id,
-        f"""
-    <bpmn:sequenceFlow id="f1" sourceRef="StartEvent_1" targetRef="Task_Each" />
-    <bpmn:scriptTask id="Task_Each" name="Each" scriptFormat="python">
-      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-      <bpmn:multiInstanceLoopCharacteristics isSequential="true">
-        <bpmn:loopCardinality>{escape(cardinality)}</bpmn:loopCardinality>
-      </bpmn:multiInstanceLoopCharacteristics>
-      <bpmn:script>done_one = True</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="Task_Each" targetRef="EndEvent_1" />
-    <bpmn:endEvent id="EndEvent_1"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>""",
+    loop = (
+        '<bpmn:multiInstanceLoopCharacteristics isSequential="true">'
+        f"<bpmn:loopCardinality>{escape(cardinality)}</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics>"
     )
+    text = script_diagram(process_id, "done_one = True")
+    return text.replace("<bpmn:outgoing>f2</bpmn:outgoing>", "<bpmn:outgoing>f2</bpmn:outgoing>" + loop, 1)
 
 
 def _timer(process_id: str, duration: str) -> str:
@@ -463,8 +456,8 @@ REASONS = {
         ("Gateway_Check", "NameError", "refund_limit"),
     ),
     "gateway-timeout": (condition_diagram, f"{SPIN} > 0", {}, ("Gateway_Check", "CPU time")),
-    "multi-instance-type": (_multi_instance, "copies + 1", {"copies": "two"}, ("Task_Each", "TypeError", "copies")),
-    "multi-instance-timeout": (_multi_instance, SPIN, {}, ("Task_Each", "CPU time")),
+    "multi-instance-type": (_multi_instance, "copies + 1", {"copies": "two"}, ("Task_Script", "TypeError", "copies")),
+    "multi-instance-timeout": (_multi_instance, SPIN, {}, ("Task_Script", "CPU time")),
     "timer-unknown-name": (_timer, "'PT' + str(wait_hours) + 'H'", {}, ("Event_Night", "NameError", "wait_hours")),
     "timer-timeout": (_timer, f"'PT' + str({SPIN}) + 'H'", {}, ("Event_Night", "CPU time")),
 }

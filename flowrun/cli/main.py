@@ -18,6 +18,15 @@ from flowrun import __version__
 from flowrun.cli.context import AppContext
 from flowrun.errors import FlowrunError
 
+#: Limits a step can exhaust anywhere in flowrun (a script's own failures are located by the engine).
+_EXHAUSTED = {
+    MemoryError: "flowrun ran out of memory (the scripts' limit is FLOWRUN_SCRIPT_MEMORY_MB above flowrun's own "
+    "use); nothing was saved for this step; make the data smaller, or raise FLOWRUN_SCRIPT_MEMORY_MB",
+    # Data nested so deeply that walking it (to copy, check or encode it) fails.
+    RecursionError: "the data is nested too deeply (lists or objects inside each other about a thousand levels "
+    "deep); nothing was saved; flatten the data",
+}
+
 
 class FlowrunGroup(click.Group):
     """A group that turns flowrun errors into one clear message and an exit code."""
@@ -33,24 +42,10 @@ class FlowrunGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was saved for the step in progress", err=True)
             ctx.exit(130)
-        except MemoryError:
+        except (MemoryError, RecursionError) as exc:
             if os.environ.get("FLOWRUN_DEBUG"):
                 raise
-            click.echo(
-                "error: flowrun ran out of memory (the scripts' limit is FLOWRUN_SCRIPT_MEMORY_MB above flowrun's "
-                "own use); nothing was saved for this step; make the data smaller, or raise FLOWRUN_SCRIPT_MEMORY_MB",
-                err=True,
-            )
-            ctx.exit(1)
-        except RecursionError:
-            if os.environ.get("FLOWRUN_DEBUG"):
-                raise
-            # Anywhere in flowrun: data nested so deeply that walking it (to copy, check or encode it) fails.
-            click.echo(
-                "error: the data is nested too deeply (lists or objects inside each other about a thousand "
-                "levels deep); nothing was saved; flatten the data",
-                err=True,
-            )
+            click.echo(f"error: {_EXHAUSTED[type(exc)]}", err=True)
             ctx.exit(1)
         except Exception as exc:
             if os.environ.get("FLOWRUN_DEBUG"):
