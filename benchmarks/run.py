@@ -1076,7 +1076,7 @@ def bench_limits(project_root: Path, instances: int, rounds: int = 12) -> str:
     """CPU per instance with the step limits unarmed, armed in process, and armed as under the supervisor."""
     import mmap
 
-    from flowrun.engine import sandbox
+    from flowrun.engine import sandbox, step_limits
 
     armed = sandbox.limits
     with armed():  # install once (handler, memory ceiling), as the first step of a process does
@@ -1088,14 +1088,14 @@ def bench_limits(project_root: Path, instances: int, rounds: int = 12) -> str:
             steps["n"] += 1
             super().__enter__()
 
-    supervisor = sandbox._Supervisor(mmap.mmap(-1, mmap.PAGESIZE))  # the child's side of the shared page
+    supervisor = step_limits._Supervisor(mmap.mmap(-1, mmap.PAGESIZE))  # the child's side of the shared page
     variants: dict[str, tuple[Any, Any]] = {
         "unarmed": (_Unarmed, None),
         "in process: SIGPROF timer": (armed, None),
         "supervised: timer + RLIMIT_CPU + page": (armed, supervisor),
     }
     lines = [f"== (e) per-step limits: CPU per instance, medians of {rounds} rounds x {instances}"]
-    saved = sandbox._SUPERVISOR[:]
+    saved = step_limits._SUPERVISOR[:]
     module: Any = sandbox
     try:
         for case, (file, pid, data) in _ENGINE_CASES.items():
@@ -1113,7 +1113,7 @@ def bench_limits(project_root: Path, instances: int, rounds: int = 12) -> str:
                     order.reverse()
                 for label, (limits, watcher) in order:
                     module.limits = limits
-                    sandbox._SUPERVISOR[:] = [watcher]
+                    step_limits._SUPERVISOR[:] = [watcher]
                     gc.collect()
                     t0 = time.process_time()
                     for _ in range(instances):
@@ -1129,7 +1129,7 @@ def bench_limits(project_root: Path, instances: int, rounds: int = 12) -> str:
                 )
     finally:
         module.limits = armed
-        sandbox._SUPERVISOR[:] = saved
+        step_limits._SUPERVISOR[:] = saved
     return "\n".join(lines) + "\n"
 
 

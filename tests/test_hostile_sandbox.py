@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from flowrun import app
-from flowrun.engine import sandbox
+from flowrun.engine import sandbox, step_limits
 from flowrun.engine.sandbox import SandboxError, evaluate, execute
 from flowrun.errors import DataError, ScriptError
 from tests.helpers import T0, flowrun_executable, query
@@ -40,7 +40,7 @@ def quick_limit(monkeypatch: pytest.MonkeyPatch) -> float:
     """The in-process CPU budget of a step lowered to 0.3 s (the process installs its limits once)."""
     with sandbox.limits():
         pass
-    monkeypatch.setitem(sandbox._INSTALLED, "seconds", 0.3)
+    monkeypatch.setitem(step_limits._INSTALLED, "seconds", 0.3)
     return 0.3
 
 

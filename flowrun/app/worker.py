@@ -54,7 +54,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
     step that fails becomes an incident on its instance (status ``error``), which
     ``flowrun retry`` resumes once the cause is fixed; the other instances go on.
     """
-    from flowrun.engine.sandbox import supervisor_pid
+    from flowrun.engine.step_limits import supervisor_pid
 
     now = project.clock.now()
     # Under the supervisor, the leases belong to it: a worker it starts again after a kill takes them back.

@@ -2,7 +2,7 @@
 
 Why: a script or condition looping inside one C call (``sum(range(10**16))``) never
 returns to Python bytecode, so the signal-based CPU limit of
-:mod:`flowrun.engine.sandbox` cannot stop it. Under this supervisor every engine step
+:mod:`flowrun.engine.step_limits` cannot stop it. Under this supervisor every engine step
 of the child also gets a kernel CPU limit (``RLIMIT_CPU``, a second or two past
 ``FLOWRUN_SCRIPT_SECONDS``): past it the kernel kills the child with ``SIGXCPU``.
 This process then prints one message naming the task and the instance (the child
@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-#: The child finds the shared page and this process by this variable: ``<fd>:<pid>`` (see flowrun.engine.sandbox).
+#: The child finds the shared page and this process by this variable: ``<fd>:<pid>`` (see flowrun.engine.step_limits).
 ENV = "FLOWRUN_SUPERVISOR"
 #: A worker killed this many times in a row, each within :data:`QUICK_S` of its start, is not started again.
 MAX_KILLS = 3
@@ -121,7 +121,7 @@ def _supervise(page_fd: int) -> int:
 
 
 def _become_child(parent: int, page_fd: int) -> None:
-    """Die with the supervisor, dump no core when killed, and tell flowrun.engine.sandbox where to note."""
+    """Die with the supervisor, dump no core when killed, and tell flowrun.engine.step_limits where to note."""
     try:
         import ctypes
 

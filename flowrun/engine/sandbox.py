@@ -21,18 +21,12 @@ imports ``time`` and ``_strptime`` through the frame's builtins: the sandbox's
 A script runs on a copy of the task data; the data is replaced only when the
 whole script succeeded, so a script that fails half way leaves it as it was.
 
-Limits (:class:`limits`, around each engine step): CPU time by ``SIGPROF``,
-raising :class:`ScriptTimeout`, a ``BaseException`` that ``except Exception`` in
-diagram code does not catch; ``except`` clauses may only name built-in errors
-(checked when compiling, with the line), and ``finally`` is refused, so no
-diagram code can swallow or replace it. The timer fires again every
-:data:`REFIRE_S` after it expired, until the step ends. A loop inside one C call
-(``sum(range(10**16))``) never returns to bytecode, where signal handlers run: only
-when flowrun runs under its supervisor (the ``flowrun`` command, see
-:mod:`flowrun.cli.supervisor`) does each step also get a kernel CPU limit
-(``RLIMIT_CPU``) that kills the process; the supervisor reports it. In-process
-users (tests with click's ``CliRunner``, the Python API) have the signal limit only.
-Memory: an address-space ceiling, so a greedy script gets ``MemoryError``.
+Limits: :class:`~flowrun.engine.step_limits.limits` (re-exported here, around each
+engine step) stops diagram code with ``ScriptTimeout``, a ``BaseException``. So that
+no diagram code can swallow or replace it, ``except`` clauses may only name built-in
+errors (each rewritten to a name task data cannot shadow) and ``finally`` is
+refused, both when compiling, with the line. A script's resulting data may take at
+most 1/:data:`SAVEABLE_SHARE` of ``FLOWRUN_SCRIPT_MEMORY_MB``, the most a step can save.
 """
 
 from __future__ import annotations
@@ -43,14 +37,9 @@ import datetime as _dt
 import importlib
 import keyword
 import math
-import mmap
-import os
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from types import CodeType, ModuleType, TracebackType
+from types import CodeType, ModuleType
 from typing import Any
 
 from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
@@ -64,7 +53,24 @@ from RestrictedPython.Guards import (
 from RestrictedPython.PrintCollector import PrintCollector
 from RestrictedPython.transformer import FORBIDDEN_FUNC_NAMES, RestrictingNodeTransformer
 
-from flowrun.errors import ScriptError
+from flowrun.engine.step_limits import ScriptTimeout, limits, memory_mb, memory_message, timeout_message
+
+__all__ = [
+    "CATCHABLE",
+    "SAVEABLE_SHARE",
+    "DataTooDeep",
+    "SandboxError",
+    "ScriptTimeout",
+    "compile_expression",
+    "compile_script",
+    "depth_message",
+    "describe",
+    "evaluate",
+    "execute",
+    "limits",
+    "line_of",
+    "memory_message",
+]
 
 #: Builtins of RestrictedPython's safe set that diagram code does not get.
 _UNSAFE = {
@@ -82,13 +88,6 @@ _UNSAFE = {
 
 #: Modules the C code of datetime imports through the caller's builtins (strftime, strptime, timetuple).
 _C_IMPORTS = frozenset({"time", "_strptime"})
-
-#: Seconds of CPU between the timer's firings once a step's budget is spent.
-REFIRE_S = 0.1
-#: Seconds the kernel CPU limit allows beyond the step's budget before it kills the process.
-KERNEL_GRACE_S = 1.5
-#: The environment variable the supervisor sets for its child: ``<fd of the shared page>:<supervisor pid>``.
-SUPERVISOR_ENV = "FLOWRUN_SUPERVISOR"
 
 
 def _getitem(obj: Any, key: Any) -> Any:
@@ -195,38 +194,8 @@ class SandboxError(Exception):
         self.line = line
 
 
-class ScriptTimeout(BaseException):
-    """A step's scripts and conditions used more CPU time than allowed.
-
-    A ``BaseException``: ``except Exception`` in diagram code does not catch it.
-    """
-
-
 class DataTooDeep(SandboxError):
     """The task data is nested too deeply to be copied for a script (no script is at fault)."""
-
-
-def _setting(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-def timeout_message() -> str:
-    seconds = _INSTALLED.get("seconds", _setting("FLOWRUN_SCRIPT_SECONDS", 3.0))
-    return (
-        f"stopped after {seconds:g} s of CPU time (an endless loop in a script?); simplify the script, "
-        "or raise FLOWRUN_SCRIPT_SECONDS"
-    )
-
-
-def memory_message() -> str:
-    mb = _INSTALLED.get("memory_mb", _setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0))
-    return (
-        f"ran out of memory (MemoryError; the limit is {mb:g} MB beyond flowrun's own, FLOWRUN_SCRIPT_MEMORY_MB); "
-        "make the script hold less data, or raise FLOWRUN_SCRIPT_MEMORY_MB"
-    )
 
 
 def depth_message() -> str:
@@ -235,172 +204,6 @@ def depth_message() -> str:
         "(lists or objects inside each other about a thousand levels deep); no script is at fault: "
         "flatten the data that was given to the instance"
     )
-
-
-_ACTIVE = threading.local()
-_INSTALLED: dict[str, float] = {}
-
-
-def _stop(signum: int, frame: Any) -> None:
-    if getattr(_ACTIVE, "on", False):  # a late signal after the step ended is dropped
-        raise ScriptTimeout(timeout_message())
-
-
-def supervisor_pid() -> int | None:
-    """The pid of the ``flowrun`` supervisor watching this process (our parent), or None."""
-    fd_text, _, pid_text = os.environ.get(SUPERVISOR_ENV, "").partition(":")
-    if fd_text.isdigit() and pid_text.isdigit() and int(pid_text) == os.getppid():
-        return int(pid_text)
-    return None
-
-
-class _Supervisor:
-    """The kernel CPU limit and the shared page the supervising ``flowrun`` process reads after a kill."""
-
-    def __init__(self, page: mmap.mmap) -> None:
-        import resource
-
-        self._resource = resource
-        self.page = page
-        self.hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-        self.noted: tuple[str, str, str] = ("", "", "")
-        self.key: object = None
-        self.head = b""
-
-    @classmethod
-    def attach(cls) -> _Supervisor | None:
-        """The supervisor set up for this process, or None (not supervised, or not by our parent)."""
-        if supervisor_pid() is None:
-            return None
-        try:
-            return cls(mmap.mmap(int(os.environ[SUPERVISOR_ENV].partition(":")[0]), mmap.PAGESIZE))
-        except (OSError, ValueError, ImportError):
-            return None
-
-    def arm(self, seconds: float) -> None:
-        # process_time() is the CPU time RLIMIT_CPU counts (user + system), and cheaper than getrusage().
-        limit = math.ceil(time.process_time() + seconds + KERNEL_GRACE_S)
-        if self.hard != self._resource.RLIM_INFINITY:
-            limit = min(limit, self.hard)
-        self._resource.setrlimit(self._resource.RLIMIT_CPU, (limit, self.hard))
-        self.head = f"{limit}\n{_INSTALLED['seconds']:g}\n".encode()
-        self.key = None
-        self.noted = ("", "", "")
-        self._write()
-
-    def disarm(self) -> None:
-        # The page is read only after a kill by the kernel limit, which cannot happen while disarmed.
-        self._resource.setrlimit(self._resource.RLIMIT_CPU, (self.hard, self.hard))
-
-    def note(self, instance: str, key: object, task: Callable[[], str], job: str) -> None:
-        if key is not self.key or instance != self.noted[0] or job != self.noted[2]:
-            self.key = key
-            self.noted = (instance, task(), job)
-            self._write()
-
-    def _write(self) -> None:
-        # Lines limit, seconds, instance, task, job: read by flowrun.cli.supervisor once this
-        # process was killed. A store into shared memory, no system call.
-        instance, task, job = self.noted
-        data = (self.head + f"{instance}\n{task}\n{job}\n".encode())[: mmap.PAGESIZE - 4]
-        page = self.page
-        page[4 : 4 + len(data)] = data
-        page[0:4] = len(data).to_bytes(4, "little")
-
-
-_SUPERVISOR: list[_Supervisor | None] = []
-
-
-def _install() -> None:
-    """Once per process: the SIGPROF handler, the address-space ceiling, the supervisor's page."""
-    _INSTALLED["seconds"] = _setting("FLOWRUN_SCRIPT_SECONDS", 3.0)
-    _INSTALLED["memory_mb"] = _setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0)
-    signal.signal(signal.SIGPROF, _stop)
-    _limit_memory(_INSTALLED["memory_mb"])
-    _SUPERVISOR.append(_Supervisor.attach())
-
-
-def watched() -> bool:
-    """Whether a step runs now under the supervisor's kernel CPU limit (then :func:`note_running` records)."""
-    return bool(_SUPERVISOR) and _SUPERVISOR[0] is not None and getattr(_ACTIVE, "on", False)
-
-
-def note_running(instance: str, key: object, task: Callable[[], str], job: str = "") -> None:
-    """Record what the current step runs, for the supervisor's message if the kernel kills the process.
-
-    ``key`` identifies the task (its spec): ``task()``, its description, is made only when it changed.
-    """
-    if watched():
-        _SUPERVISOR[0].note(instance, key, task, job)  # type: ignore[union-attr]
-
-
-def spent() -> None:
-    """The step's budget is spent and its code was stopped: let the unwinding finish before firing again."""
-    if getattr(_ACTIVE, "on", False):
-        signal.setitimer(signal.ITIMER_PROF, REFIRE_S, REFIRE_S)
-
-
-class limits:  # lower case: it reads as a function, ``with limits():``
-    """Bound the CPU time and memory of one engine step (its scripts and conditions).
-
-    ``FLOWRUN_SCRIPT_SECONDS`` (default 3) of CPU time per step, then the running
-    code is stopped with :class:`ScriptTimeout` (and again every :data:`REFIRE_S`
-    until the step ends); one that escapes the step becomes a
-    :class:`~flowrun.errors.ScriptError`. Under the supervisor, the kernel also
-    kills the process :data:`KERNEL_GRACE_S` after the budget (a loop inside C).
-    Memory: on first use the process gets an address-space ceiling of its size then
-    plus ``FLOWRUN_SCRIPT_MEMORY_MB`` (default 1024), so a script that allocates
-    without bound fails with ``MemoryError`` instead of exhausting the machine.
-    Set up once per process; a step arms and disarms the timer (two system calls,
-    three more for the kernel limit when supervised). Only the main thread of a
-    process can be limited (signals); elsewhere the step runs without limits.
-    """
-
-    __slots__ = ("_armed",)
-
-    def __enter__(self) -> None:
-        self._armed = not getattr(_ACTIVE, "on", False) and threading.current_thread() is threading.main_thread()
-        if not self._armed:
-            return
-        if not _INSTALLED:
-            _install()
-        seconds = _INSTALLED["seconds"]
-        supervisor = _SUPERVISOR[0]
-        if supervisor is not None:
-            supervisor.arm(seconds)
-        signal.setitimer(signal.ITIMER_PROF, seconds, REFIRE_S)
-        _ACTIVE.on = True
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if not self._armed:
-            return
-        _ACTIVE.on = False
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        supervisor = _SUPERVISOR[0]
-        if supervisor is not None:
-            supervisor.disarm()
-        if isinstance(exc, ScriptTimeout):
-            # The budget ran out outside any one script (between them, in the engine): not located.
-            raise ScriptError(f"a script or condition was {timeout_message()}") from exc
-
-
-def _limit_memory(extra_mb: float) -> tuple[int, int] | None:
-    try:
-        import resource
-
-        with open("/proc/self/statm", "rb") as f:
-            pages = int(f.read().split()[0])
-        current = pages * resource.getpagesize()
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        wanted = current + int(extra_mb * 1024 * 1024)
-        if hard != resource.RLIM_INFINITY:
-            wanted = min(wanted, hard)
-        if soft != resource.RLIM_INFINITY and soft <= wanted:
-            return None
-        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
-        return soft, hard
-    except (ImportError, OSError, ValueError):
-        return None  # no /proc or no resource module: CPU limit only
 
 
 def _copy(value: Any) -> Any:
@@ -520,7 +323,7 @@ SAVEABLE_SHARE = 8
 
 def _check_size(result: Mapping[str, Any], before: Mapping[str, Any]) -> None:
     """Refuse a script's data too big to be saved within the memory limit (input data left alone is not counted)."""
-    budget = int(_INSTALLED.get("memory_mb", _setting("FLOWRUN_SCRIPT_MEMORY_MB", 1024.0)) * 1024 * 1024)
+    budget = int(memory_mb() * 1024 * 1024)
     budget //= SAVEABLE_SHARE
     size = _json_size([v for k, v in result.items() if not (k in before and before[k] is v)], budget)
     if size > budget:

@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from flowrun.clock import Clock
-from flowrun.engine import sandbox
+from flowrun.engine import sandbox, step_limits
 from flowrun.engine._spiff import check_saveable, current_clock
 from flowrun.errors import DataError, ServiceError
 from flowrun.models import ServiceCaller, ServicePolicy
@@ -99,9 +99,9 @@ class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
             raise _failure(task, exc, "") from exc
 
     def _note(self, task: Any) -> None:
-        if sandbox.watched():
+        if step_limits.watched():
             spec = task.task_spec
-            sandbox.note_running(
+            step_limits.note_running(
                 self.instance_id, spec, lambda: f"{spec.bpmn_id or spec.name} ({spec.bpmn_name or 'unnamed'})"
             )
 
@@ -115,8 +115,8 @@ class FlowrunScriptEngine(PythonScriptEngine):  # type: ignore[misc]
             )
         if self.service_caller is None:
             raise ServiceError(f"{label} needs a handler for '{topic}' but no services are configured")
-        if sandbox.watched():
-            sandbox.note_running(self.instance_id, spec, lambda: label, topic)
+        if step_limits.watched():
+            step_limits.note_running(self.instance_id, spec, lambda: label, topic)
         result = self.service_caller(topic, payload)
         if not isinstance(result, Mapping):
             raise ServiceError(
@@ -131,8 +131,8 @@ def _failure(task: Any, exc: BaseException, doing: str) -> Exception:
     """What leaves the engine when diagram code of ``task`` raised ``exc`` (not a Ctrl-C)."""
     if isinstance(exc, sandbox.DataTooDeep):
         return DataError(str(exc))
-    if isinstance(exc, sandbox.ScriptTimeout):
-        sandbox.spent()
+    if isinstance(exc, step_limits.ScriptTimeout):
+        step_limits.spent()
     detail = doing + sandbox.describe(exc)
     error: Exception = WorkflowTaskException(detail, task=task, exception=exc, line_number=sandbox.line_of(exc))
     return error
