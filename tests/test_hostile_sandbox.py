@@ -202,6 +202,22 @@ def test_supervisor_imports_only_the_standard_library_before_forking():
     assert not {m for m in loaded if m.startswith(("click", "flowrun.cli.main", "flowrun.engine", "flowrun.app"))}
 
 
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["worker", "--once"], "worker"),
+        (["--project", "worker", "worker"], "worker"),
+        (["--project", "p", "start", "worker"], "start"),
+        (["--version"], ""),
+    ],
+)
+def test_the_supervisor_finds_the_command_it_runs(args, command):
+    """Only a worker's kill becomes an incident: the supervisor reads the command past ``--project``'s value."""
+    from flowrun.cli.supervisor import _command
+
+    assert _command(args) == command
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -69,7 +69,9 @@ def main() -> None:
 
 
 def _supervisable() -> bool:
-    if os.environ.get("FLOWRUN_SUPERVISE", "1") == "0" or ENV in os.environ:
+    # A FLOWRUN_SUPERVISOR inherited from another flowrun (a service handler running `flowrun send`)
+    # does not matter: this process's child gets its own.
+    if os.environ.get("FLOWRUN_SUPERVISE", "1") == "0":
         return False
     return sys.platform.startswith("linux") and hasattr(signal, "sigwaitinfo")
 
