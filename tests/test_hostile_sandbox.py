@@ -238,17 +238,7 @@ def test_a_signal_sent_to_the_command_reaches_the_worker(project, project_dir, s
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        db = str(project_dir / ".flowrun")
-        while time.monotonic() < deadline:  # until the worker (the child) has the database open
-            kids = _children(proc.pid)
-            fds = Path(f"/proc/{kids[0]}/fd") if kids else None
-            try:
-                if fds and any(os.readlink(fds / fd).startswith(db) for fd in os.listdir(fds)):
-                    break
-            except OSError:
-                pass
-            time.sleep(0.02)
+        _wait_for_database(proc.pid, project_dir)
         os.kill(proc.pid, signum)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -256,6 +246,65 @@ def test_a_signal_sent_to_the_command_reaches_the_worker(project, project_dir, s
         proc.communicate()
     assert proc.returncode == 0, err
     assert "worker stopped after" in err
+
+
+def _wait_for_database(pid: int, project_dir: Path, timeout: float = 30) -> None:
+    """Until the supervised child of ``pid`` has the project's database open."""
+    db = str(project_dir / ".flowrun")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = _children(pid)
+        try:
+            if kids and any(
+                os.readlink(f"/proc/{kids[0]}/fd/{fd}").startswith(db) for fd in os.listdir(f"/proc/{kids[0]}/fd")
+            ):
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor runs on Linux only")
+def test_a_real_ctrl_c_on_the_terminal_still_interrupts(project_dir):
+    """Ctrl-C typed on the terminal during a long script: one "interrupted" line, exit 130, nothing saved."""
+    import pty
+    import select
+
+    _write(project_dir, "long", script_diagram("long", "n = 0\nwhile True:\n    n += 1"))
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes flowrun
+        os.chdir(project_dir)
+        argv = ["flowrun", "start", "long"]
+        os.execve(str(flowrun_executable()), argv, _env(FLOWRUN_SCRIPT_SECONDS="30"))  # noqa: S606
+    out = b""
+    try:
+        _wait_for_database(pid, project_dir)
+        time.sleep(0.5)  # into the script
+        os.write(fd, b"\x03")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        deadline = time.monotonic() + 30
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.05)
+            ended, status = os.waitpid(pid, os.WNOHANG)
+        if not ended:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 130, text
+    assert text.count("interrupted; nothing was saved") == 1, text
+    _no_instances(project_dir)
 
 
 # -- 2. diagram code does not control flowrun ------------------------------------------------
