@@ -25,6 +25,10 @@ Measurements (details in benchmarks/README.md):
     on its first-contact path and the baseline diagram on its specialist + approval path.
     Median of 20 paired ABBA chunks (wall time). Target: ratio <= 1.15 for each diagram.
 (d) ``storage``: bytes per waiting instance in the 10,000-instance SQLite database (reported).
+(e) ``limits`` (only with ``--only e``, reported, no target): the engine of (c) with the per-step
+    limits of flowrun.engine.sandbox unarmed, armed as in process (SIGPROF timer), and armed as
+    under the ``flowrun`` supervisor (timer + kernel RLIMIT_CPU + the shared page), in the same
+    run: CPU per instance and per engine step, as ratios against unarmed.
 
 CPU time (user+sys) ratios are reported next to every wall-time ratio. ``--save PATH`` writes the
 results as JSON (``benchmarks/results.json`` is the tracked record of a full run; nothing is written
@@ -1005,27 +1009,21 @@ def _engine_profiles(root: Path) -> str:
 def _sandbox_ab(root: Path) -> str:
     """CPU per instance: raw, flowrun as is, and flowrun with conditions evaluated without the
     deep copy of the task data and without arming the CPU-limit timer (a diagnostic only)."""
-    import copy
-
     try:
         from flowrun.engine import sandbox
 
         compile_expression = sandbox.compile_expression
-        base_globals = sandbox._BASE_GLOBALS
+        scope_of = sandbox._scope
+        builtins = sandbox._BUILTINS
         original = sandbox.evaluate
     except (ImportError, AttributeError) as exc:
         return f"== (c) sandbox A/B skipped: {exc}\n"
 
     def no_timer(source: str, data: Any, extra: Any = None) -> Any:
-        scope = dict(base_globals)
-        scope.update(extra or {})
-        scope.update(copy.deepcopy(dict(data)))
-        return eval(compile_expression(source), scope)  # noqa: S307 - the sandbox's own compiled code
+        return eval(compile_expression(source), scope_of(data, extra))  # noqa: S307 - the sandbox's own code
 
     def no_copy_no_timer(source: str, data: Any, extra: Any = None) -> Any:
-        scope = dict(base_globals)
-        scope.update(extra or {})
-        scope.update(data)
+        scope = {"__builtins__": builtins, **(extra or {}), **data}
         return eval(compile_expression(source), scope)  # noqa: S307 - the sandbox's own compiled code
 
     lines = ["== (c) what conditions cost in flowrun's sandbox: CPU ms per instance, medians of 12 rounds x 60"]
@@ -1033,7 +1031,7 @@ def _sandbox_ab(root: Path) -> str:
         sides = _EngineSides(root, file, pid, data)
         variants: dict[str, tuple[Callable[[], Any], Callable[..., Any] | None]] = {
             "raw SpiffWorkflow": (sides.raw_one, None),
-            "flowrun as is (deep copy of the data + SIGPROF timer per condition)": (sides.flowrun_one, original),
+            "flowrun as is (copy of the data + limits per step)": (sides.flowrun_one, original),
             "flowrun, conditions without the CPU-limit timer": (sides.flowrun_one, no_timer),
             "flowrun, conditions without deep copy and timer": (sides.flowrun_one, no_copy_no_timer),
         }
@@ -1058,6 +1056,80 @@ def _sandbox_ab(root: Path) -> str:
         for label, xs in res.items():
             med = statistics.median(xs)
             lines.append(f"    {med:7.3f} ms  {med / raw:6.3f}x raw  {label}")
+    return "\n".join(lines) + "\n"
+
+
+# -- (e) what the per-step limits cost ------------------------------------------------------
+
+
+class _Unarmed:
+    """A stand-in for ``sandbox.limits`` that arms nothing."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def bench_limits(project_root: Path, instances: int, rounds: int = 12) -> str:
+    """CPU per instance with the step limits unarmed, armed in process, and armed as under the supervisor."""
+    import mmap
+
+    from flowrun.engine import sandbox, step_limits
+
+    armed = sandbox.limits
+    with armed():  # install once (handler, memory ceiling), as the first step of a process does
+        pass
+    steps = {"n": 0}
+
+    class _Counted(armed):  # type: ignore[misc, valid-type]
+        def __enter__(self) -> None:
+            steps["n"] += 1
+            super().__enter__()
+
+    supervisor = step_limits._Supervisor(mmap.mmap(-1, mmap.PAGESIZE))  # the child's side of the shared page
+    variants: dict[str, tuple[Any, Any]] = {
+        "unarmed": (_Unarmed, None),
+        "in process: SIGPROF timer": (armed, None),
+        "supervised: timer + RLIMIT_CPU + page": (armed, supervisor),
+    }
+    lines = [f"== (e) per-step limits: CPU per instance, medians of {rounds} rounds x {instances}"]
+    saved = step_limits._SUPERVISOR[:]
+    module: Any = sandbox
+    try:
+        for case, (file, pid, data) in _ENGINE_CASES.items():
+            sides = _EngineSides(project_root, file, pid, data)
+            module.limits = _Counted  # the runner calls sandbox.limits() per step
+            steps["n"] = 0
+            sides.flowrun_one()
+            per_instance = steps["n"]
+            for _ in range(20):
+                sides.flowrun_one()
+            res: dict[str, list[float]] = {k: [] for k in variants}
+            for r in range(rounds):
+                order = list(variants.items())
+                if r % 2:
+                    order.reverse()
+                for label, (limits, watcher) in order:
+                    module.limits = limits
+                    step_limits._SUPERVISOR[:] = [watcher]
+                    gc.collect()
+                    t0 = time.process_time()
+                    for _ in range(instances):
+                        sides.flowrun_one()
+                    res[label].append((time.process_time() - t0) / instances)
+            base = statistics.median(res["unarmed"])
+            lines.append(f"  {case} ({per_instance} limited steps per instance):")
+            for label, xs in res.items():
+                med = statistics.median(xs)
+                per_step_us = (med - base) / per_instance * 1e6
+                lines.append(
+                    f"    {med * 1000:7.3f} ms  {med / base:6.3f}x unarmed  {per_step_us:+6.1f} us/step  {label}"
+                )
+    finally:
+        module.limits = armed
+        step_limits._SUPERVISOR[:] = saved
     return "\n".join(lines) + "\n"
 
 
@@ -1310,6 +1382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     storage = bench_storage(tasks_roots)
             except Exception as exc:  # noqa: BLE001
                 measurements.append(error_row("b", "flowrun tasks --json", TARGETS["tasks"], exc))
+        limits_text = ""
+        if "e" in only:
+            log("(e) per-step limits: unarmed vs armed, in process and supervised ...")
+            limits_text = bench_limits(do_root, 20 if args.quick else 60)
         profiles: list[str] = []
         if args.profile:
             log("writing profiles ...")
@@ -1322,6 +1398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print_table(measurements, storage)
         print_details(measurements, storage, seeding)
+        if limits_text:
+            print("\n" + limits_text)
         print(
             f"\ntotal time {elapsed:.1f} s"
             + (f"; results in {args.save}" if args.save else "")

@@ -63,13 +63,24 @@ class Child:
         self.started = time.monotonic()
         self.db_open_after: float | None = None
         self.killed = False
+        self.seen_worker = self.proc.pid
+
+    @property
+    def worker_pid(self) -> int:
+        """The process doing the work: the ``flowrun`` command's supervised child (itself when unsupervised)."""
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return int(children[0]) if children else self.proc.pid
 
     def wait_for_database(self, is_db: Any, timeout: float = 30) -> bool:
         """Poll /proc until the process has the database open; False if it exited first."""
-        fd_dir = Path(f"/proc/{self.proc.pid}/fd")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
+                self.seen_worker = self.worker_pid
+                fd_dir = Path(f"/proc/{self.seen_worker}/fd")
                 targets = [os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)]
             except OSError:  # the process is exiting, or an fd closed while listed
                 targets = []
@@ -80,17 +91,23 @@ class Child:
         return False
 
     def kill_after(self, delay: float) -> None:
+        # The supervisor: its child dies with it (PR_SET_PDEATHSIG), as a kill -9 of the command would do.
         time.sleep(delay)
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.killed = True
 
     def finish(self) -> int:
+        worker = self.seen_worker
         try:
-            return self.proc.wait(timeout=60)
+            code = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait(timeout=10)
+            code = self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while worker != self.proc.pid and Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)  # the supervised child, killed with its supervisor, is gone a moment later
+        return code
 
     @property
     def stderr(self) -> str:
@@ -335,13 +352,14 @@ def test_one_effect_per_service_task_despite_kills_and_retries(project_dir, tmp_
     now = (T0 + ROUND_STEP).isoformat()
     held = Child(project_dir, out_dir, "held", ["worker", "--interval", "0.05"], now, EFFECT_HOLD_S="30")
     deadline = time.monotonic() + 60
-    while not _effects(project_dir, f"SELECT key FROM effects WHERE pid = {held.proc.pid}"):
+    while not _effects(project_dir, f"SELECT key FROM effects WHERE pid = {held.worker_pid}"):
         assert held.proc.poll() is None, held.stderr
         assert time.monotonic() < deadline, "the worker made no effect within 60 s"
         time.sleep(0.01)
+    worker_pid = held.worker_pid
     os.kill(held.proc.pid, signal.SIGKILL)
     assert held.finish() == -signal.SIGKILL
-    ((lost_key,),) = _effects(project_dir, f"SELECT key FROM effects WHERE pid = {held.proc.pid}")
+    ((lost_key,),) = _effects(project_dir, f"SELECT key FROM effects WHERE pid = {worker_pid}")
     iid, task_id = lost_key.split(":")
     assert query(project_dir, "SELECT status FROM tasks WHERE instance_id = ? AND task_id = ?", iid, task_id) == [
         ("waiting",)

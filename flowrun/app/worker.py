@@ -56,8 +56,11 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
     step that fails becomes an incident on its instance (status ``error``), which
     ``flowrun retry`` resumes once the cause is fixed; the other instances go on.
     """
+    from flowrun.engine.step_limits import supervisor_pid
+
     now = project.clock.now()
-    owner = worker or f"{socket.gethostname()}:{os.getpid()}"
+    # Under the supervisor, the leases belong to it: a worker it starts again after a kill takes them back.
+    owner = worker or f"{socket.gethostname()}:{supervisor_pid() or os.getpid()}"
     with project.store.write() as tx:
         due = tx.claim_due(now, owner, now + timedelta(seconds=lease_s), limit)
     result = WorkerPass()
@@ -81,7 +84,7 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
                 tx.release(instance_id, owner)
             continue
         except FlowrunError as exc:
-            _instance_incident(project, instance_id, exc, now, owner)
+            fail_instance(project, instance_id, type(exc).__name__, str(exc), owner)
             result.failed.append((instance_id, str(exc)))
             continue
         if done is None:  # nothing was due after all: leave the instance as it is
@@ -94,12 +97,18 @@ def run_due(project: Project, limit: int = 100, worker: str | None = None, lease
     return result
 
 
-def _instance_incident(project: Project, instance_id: str, exc: FlowrunError, now: datetime, owner: str) -> None:
-    """A worker's step failed: the instance gets an incident and waits for ``flowrun retry``."""
+def fail_instance(project: Project, instance_id: str, error_type: str, message: str, owner: str | None = None) -> None:
+    """A worker's step of an instance failed: it gets an incident and waits for ``flowrun retry``.
+
+    Used by the worker for a step that raised, and by the ``flowrun`` supervisor for a
+    worker the kernel killed in a step; ``owner``'s lease on the instance is given up.
+    """
+    now = project.clock.now()
     with project.store.write() as tx:
-        tx.open_incident(instance_id, None, "", None, type(exc).__name__, str(exc), 1, now)
-        tx.set_instance_status(instance_id, INSTANCE_ERROR, str(exc))
-        tx.release(instance_id, owner)
+        tx.open_incident(instance_id, None, "", None, error_type, message, 1, now)
+        tx.set_instance_status(instance_id, INSTANCE_ERROR, message)
+        if owner:
+            tx.release(instance_id, owner)
 
 
 def incidents(project: Project, include_resolved: bool = False) -> list[Incident]:

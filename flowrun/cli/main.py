@@ -18,6 +18,15 @@ from flowrun import __version__
 from flowrun.cli.context import AppContext
 from flowrun.errors import FlowrunError
 
+#: Limits a step can exhaust anywhere in flowrun (a script's own failures are located by the engine).
+_EXHAUSTED = {
+    MemoryError: "flowrun ran out of memory (the scripts' limit is FLOWRUN_SCRIPT_MEMORY_MB above flowrun's own "
+    "use); nothing was saved for this step; make the data smaller, or raise FLOWRUN_SCRIPT_MEMORY_MB",
+    # Data nested so deeply that walking it (to copy, check or encode it) fails.
+    RecursionError: "the data is nested too deeply (lists or objects inside each other about a thousand levels "
+    "deep); nothing was saved; flatten the data",
+}
+
 
 class FlowrunGroup(click.Group):
     """A group that turns flowrun errors into one clear message and an exit code."""
@@ -33,6 +42,11 @@ class FlowrunGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was saved for the step in progress", err=True)
             ctx.exit(130)
+        except (MemoryError, RecursionError) as exc:
+            if os.environ.get("FLOWRUN_DEBUG"):
+                raise
+            click.echo(f"error: {_EXHAUSTED[type(exc)]}", err=True)
+            ctx.exit(1)
         except Exception as exc:
             if os.environ.get("FLOWRUN_DEBUG"):
                 raise
@@ -77,6 +91,30 @@ _register()
 
 
 def main() -> None:
-    """Entry point of the ``flowrun`` console script."""
+    """Run the command line in this process (the ``flowrun`` command runs it under :mod:`flowrun.cli.supervisor`)."""
     cli(prog_name="flowrun")
     sys.exit(0)
+
+
+def record_killed_step(args: list[str], instance_id: str, message: str) -> bool:
+    """For the supervisor: the worker it ran with ``args`` was killed in a step of ``instance_id``.
+
+    Opens an incident on the instance (so its work is no longer due) in the project
+    ``args`` name; False when that cannot be done, and the supervisor then stops.
+    """
+    import socket
+
+    from flowrun.app.worker import fail_instance
+
+    try:
+        with cli.make_context("flowrun", list(args), resilient_parsing=True) as ctx:
+            context = AppContext(ctx.params.get("project_dir"))
+        try:
+            owner = f"{socket.gethostname()}:{os.getpid()}"
+            fail_instance(context.project, instance_id, "ScriptError", message, owner)
+        finally:
+            context.close()
+    except (FlowrunError, click.ClickException, OSError) as exc:
+        click.echo(f"error: the incident for instance {instance_id[:8]} could not be recorded: {exc}", err=True)
+        return False
+    return True

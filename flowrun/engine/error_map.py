@@ -15,7 +15,7 @@ from typing import Any
 
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 
-from flowrun.engine.sandbox import SandboxError
+from flowrun.engine.sandbox import SandboxError, depth_message, memory_message
 from flowrun.errors import DataError, FlowrunError, ModelError, NotFoundError, ScriptError, StateError
 
 #: Makes the flowrun error for a caught exception.
@@ -48,19 +48,31 @@ class mapped:  # lower case: it reads as a function, ``with mapped(TABLE):``
                 raise make(exc) from exc
 
 
-def script_error(exc: WorkflowException) -> ScriptError:
-    """A failed script or condition, named by its element and line, with the fix."""
+def script_error(exc: WorkflowException) -> FlowrunError:
+    """A failed script or condition, named by its element and line, with the fix.
+
+    A :class:`~flowrun.errors.DataError` the engine wrapped on its way (a DMN rule wraps what
+    its expressions raise) comes out as it was: it blames the data, not the diagram.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, DataError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
     spec = getattr(exc, "task_spec", None)
     where = ""
     if spec is not None and getattr(spec, "bpmn_id", None):
-        where = f'{spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}"): '
-    notes = " ".join(getattr(exc, "__notes__", []) or [])
+        where = f'{spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}")'
+    # SpiffWorkflow keeps its notes (the DMN row, "did you mean") in a list its __str__ appends.
+    notes = [*(getattr(exc, "notes", None) or []), *(getattr(exc, "__notes__", None) or [])]
     line = getattr(exc, "line_number", None)
     at = f" at line {line}" if line else ""
-    detail = str(exc).split("\n")[0]
-    text = f"{where}{detail}{at}"
-    if notes and notes not in text:
-        text += f" ({notes})"
+    detail = str(exc.args[0] if exc.args else exc).split("\n")[0].rstrip(". ")
+    text = f"{where}{at}: {detail}" if where or at else detail
+    text = text.removeprefix(" ")
+    extra = ". ".join(n.strip().rstrip(".") for n in notes if n and n.strip() and n.strip() not in text)
+    if extra:
+        text += f" ({extra})"
     return ScriptError(text + "; fix the script or condition in the diagram")
 
 
@@ -68,10 +80,17 @@ def _failed(doing: str, advice: str = "") -> Factory:
     return lambda exc: ScriptError(f"{doing}: {exc.__class__.__name__}: {exc}{advice}")
 
 
+#: Out of memory or data nested too deeply, anywhere in a step (a script's own failures are located).
+_LIMITS: Table = (
+    (MemoryError, lambda exc: ScriptError(f"the step {memory_message()}; nothing was saved for this step")),
+    (RecursionError, lambda exc: DataError(depth_message())),
+)
+
 #: Running the automated steps of an instance (scripts, conditions, gateways, events).
 RUNNING: Table = (
     (SandboxError, lambda exc: ScriptError(f"a script or condition was refused: {exc}")),
     (WorkflowException, script_error),
+    *_LIMITS,
     (SpiffWorkflowException, lambda exc: ScriptError(f"the process failed: {exc}")),
     # Diagram code may fail in any way; the user gets a message, never a traceback.
     (
@@ -109,6 +128,7 @@ def correlating(kind: str, name: str, blame: Callable[[], str]) -> Table:
 #: Completing a user task (its output mappings and scripts run).
 COMPLETING: Table = (
     (WorkflowException, script_error),
+    *_LIMITS,
     (Exception, _failed("completing the task failed")),
 )
 
@@ -133,6 +153,7 @@ STATE: Table = ((_UNREADABLE, lambda exc: StateError(f"the saved instance cannot
 
 #: Saving an instance's state.
 SAVING: Table = (
+    *_LIMITS,
     (
         (TypeError, ValueError),
         lambda exc: DataError(
