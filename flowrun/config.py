@@ -115,6 +115,7 @@ def _loader() -> Any:
 
     return NoAliasLoader
 
+
 #: A name that is a URL: ``scheme://...``, or ``file:``/``http:``/``https:``/``ftp:``/``data:`` without slashes.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|(?:file|https?|ftp|data):", re.IGNORECASE)
 
