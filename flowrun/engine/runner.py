@@ -23,6 +23,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
 from flowrun.engine import _spiff, error_map, sandbox, specs, waits
+from flowrun.engine import timers as _timers  # noqa: F401 - importing it bounds SpiffWorkflow's timers
 from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
 from flowrun.engine.scripts import FlowrunScriptEngine
@@ -278,15 +279,19 @@ class Run:
         """Fire the timers that are due by the clock and run on until the instance waits again.
 
         A timer due at exactly the clock's time fires (SpiffWorkflow fires only once
-        its due time has passed, so timers are compared a microsecond later). Every
-        overdue round of a cycle timer fires in one call.
+        its due time has passed, so timers are compared a microsecond later). A cycle
+        timer many rounds late fires once for all of them (:mod:`flowrun.engine.timers`).
+        Each round of firing (timers due at the same time, and the steps they lead to)
+        is its own engine step, with its own script CPU budget; a timer whose path
+        leads to a timer already due fires in the next round.
 
         Returns:
             True when a timer fired.
         """
         fired = False
-        with self._located(waits.Later(self._clock)):
-            for _ in range(MAX_TIMER_ROUNDS):
+        later = waits.Later(self._clock)
+        for _ in range(MAX_TIMER_ROUNDS):
+            with self._located(later):
                 before = waits.timer_state(self._wf)
                 self._wf.refresh_timers()
                 self._advance()
@@ -294,7 +299,7 @@ class Run:
                     state=TaskState.READY, manual=False
                 ):
                     break
-                fired = True
+            fired = True
         return fired
 
     def deliver(self, kind: str, name: str, payload: Mapping[str, Any] | None = None) -> bool:
