@@ -12,6 +12,7 @@ SpiffWorkflow objects, and flowrun errors (:mod:`flowrun.engine.error_map`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,8 +34,15 @@ from flowrun.models import ServiceCaller, ServiceFailure, ServicePolicy, TaskRec
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
 
-#: Automated steps one advance may take before the process is taken to loop without end.
+#: Automated steps (scripts, gateways, events, service tasks) one engine step may run before the
+#: process is taken to loop without end; ``FLOWRUN_MAX_STEPS`` sets another limit.
 MAX_STEPS = 50_000
+
+
+def max_steps(environ: Mapping[str, str] | None = None) -> int:
+    """The step limit: ``FLOWRUN_MAX_STEPS`` when it is a positive whole number, else :data:`MAX_STEPS`."""
+    text = (os.environ if environ is None else environ).get("FLOWRUN_MAX_STEPS", "")
+    return int(text) if text.strip().isdigit() and int(text) > 0 else MAX_STEPS
 
 
 class Engine:
@@ -141,6 +149,8 @@ class Run:
         self._lives = lives
         self._source = source
         self._steps = 0
+        self._last: Any = None
+        self._max_steps = max_steps()
 
     @property
     def instance_id(self) -> str:
@@ -170,21 +180,27 @@ class Run:
 
     def _advance(self) -> None:
         self._steps = 0
-        with error_map.mapped(error_map.RUNNING):
-            self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+        try:
+            with error_map.mapped(error_map.RUNNING):
+                self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+        except ScriptError as exc:
+            if self._steps >= _LONG_STEP and _timed_out(exc):
+                raise _runaway(
+                    f"used up its CPU time (FLOWRUN_SCRIPT_SECONDS) after {self._steps} automated steps",
+                    self._last,
+                    "FLOWRUN_SCRIPT_SECONDS",
+                ) from exc
+            raise
         self._lives.scan(self._wf)
 
     def _will(self, task: Any) -> None:
         self._steps += 1
+        self._last = task
         definition = getattr(task.task_spec, "event_definition", None)
         if definition is not None:
             _error_variables(task, definition)
-        if self._steps > MAX_STEPS:
-            raise ScriptError(
-                f"the process ran {MAX_STEPS} automated steps without waiting for anyone "
-                f"(last: {task.task_spec.bpmn_id or task.task_spec.name}); it loops without end - "
-                "check the loop conditions in the diagram"
-            )
+        if self._steps > self._max_steps:
+            raise _runaway(f"ran {self._max_steps} automated steps (FLOWRUN_MAX_STEPS)", task, "FLOWRUN_MAX_STEPS")
         self._lives.will(task)
 
     def _did(self, task: Any) -> None:
@@ -377,3 +393,43 @@ def _error_variables(task: Any, definition: Any) -> None:
         payload[ext[specs.ERROR_CODE_VAR]] = error["code"]
     if ext.get(specs.ERROR_MESSAGE_VAR):
         payload[ext[specs.ERROR_MESSAGE_VAR]] = error.get("message")
+
+
+#: Automated steps after which a step that runs out of CPU time is reported as a long loop.
+_LONG_STEP = 1_000
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True when ``exc`` was caused (at any depth) by the sandbox's CPU limit."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, sandbox.ScriptTimeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _runaway(what: str, task: Any, setting: str) -> ScriptError:
+    """The error for a process that loops without waiting for anyone, naming the loop's elements."""
+    return ScriptError(
+        f"the process {what} without waiting for anyone, looping through {_loop_of(task)}; it loops without "
+        f"end - check the loop's conditions in the diagram (for a loop this long on purpose, raise {setting})"
+    )
+
+
+def _loop_of(task: Any, looked_at: int = 200) -> str:
+    """The elements a runaway loop goes through: the ones run just before ``task``, in the order of a round."""
+    seen: dict[str, None] = {}
+    current = task
+    for _ in range(looked_at):
+        if current is None:
+            break
+        spec = current.task_spec
+        if getattr(spec, "bpmn_id", None) and not spec.bpmn_id.startswith("flowrun_"):
+            label = f'{spec.bpmn_id} ("{spec.bpmn_name}")' if spec.bpmn_name else spec.bpmn_id
+            seen.setdefault(label, None)
+        current = current.parent
+    names = list(reversed(seen))
+    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else str(task.task_spec.name)
