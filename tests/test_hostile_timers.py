@@ -363,3 +363,23 @@ def test_import_log_with_a_time_before_the_year_one_names_the_line(cli, project_
     assert result.exit_code == 1, result.output
     assert "line 3" in result.output
     assert "years 1 to 9999" in result.output
+
+
+# -- the arithmetic is SpiffWorkflow's calendar -------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["P1M", "P13M", "P2Y3M", "P1Y2M10DT2H", "P30D", "PT90M", "P2W", "P0M"])
+def test_calendar_arithmetic_gives_the_durations_spiffworkflows_month_walk_gives(text):
+    """From each month's 1st, 15th and last days of 2023-2025, forwards and back: the same timedelta."""
+    from calendar import monthrange
+    from datetime import datetime, timezone
+
+    from flowrun.engine import timers
+
+    for year in (2023, 2024, 2025):
+        for month in range(1, 13):
+            for day in (1, 15, monthrange(year, month)[1]):
+                when = datetime(year, month, day, 9, 30, tzinfo=timezone.utc)
+                parsed = timers.parse_duration(text)
+                assert timers.timedelta_from_start(dict(parsed), when) == timers.SPIFF_FROM_START(dict(parsed), when)
+                assert timers.timedelta_from_end(dict(parsed), when) == timers.SPIFF_FROM_END(dict(parsed), when)

@@ -9,7 +9,8 @@ validate time and at run time, is computed with arithmetic and refused with a
 reason when it is absurd:
 
 * a duration (on its own, or a cycle's interval) is at most :data:`MAX_YEARS`;
-* a date and a due time lie within the years 1 to 9999 in UTC;
+* a date and a due time lie within the years 1 to 9999 in UTC, a day short of
+  each end (:data:`flowrun.clock.EARLIEST` to :data:`flowrun.clock.LATEST`);
 * a cycle's interval is at least :data:`MIN_CYCLE_SECONDS`;
 * a cycle timer whose due time has passed fires **once**, however many rounds
   it missed; the missed rounds count towards its repetitions (``R5/...``) and
@@ -31,6 +32,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer
 
+from flowrun.clock import EARLIEST, LATEST
 from flowrun.errors import ScriptError
 
 #: The longest duration a timer may wait, or a cycle may repeat after.
@@ -43,6 +45,7 @@ _MAX_SECONDS = MAX_YEARS * 366 * 86400
 #: Seconds per designator, to bound a duration before computing it (months and years at their longest).
 _SECONDS = {"years": 366 * 86400, "months": 31 * 86400, "weeks": 7 * 86400, "days": 86400}
 _SECONDS.update(hours=3600, minutes=60, seconds=1)
+_CALENDAR = "the years 1 to 9999 in UTC (less a day at each end)"
 _TIMER_FIX = "e.g. PT4H, P30D, R/PT1H or 2026-03-02T09:00:00Z"
 
 
@@ -76,16 +79,19 @@ def get_datetime(expression: str) -> datetime:
     """An ISO 8601 date and time in UTC (naive: the machine's time zone, as SpiffWorkflow reads it).
 
     Raises:
-        TimerValueError: the time is outside the years 1 to 9999 in UTC.
+        TimerValueError: the time is outside :data:`~flowrun.clock.EARLIEST` to :data:`~flowrun.clock.LATEST`.
         ValueError: the text is not an ISO 8601 time.
     """
     when = datetime.fromisoformat(expression)
     if when.tzinfo is None:
         when = datetime.combine(when.date(), when.time(), _timer.LOCALTZ)
     try:
-        return when.astimezone(timezone.utc)
+        utc: datetime | None = when.astimezone(timezone.utc)
     except OverflowError:
-        raise TimerValueError(f"the time {_short(expression)} is outside the years 1 to 9999 in UTC") from None
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise TimerValueError(f"the time {_short(expression)} lies outside {_CALENDAR}")
+    return utc
 
 
 def timedelta_from_start(parsed: dict[str, Any], start: datetime | None = None) -> timedelta:
@@ -109,9 +115,11 @@ def timedelta_from_end(parsed: dict[str, Any], end: datetime) -> timedelta:
     days = (date(end.year, end.month, 1) - first).days + (months - whole) * _days_in(back)
     delta = timedelta(days=parts.pop("days", 0) + days, **parts)
     try:
-        end - delta
+        first_round: datetime | None = end - delta
     except OverflowError:
-        raise TimerValueError("the timer would start before the year 1") from None
+        first_round = None
+    if first_round is None or first_round < EARLIEST:
+        raise TimerValueError(f"the timer would start outside {_CALENDAR}")
     return delta
 
 
@@ -120,7 +128,7 @@ def _add_months(when: datetime | date, months: int) -> date:
     index = when.year * 12 + when.month - 1 + months
     year, month = divmod(index, 12)
     if not 1 <= year <= 9999:
-        raise TimerValueError("the timer would be due outside the years 1 to 9999")
+        raise TimerValueError(f"the timer would be due outside {_CALENDAR}")
     return date(year, month + 1, 1)
 
 
@@ -130,9 +138,11 @@ def _days_in(month: date) -> int:
 
 def _bounded(start: datetime, delta: timedelta) -> timedelta:
     try:
-        start + delta
+        due: datetime | None = start + delta
     except OverflowError:
-        raise TimerValueError(f"the timer would be due after the year 9999 (from {start.date().isoformat()})") from None
+        due = None
+    if due is None or due > LATEST:
+        raise TimerValueError(f"the timer would be due after the year 9999 (from {start.date().isoformat()})")
     return delta
 
 
@@ -190,9 +200,13 @@ def _cycle_complete(self: Any, my_task: Any) -> bool:
                 event_value["cycles"] -= rounds
             event_value["missed"] = event_value.get("missed", 0) + rounds - 1
             try:
-                event_value["next"] = (due + rounds * step).isoformat()
-            except OverflowError:  # the next round would be after the year 9999: there is none
+                following: datetime | None = due + rounds * step
+            except OverflowError:
+                following = None
+            if following is None or following > LATEST:  # the next round would be past the calendar: none
                 event_value["cycles"] = 0
+            else:
+                event_value["next"] = following.isoformat()
             ready = True
     else:
         my_task.internal_data.pop("event_value", None)
@@ -222,6 +236,11 @@ def _located(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: SpiffWorkflow's own month walks, kept to test that the arithmetic gives the same durations.
+SPIFF_FROM_START: Callable[..., timedelta] = _timer.TimerEventDefinition.get_timedelta_from_start
+SPIFF_FROM_END: Callable[..., timedelta] = _timer.TimerEventDefinition.get_timedelta_from_end
 
 
 def _install() -> None:
