@@ -22,7 +22,6 @@ stopped by flowrun's step limit (:data:`flowrun.engine.runner.MAX_STEPS`).
 from __future__ import annotations
 
 import sys
-import weakref
 from typing import Any
 
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
@@ -34,8 +33,10 @@ _FINISHED = TaskState.FINISHED_MASK
 
 #: Bumped whenever a finished task's children or state change in a way that may break a remembered jump.
 _generation = 0
-#: Per workflow: (the generation the jumps were made in, task id -> the first task after its chain).
-_JUMPS: weakref.WeakKeyDictionary[Any, tuple[int, dict[Any, Any]]] = weakref.WeakKeyDictionary()
+#: The attribute of a workflow holding its jumps: (the generation they were made in, task id -> the
+#: first task after its chain). On the workflow itself, so they go when it goes (a weak mapping from
+#: the workflow would be kept alive by the tasks it holds); the serializer only stores named fields.
+_ATTRIBUTE = "_flowrun_jumps"
 
 
 def _forget() -> None:
@@ -44,10 +45,10 @@ def _forget() -> None:
 
 
 def _jumps(workflow: Any) -> dict[Any, Any]:
-    found = _JUMPS.get(workflow)
+    found: tuple[int, dict[Any, Any]] | None = getattr(workflow, _ATTRIBUTE, None)
     if found is None or found[0] != _generation:
         found = (_generation, {})
-        _JUMPS[workflow] = found
+        setattr(workflow, _ATTRIBUTE, found)
     return found[1]
 
 
