@@ -405,5 +405,21 @@ def test_task_queries_find_what_a_full_walk_of_the_tree_finds(name, monkeypatch)
     workflow = run._wf
     masks = (TaskState.READY, TaskState.WAITING, TaskState.STARTED, TaskState.NOT_FINISHED_MASK)
     fast = [[t.id for t in workflow.get_tasks(state=mask)] for mask in masks]
-    monkeypatch.setattr(_tree, "_skips_finished", lambda iterator: False)
+    monkeypatch.setattr(_tree, "_skips_finished", lambda iterator: False)  # SpiffWorkflow walks alone
     assert fast == [[t.id for t in workflow.get_tasks(state=mask)] for mask in masks]
+
+
+def test_worker_once_three_weeks_late_from_the_cli(project_dir):
+    """``FLOWRUN_NOW`` three weeks on, ``flowrun worker --once`` exits 0; ``show`` has the timer due next hour."""
+    shutil.copy(EVENTS / "timer_hourly_script.bpmn", project_dir / "processes" / "timer_hourly_script.bpmn")
+    started = flowrun(project_dir, "start", "timer_hourly_script", "-d", "reminders=0", FLOWRUN_NOW=T0.isoformat())
+    assert started.returncode == 0, started.stderr
+    instance = started.stdout.split()[0]
+    late = T0 + timedelta(weeks=3, minutes=20)
+    worker = flowrun(project_dir, "worker", "--once", "--json", FLOWRUN_NOW=late.isoformat())
+    assert worker.returncode == 0, worker.stderr
+    assert "Traceback" not in worker.stderr
+    shown = json.loads(flowrun(project_dir, "show", instance, "--json", FLOWRUN_NOW=late.isoformat()).stdout)
+    assert shown["status"] == "running"
+    dues = [w["due"] for w in shown["waiting_for"] if w.get("due")]
+    assert dues == [(T0 + timedelta(weeks=3, hours=1)).isoformat()]

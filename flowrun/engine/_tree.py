@@ -89,26 +89,18 @@ def _skips_finished(iterator: Any) -> bool:
     )
 
 
-_task_next = TaskIterator._next
-_bpmn_next = BpmnTaskIterator._next
+def _skipping(original: Any) -> Any:
+    """An iterator's ``_next`` that jumps over the chain at the head of its list, else does as ``original``."""
 
+    def _next(self: Any) -> Any:
+        if self.task_list and _skips_finished(self):
+            task = self.task_list[0]
+            if _chained(task):
+                self.task_list[0] = _after_chain(task)
+                return task
+        return original(self)
 
-def _next(self: Any) -> Any:
-    if self.task_list and _skips_finished(self):
-        task = self.task_list[0]
-        if _chained(task):
-            self.task_list[0] = _after_chain(task)
-            return task
-    return _task_next(self)
-
-
-def _bpmn_next_skipping(self: Any) -> Any:
-    if self.task_list and _skips_finished(self):
-        task = self.task_list[0]
-        if _chained(task):
-            self.task_list[0] = _after_chain(task)
-            return task
-    return _bpmn_next(self)
+    return _next
 
 
 # -- what breaks a remembered jump --------------------------------------------------------------
@@ -141,8 +133,8 @@ def _install() -> None:
     for iterator in (TaskIterator, BpmnTaskIterator):
         defaults = iterator.__init__.__defaults__  # (end_at_spec, max_depth, ...)
         iterator.__init__.__defaults__ = (defaults[0], sys.maxsize, *defaults[2:])
-    TaskIterator._next = _next
-    BpmnTaskIterator._next = _bpmn_next_skipping
+    TaskIterator._next = _skipping(TaskIterator._next)
+    BpmnTaskIterator._next = _skipping(BpmnTaskIterator._next)
     Task._set_state = _set_state_watched
     Task._child_added_notify = _child_added_watched
     Workflow._remove_task = _remove_task_watched
