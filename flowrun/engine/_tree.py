@@ -16,7 +16,7 @@ each have one child, the way a loop's history looks. The jumps are remembered
 per workflow and forgotten whenever a task of such a chain changes (it gets a
 second child, loses its child, or becomes unfinished again), so the tasks found,
 and their order, are exactly those of SpiffWorkflow's own walk. Endless loops are
-stopped by flowrun's step limit (:data:`flowrun.engine.runner.MAX_STEPS`).
+stopped by flowrun's step limit (:func:`flowrun.engine.loops.max_steps`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ SpiffWorkflow objects, and flowrun errors (:mod:`flowrun.engine.error_map`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,7 +22,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
-from flowrun.engine import _spiff, error_map, sandbox, specs, waits
+from flowrun.engine import _spiff, error_map, loops, sandbox, specs, waits
 from flowrun.engine import timers as _timers  # noqa: F401 - importing it bounds SpiffWorkflow's timers
 from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
@@ -33,16 +32,6 @@ from flowrun.models import ServiceCaller, ServiceFailure, ServicePolicy, TaskRec
 
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
-
-#: Automated steps (scripts, gateways, events, service tasks) one engine step may run before the
-#: process is taken to loop without end; ``FLOWRUN_MAX_STEPS`` sets another limit.
-MAX_STEPS = 50_000
-
-
-def max_steps(environ: Mapping[str, str] | None = None) -> int:
-    """The step limit: ``FLOWRUN_MAX_STEPS`` when it is a positive whole number, else :data:`MAX_STEPS`."""
-    text = (os.environ if environ is None else environ).get("FLOWRUN_MAX_STEPS", "")
-    return int(text) if text.strip().isdigit() and int(text) > 0 else MAX_STEPS
 
 
 class Engine:
@@ -150,7 +139,7 @@ class Run:
         self._source = source
         self._steps = 0
         self._last: Any = None
-        self._max_steps = max_steps()
+        self._max_steps = loops.max_steps()
 
     @property
     def instance_id(self) -> str:
@@ -184,8 +173,8 @@ class Run:
             with error_map.mapped(error_map.RUNNING):
                 self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
         except ScriptError as exc:
-            if self._steps >= _LONG_STEP and _timed_out(exc):
-                raise _runaway(
+            if self._steps >= loops.LONG_STEP and loops.timed_out(exc):
+                raise loops.runaway(
                     f"used up its CPU time (FLOWRUN_SCRIPT_SECONDS) after {self._steps} automated steps",
                     self._last,
                     "FLOWRUN_SCRIPT_SECONDS",
@@ -200,7 +189,7 @@ class Run:
         if definition is not None:
             _error_variables(task, definition)
         if self._steps > self._max_steps:
-            raise _runaway(f"ran {self._max_steps} automated steps (FLOWRUN_MAX_STEPS)", task, "FLOWRUN_MAX_STEPS")
+            raise loops.runaway(f"ran {self._max_steps} automated steps (FLOWRUN_MAX_STEPS)", task, "FLOWRUN_MAX_STEPS")
         self._lives.will(task)
 
     def _did(self, task: Any) -> None:
@@ -393,43 +382,3 @@ def _error_variables(task: Any, definition: Any) -> None:
         payload[ext[specs.ERROR_CODE_VAR]] = error["code"]
     if ext.get(specs.ERROR_MESSAGE_VAR):
         payload[ext[specs.ERROR_MESSAGE_VAR]] = error.get("message")
-
-
-#: Automated steps after which a step that runs out of CPU time is reported as a long loop.
-_LONG_STEP = 1_000
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """True when ``exc`` was caused (at any depth) by the sandbox's CPU limit."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            return False
-        if isinstance(seen, sandbox.ScriptTimeout):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _runaway(what: str, task: Any, setting: str) -> ScriptError:
-    """The error for a process that loops without waiting for anyone, naming the loop's elements."""
-    return ScriptError(
-        f"the process {what} without waiting for anyone, looping through {_loop_of(task)}; it loops without "
-        f"end - check the loop's conditions in the diagram (for a loop this long on purpose, raise {setting})"
-    )
-
-
-def _loop_of(task: Any, looked_at: int = 200) -> str:
-    """The elements a runaway loop goes through: the ones run just before ``task``, in the order of a round."""
-    seen: dict[str, None] = {}
-    current = task
-    for _ in range(looked_at):
-        if current is None:
-            break
-        spec = current.task_spec
-        if getattr(spec, "bpmn_id", None) and not spec.bpmn_id.startswith("flowrun_"):
-            label = f'{spec.bpmn_id} ("{spec.bpmn_name}")' if spec.bpmn_name else spec.bpmn_id
-            seen.setdefault(label, None)
-        current = current.parent
-    names = list(reversed(seen))
-    return ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else str(task.task_spec.name)
