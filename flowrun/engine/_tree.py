@@ -11,8 +11,9 @@ tree of a 10 000-round loop is 30 000 tasks deep. SpiffWorkflow's iterators
   square of its rounds.
 
 Importing this module makes their default depth unbounded, and lets a query for
-unfinished tasks (ready, waiting, ...) jump over a chain of finished tasks that
-each have one child, the way a loop's history looks. The jumps are remembered
+unfinished tasks (ready, waiting, ...) in a workflow of :data:`BIG_TREE` tasks or
+more jump over a chain of finished tasks that each have one child, the way a
+loop's history looks. The jumps are remembered
 per workflow and forgotten whenever a task of such a chain changes (it gets a
 second child, loses its child, or becomes unfinished again), so the tasks found,
 and their order, are exactly those of SpiffWorkflow's own walk. Endless loops are
@@ -22,6 +23,7 @@ stopped by flowrun's step limit (:func:`flowrun.engine.loops.max_steps`).
 from __future__ import annotations
 
 import sys
+import types
 from typing import Any
 
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
@@ -30,6 +32,10 @@ from SpiffWorkflow.util.task import TaskIterator, TaskState
 from SpiffWorkflow.workflow import Workflow
 
 _FINISHED = TaskState.FINISHED_MASK
+
+#: The fewest tasks a workflow holds before its queries jump: smaller trees (any ordinary process)
+#: are walked exactly as SpiffWorkflow walks them, at the same cost; a loop grows past this quickly.
+BIG_TREE = 100
 
 #: Bumped whenever a finished task's children or state change in a way that may break a remembered jump.
 _generation = 0
@@ -89,11 +95,26 @@ def _skips_finished(iterator: Any) -> bool:
     )
 
 
+def _deciding(original: Any) -> Any:
+    """An iterator's ``__init__`` that also decides, once, whether the iteration may jump.
+
+    An iteration that may gets the jumping ``_next`` as its own attribute; every other one keeps
+    SpiffWorkflow's, so an ordinary query costs one length test more and nothing per task.
+    """
+
+    def __init__(self: Any, task: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, task, *args, **kwargs)
+        if len(task.workflow.tasks) >= BIG_TREE and _skips_finished(self):
+            self._next = types.MethodType(type(self)._flowrun_skipping, self)
+
+    return __init__
+
+
 def _skipping(original: Any) -> Any:
     """An iterator's ``_next`` that jumps over the chain at the head of its list, else does as ``original``."""
 
     def _next(self: Any) -> Any:
-        if self.task_list and _skips_finished(self):
+        if self.task_list:
             task = self.task_list[0]
             if _chained(task):
                 self.task_list[0] = _after_chain(task)
@@ -133,8 +154,9 @@ def _install() -> None:
     for iterator in (TaskIterator, BpmnTaskIterator):
         defaults = iterator.__init__.__defaults__  # (end_at_spec, max_depth, ...)
         iterator.__init__.__defaults__ = (defaults[0], sys.maxsize, *defaults[2:])
-    TaskIterator._next = _skipping(TaskIterator._next)
-    BpmnTaskIterator._next = _skipping(BpmnTaskIterator._next)
+    TaskIterator.__init__ = _deciding(TaskIterator.__init__)
+    TaskIterator._flowrun_skipping = _skipping(TaskIterator._next)
+    BpmnTaskIterator._flowrun_skipping = _skipping(BpmnTaskIterator._next)
     Task._set_state = _set_state_watched
     Task._child_added_notify = _child_added_watched
     Workflow._remove_task = _remove_task_watched
