@@ -126,6 +126,9 @@ RUNTIME_TIMERS = [
     ("timeDate", '"0001-01-01T0" + str(n) + ":00:00+14:00"', "years 1 to 9999"),
     ("timeCycle", '"R/PT0." + str(n) + "S"', "at most once a second"),
     ("timeCycle", '"R/P" + str(n) + "0000000Y"', "longer than 100 years"),
+    ("timeDuration", '"PT" + str(n) + "Q"', "its value is not an ISO 8601 duration"),
+    ("timeCycle", "n * 3", "its value is not an ISO 8601 repeating interval"),
+    ("timeDate", '"2026-02-3" + str(n)', "its value is not an ISO 8601 date and time"),
 ]
 
 

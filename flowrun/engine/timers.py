@@ -31,9 +31,11 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from flowrun.clock import EARLIEST, LATEST
-from flowrun.errors import ScriptError
+from flowrun.engine.sandbox import SandboxError
+from flowrun.errors import FlowrunError, ScriptError
 
 #: The longest duration a timer may wait, or a cycle may repeat after.
 MAX_YEARS = 100
@@ -215,20 +217,39 @@ def _cycle_complete(self: Any, my_task: Any) -> bool:
     return ready
 
 
+#: What each kind of timer's value must be, for the message when it is not.
+_KINDS = {
+    "TimeDateEventDefinition": "an ISO 8601 date and time",
+    "DurationTimerEventDefinition": "an ISO 8601 duration",
+    "CycleTimerEventDefinition": "an ISO 8601 repeating interval",
+}
+
+
 def _located(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a timer method so that a refused value names the timer's element (a ScriptError)."""
+    """Wrap a timer method so that a refused or unreadable value names the timer's element (a ScriptError).
+
+    Errors of the expression itself (SpiffWorkflow's, the sandbox's, flowrun's, running out of
+    memory or stack) pass through, to be mapped with their reason where every script error is.
+    """
 
     @functools.wraps(method)
     def wrapper(self: Any, my_task: Any, *args: Any) -> Any:
         try:
             return method(self, my_task, *args)
-        except (TimerValueError, OverflowError) as exc:
+        except (SpiffWorkflowException, SandboxError, FlowrunError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:
+            if isinstance(exc, TimerValueError):
+                reason = str(exc)
+            elif isinstance(exc, OverflowError):
+                reason = f"the timer's time overflows ({exc})"
+            else:
+                kind = _KINDS.get(type(self).__name__, "an ISO 8601 date, duration or cycle")
+                reason = f"its value is not {kind} ({type(exc).__name__}: {_short(str(exc))})"
             spec = my_task.task_spec
-            name = spec.bpmn_name or spec.bpmn_id
-            reason = str(exc) if isinstance(exc, TimerValueError) else f"the timer's time overflows ({exc})"
             raise ScriptError(
-                f'timer {spec.bpmn_id} ("{name}") `{_short(str(self.expression))}`: {reason}; '
-                f"fix the timer in the diagram ({_TIMER_FIX})"
+                f'timer {spec.bpmn_id} ("{spec.bpmn_name or spec.bpmn_id}") `{_short(str(self.expression))}`: '
+                f"{reason}; fix the timer in the diagram ({_TIMER_FIX})"
             ) from exc
 
     return wrapper
