@@ -109,7 +109,7 @@ def test_hostile_timer_values_are_refused_by_validate_in_bounded_time(project_di
 
 
 @pytest.mark.parametrize(
-    "cycle", ['"R/P1Y2M10DT2H30M"', '"R5/2026-01-31T09:00:00Z/P1M"', '"R/P1M/2030-01-01T00:00:00Z"']
+    "cycle", ['"R/P1Y2M10DT2H30M"', '"R2/P1200M"', '"R5/2026-01-31T09:00:00Z/P1M"', '"R/P1M/2030-01-01T00:00:00Z"']
 )
 def test_ordinary_calendar_cycles_still_validate(project_dir, cycle):
     """Cycles over months and years, with a start or an end, are valid."""

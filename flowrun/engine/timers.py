@@ -43,10 +43,11 @@ MAX_YEARS = 100
 #: The shortest interval of a cycle timer, in seconds.
 MIN_CYCLE_SECONDS = 1.0
 
-_MAX_SECONDS = MAX_YEARS * 366 * 86400
-#: Seconds per designator, to bound a duration before computing it (months and years at their longest).
-_SECONDS = {"years": 366 * 86400, "months": 31 * 86400, "weeks": 7 * 86400, "days": 86400}
+#: Seconds per designator, to bound a duration before computing it (years and months on average, so
+#: that P100Y and P1200M are the same length).
+_SECONDS = {"years": 365.2425 * 86400, "months": 365.2425 * 86400 / 12, "weeks": 7 * 86400, "days": 86400}
 _SECONDS.update(hours=3600, minutes=60, seconds=1)
+_MAX_SECONDS = MAX_YEARS * _SECONDS["years"] * (1 + 1e-12)
 _CALENDAR = "the years 1 to 9999 in UTC (less a day at each end)"
 _TIMER_FIX = "e.g. PT4H, P30D, R/PT1H or 2026-03-02T09:00:00Z"
 
