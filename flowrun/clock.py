@@ -51,33 +51,58 @@ def as_utc(when: datetime) -> datetime:
     return when.astimezone(timezone.utc)
 
 
+#: The earliest and latest time the clock may be set to: a day's margin inside what a datetime holds,
+#: so that due times, leases and day boundaries computed from it still fit.
+EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+_OUTSIDE = "the years 1 to 9999 in UTC"
+
+
 def parse_time(text: str) -> datetime:
     """Parse an ISO 8601 time; a trailing ``Z`` and naive times mean UTC.
 
     Raises:
-        ValueError: the text is not an ISO 8601 time.
+        ValueError: the text is not an ISO 8601 time, or it lies outside the years 1 to 9999 in UTC
+            (``0001-01-01T00:00:00+14:00``); the message then says so.
     """
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
-    return as_utc(datetime.fromisoformat(value))
+    parsed = datetime.fromisoformat(value)
+    try:
+        return as_utc(parsed)
+    except OverflowError:
+        raise ValueError(f"{text.strip()!r} lies outside {_OUTSIDE}") from None
+
+
+def check_clock_time(when: datetime) -> datetime:
+    """``when`` (aware), refused when it is too close to the ends of the calendar to compute times after it.
+
+    Raises:
+        ValueError: ``when`` is before :data:`EARLIEST` or after :data:`LATEST`.
+    """
+    if not EARLIEST <= when <= LATEST:
+        raise ValueError(
+            f"{when.isoformat()} lies too close to the ends of the calendar ({_OUTSIDE}) to compute due times from"
+        )
+    return when
 
 
 def clock_from_env(environ: dict[str, str] | None = None) -> Clock:
     """The clock for one command: fixed at ``FLOWRUN_NOW`` when it is set.
 
     Raises:
-        ValueError: ``FLOWRUN_NOW`` is set but is not an ISO 8601 time.
+        ValueError: ``FLOWRUN_NOW`` is set but is not an ISO 8601 time within :data:`EARLIEST` to :data:`LATEST`.
     """
     env = os.environ if environ is None else environ
     fixed = env.get("FLOWRUN_NOW")
     if fixed:
         try:
-            return ManualClock(parse_time(fixed))
-        except ValueError:
-            raise ValueError(
-                f"FLOWRUN_NOW={fixed!r} is not an ISO 8601 time; use e.g. 2026-03-01T09:00:00+01:00"
-            ) from None
+            when = check_clock_time(parse_time(fixed))
+        except ValueError as exc:
+            reason = str(exc) if _OUTSIDE in str(exc) else f"{fixed!r} is not an ISO 8601 time"
+            raise ValueError(f"FLOWRUN_NOW: {reason}; use e.g. 2026-03-01T09:00:00+01:00") from None
+        return ManualClock(when)
     return SystemClock()
 
 

@@ -246,33 +246,31 @@ def test_cycle_timer_fires_exactly_three_times_over_five_hours(project, project_
     assert dict(history(project, iid))["Event_Reminder"] == "completed"
 
 
-def test_cycle_timer_catches_up_after_an_outage_but_never_beyond_its_count(project, project_dir, clock):
-    """A worker that was down for a day fires the three overdue rounds (no fourth) as soon as it runs again."""
-    add(project_dir, "timer_cycle")
-    iid = app.start(project, "timer_cycle").instance
-    clock.set(at(hours=24))
-    reminders = 0
-    for _ in range(5):  # the worker's passes right after it came back (the next due time is already past)
-        result = app.run_due(project)
-        reminders += sum(t.name == "Remind reviewer" for t in result.ready)
-        due = app.next_due(project)
-        if due is None or due > clock.now():
-            break
-    assert reminders == 3
-    assert app.next_due(project) is None
-    clock.set(at(hours=48))
-    assert app.run_due(project).fired == []
-    assert ready_names(project, iid) == ["Remind reviewer"] * 3 + ["Review request"]
-
-
-def test_cycle_timer_catches_up_in_one_pass(project, project_dir, clock):
-    """One worker pass fires every overdue round of a cycle timer (MAX_TIMER_ROUNDS exists for this)."""
+def test_cycle_timer_fires_once_after_an_outage_and_counts_the_missed_rounds(project, project_dir, clock):
+    """A worker down for a day fires the late R3/PT1H reminder once; its three rounds are used up."""
     add(project_dir, "timer_cycle")
     iid = app.start(project, "timer_cycle").instance
     clock.set(at(hours=24))
     result = app.run_due(project)
     assert result.fired == [iid]
-    assert [t.name for t in result.ready] == ["Remind reviewer"] * 3
+    assert [t.name for t in result.ready] == ["Remind reviewer"]
+    assert app.next_due(project) is None
+    clock.set(at(hours=48))
+    assert app.run_due(project).fired == []
+    assert ready_names(project, iid) == ["Remind reviewer", "Review request"]
+
+
+def test_late_cycle_timer_keeps_its_schedule_after_catching_up(project, project_dir, clock):
+    """Down from 00:30 to 02:30 past the start: one reminder for the rounds due at 1 h and 2 h, the next at 3 h."""
+    add(project_dir, "timer_cycle")
+    iid = app.start(project, "timer_cycle").instance
+    clock.set(at(hours=2, minutes=30))
+    result = app.run_due(project)
+    assert [t.name for t in result.ready] == ["Remind reviewer"]
+    assert waits(project, iid)["Event_Reminder"]["due"] == iso(at(hours=3))
+    clock.set(at(hours=3))
+    assert [t.name for t in app.run_due(project).ready] == ["Remind reviewer"]
+    assert app.next_due(project) is None
 
 
 def test_timer_fires_at_exactly_its_due_time(project, project_dir, clock):

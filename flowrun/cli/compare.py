@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -82,12 +82,15 @@ def _bound(text: str | None, option: str, end: bool) -> datetime | None:
     try:
         if len(value) == 10:
             day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-            return day + timedelta(days=1) if end else day
+            if not end:
+                return day
+            return day + timedelta(days=1) if day.date() < date.max else datetime.max.replace(tzinfo=timezone.utc)
         return parse_time(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"'{text}' is not a date (2026-03-02) or an ISO 8601 time", param_hint=option
-        ) from None
+    except ValueError as exc:
+        reason = (
+            str(exc) if "years 1 to 9999" in str(exc) else f"'{text}' is not a date (2026-03-02) or an ISO 8601 time"
+        )
+        raise click.BadParameter(reason, param_hint=option) from None
 
 
 # -- CSV -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ break this module and no other:
 * the private attributes flowrun needs: the serializer's encoder class and
   mode, a task's forced state change (:func:`make_ready`), the SpiffArena
   parser's extension reader (:func:`spiff_extensions`);
+* how its task iterators walk the tree (:mod:`flowrun.engine._tree`, installed on import);
 * the clock SpiffWorkflow's timers read (:func:`using_clock`): its timer module
   calls ``datetime.now()`` itself, so the name ``datetime`` in that module is
   replaced.
@@ -39,6 +40,7 @@ from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
+from flowrun.engine import _tree as _tree  # importing it lets task queries walk the tree to any depth, fast
 from flowrun.engine.specs import FlowrunServiceTask, FlowrunUserTask
 from flowrun.errors import DataError
 

@@ -22,7 +22,8 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
-from flowrun.engine import _spiff, error_map, sandbox, specs, waits
+from flowrun.engine import _spiff, error_map, loops, sandbox, specs, waits
+from flowrun.engine import timers as _timers  # noqa: F401 - importing it bounds SpiffWorkflow's timers
 from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
 from flowrun.engine.scripts import FlowrunScriptEngine
@@ -31,9 +32,6 @@ from flowrun.models import ServiceCaller, ServiceFailure, ServicePolicy, TaskRec
 
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
-
-#: Automated steps one advance may take before the process is taken to loop without end.
-MAX_STEPS = 50_000
 
 
 class Engine:
@@ -140,6 +138,8 @@ class Run:
         self._lives = lives
         self._source = source
         self._steps = 0
+        self._last: Any = None
+        self._max_steps = loops.max_steps()
 
     @property
     def instance_id(self) -> str:
@@ -169,21 +169,27 @@ class Run:
 
     def _advance(self) -> None:
         self._steps = 0
-        with error_map.mapped(error_map.RUNNING):
-            self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+        try:
+            with error_map.mapped(error_map.RUNNING):
+                self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+        except ScriptError as exc:
+            if self._steps >= loops.LONG_STEP and loops.timed_out(exc):
+                raise loops.runaway(
+                    f"used up its CPU time (FLOWRUN_SCRIPT_SECONDS) after {self._steps} automated steps",
+                    self._last,
+                    "FLOWRUN_SCRIPT_SECONDS",
+                ) from exc
+            raise
         self._lives.scan(self._wf)
 
     def _will(self, task: Any) -> None:
         self._steps += 1
+        self._last = task
         definition = getattr(task.task_spec, "event_definition", None)
         if definition is not None:
             _error_variables(task, definition)
-        if self._steps > MAX_STEPS:
-            raise ScriptError(
-                f"the process ran {MAX_STEPS} automated steps without waiting for anyone "
-                f"(last: {task.task_spec.bpmn_id or task.task_spec.name}); it loops without end - "
-                "check the loop conditions in the diagram"
-            )
+        if self._steps > self._max_steps:
+            raise loops.runaway(f"ran {self._max_steps} automated steps (FLOWRUN_MAX_STEPS)", task, "FLOWRUN_MAX_STEPS")
         self._lives.will(task)
 
     def _did(self, task: Any) -> None:
@@ -278,15 +284,19 @@ class Run:
         """Fire the timers that are due by the clock and run on until the instance waits again.
 
         A timer due at exactly the clock's time fires (SpiffWorkflow fires only once
-        its due time has passed, so timers are compared a microsecond later). Every
-        overdue round of a cycle timer fires in one call.
+        its due time has passed, so timers are compared a microsecond later). A cycle
+        timer many rounds late fires once for all of them (:mod:`flowrun.engine.timers`).
+        Each round of firing (timers due at the same time, and the steps they lead to)
+        is its own engine step, with its own script CPU budget; a timer whose path
+        leads to a timer already due fires in the next round.
 
         Returns:
             True when a timer fired.
         """
         fired = False
-        with self._located(waits.Later(self._clock)):
-            for _ in range(MAX_TIMER_ROUNDS):
+        later = waits.Later(self._clock)
+        for _ in range(MAX_TIMER_ROUNDS):
+            with self._located(later):
                 before = waits.timer_state(self._wf)
                 self._wf.refresh_timers()
                 self._advance()
@@ -294,7 +304,7 @@ class Run:
                     state=TaskState.READY, manual=False
                 ):
                     break
-                fired = True
+            fired = True
         return fired
 
     def deliver(self, kind: str, name: str, payload: Mapping[str, Any] | None = None) -> bool:

@@ -378,7 +378,12 @@ class _RowParser:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=self.zone)
-        return when.astimezone(timezone.utc)
+        try:
+            return when.astimezone(timezone.utc)
+        except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the year 1 in UTC
+            column = self.header[self.index[meaning]]
+            problems.append(f"line {line}: {column} '{text}' lies outside the years 1 to 9999 in UTC; fix the value")
+            return None
 
     def _status(self, line: int, text: str, times: Mapping[str, datetime | None], problems: list[str]) -> str | None:
         if not text:

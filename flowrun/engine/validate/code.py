@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from flowrun.engine import sandbox
+from flowrun.engine import sandbox, timers
 from flowrun.engine.validate._common import (
     _ISO_LIKE,
     _PYTHON_FORMATS,
@@ -190,6 +190,8 @@ def _timer_problem(kind: str, text: str) -> str | None:
             Timer.parse_iso_duration(iso)
         elif not isinstance(Timer.parse_time_or_duration(iso), datetime):
             return "is not an ISO 8601 date and time"
+    except timers.TimerValueError as exc:
+        return f"is refused: {exc}"
     except Exception:  # noqa: BLE001 - SpiffWorkflow raises bare Exception and ValueError alike
         return f"is not a valid ISO 8601 {'repeating interval' if kind == 'timeCycle' else kind[4:].lower()}"
     return None
