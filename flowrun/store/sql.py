@@ -15,6 +15,7 @@ become rows, :mod:`flowrun.store.rows`.
 from __future__ import annotations
 
 import os
+import re
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -546,7 +547,16 @@ def _migrated_by(conn: Connection) -> str | None:
             raise
         conn.rollback()
         return None
-    return str(value) if value is not None else None
+    text = str(value) if value is not None else ""
+    # Text read from the database lands in a message with an install command: only a plain version does.
+    return text if _VERSION.fullmatch(text) else None
+
+
+#: A flowrun version as ``migrated_by`` may hold it (``0.4.2``, ``1.0.0rc1``, ``1.2.dev3``).
+_VERSION = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}([a-z]{1,5}[0-9]{0,4})?(\.[a-z]{1,5}[0-9]{0,4})?")
+
+#: A schema revision as it is shown in a message (others are shown quoted and cut short).
+_REVISION = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def _set_migrated_by(conn: Connection) -> None:
@@ -567,7 +577,8 @@ def _refuse_unknown(revision: str | None, migrated_by: str | None) -> None:
         return
     from flowrun import __version__
 
-    unknown = f"schema revision {revision}, which this flowrun {__version__} does not know"
+    shown = revision if _REVISION.fullmatch(revision) else repr(revision[:64])
+    unknown = f"schema revision {shown}, which this flowrun {__version__} does not know"
     if migrated_by is not None:
         raise StoreError(
             f"the database was migrated by flowrun {migrated_by} ({unknown}): install flowrun >= {migrated_by} "
@@ -575,7 +586,7 @@ def _refuse_unknown(revision: str | None, migrated_by: str | None) -> None:
         )
     number = revision.split("_", 1)[0]
     head = int(schema.HEAD_REVISION.split("_", 1)[0])
-    if number.isdigit() and int(number) > head:
+    if _REVISION.fullmatch(revision) and number.isdigit() and int(number) > head:
         raise StoreError(
             f"the database was migrated by a newer flowrun ({unknown}): install the newest flowrun "
             "(pip install -U flowrun); nothing was changed"
