@@ -64,14 +64,20 @@ def refused(result: subprocess.CompletedProcess[str] | Result, *words: str) -> N
 
 
 def change(project_dir: Path, sql: str, *params: Any) -> None:
-    """Write to the project's database behind flowrun's back (SQLite: plain sqlite3, committed)."""
+    """Write to the project's database behind flowrun's back, committed (``?`` placeholders)."""
     url = (yaml.safe_load((project_dir / "flowrun.yaml").read_text()) or {}).get("database") or ""
     if not url.startswith("postgresql"):
         with sqlite3.connect(db_path(project_dir)) as conn:
             conn.execute(sql, params)
         conn.close()
         return
-    query(project_dir, sql, *params)
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    dsn = f"host={parsed.query['host']} port={parsed.query['port']} user={parsed.username} dbname={parsed.database}"
+    with psycopg.connect(dsn) as pg:
+        pg.execute(sql.replace("?", "%s"), params)
 
 
 def fingerprint(project_dir: Path) -> Any:
@@ -343,9 +349,9 @@ def test_a_too_long_path_from_the_environment_is_refused(cli, project_dir, monke
     ("content", "words"),
     [
         (b"", ("is empty (0 bytes)", "restore it from a backup, or remove it")),
-        (b"customer,amount\nAnn,40\n", ("not an SQLite database", "move this file away")),
-        (bytes(range(256)) * 20, ("not an SQLite database",)),
-        (b"\x89PNG\r\n\x1a\n" + b"\0" * 4000, ("not an SQLite database",)),
+        (b"customer,amount\nAnn,40\n", ("not a database", "move this file away")),
+        (bytes(range(256)) * 20, ("not a database",)),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 4000, ("not a database",)),
         (files.SQLITE_HEADER + b"\xff" * 4080, ("damaged", "restore it from a backup")),
     ],
     ids=["zero-bytes", "csv-text", "binary", "png", "damaged-sqlite"],
@@ -360,6 +366,18 @@ def test_a_file_that_is_not_a_flowrun_database_is_refused_and_left_alone(cli, pr
         refused(run(project_dir, "tasks"), str(path), *words)
     assert path.read_bytes() == content
     assert sorted(p.name for p in path.parent.iterdir()) == ["flowrun.db"]
+
+
+@pytest.mark.sqlite
+@pytest.mark.fresh_database
+def test_an_empty_file_beside_a_full_wal_is_not_called_removable(cli, project_dir):
+    path = db_path(project_dir)
+    path.parent.mkdir()
+    path.write_bytes(b"")
+    path.with_name("flowrun.db-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\0" * 8000)
+    result = cli(project_dir, "tasks")
+    refused(result, "empty (0 bytes)", "do not remove either")
+    assert "remove it" not in result.stderr
 
 
 @pytest.mark.sqlite

@@ -81,6 +81,13 @@ def inspect_file(path: Path) -> DbFile:
             f"cannot read the database {path}: {exc.strerror}; give this user read access (chmod u+r), "
             f"or name another file in {_SETTING}"
         ) from None
+    wal = path.with_name(path.name + "-wal")
+    if st.st_size == 0 and wal.is_file() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"the database file {path} is empty (0 bytes) but {wal.name} next to it holds "
+            f"{wal.stat().st_size} bytes of changes: do not remove either; copy both somewhere safe and restore "
+            "the database from a backup"
+        )
     if st.st_size == 0:
         raise StoreError(
             f"the database file {path} is empty (0 bytes), so it is not a flowrun database (flowrun never leaves "
@@ -89,7 +96,8 @@ def inspect_file(path: Path) -> DbFile:
         )
     if head != SQLITE_HEADER:
         raise StoreError(
-            f"the file {path} is not an SQLite database (it does not start with the SQLite header): "
+            f"the file {path} is not a database (it does not start with SQLite's header, so it is some other "
+            "file): "
             f"name flowrun's database in {_SETTING}, or move this file away and flowrun creates a new one"
         )
     return _access(path)
