@@ -133,7 +133,7 @@ def dump_state(workflow: Any) -> str:
         _REGISTRY._encoder_mode = False
 
 
-def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
+def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any], instance_id: str = "") -> Any:
     """A workflow from :func:`dump_state`'s text and its definition, migrated from older serializer versions.
 
     The state is data read from the database, which others may write (a shared
@@ -149,7 +149,7 @@ def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
     if not isinstance(dct, dict):
         raise ValueError(f"the state is a JSON {type(dct).__name__}, not an object")
     version = dct.pop(_SERIALIZER.VERSION_KEY, None)
-    check_state_version(version)
+    check_state_version(version, f"the saved state of instance {instance_id[:8]}" if instance_id else "the saved state")
     if version != _SERIALIZER.VERSION:
         dct[_SERIALIZER.VERSION_KEY] = version
         _SERIALIZER.migrate(dct)
@@ -160,7 +160,7 @@ def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
 OLDEST_STATE_VERSION = "1.5"
 
 
-def check_state_version(version: Any) -> None:
+def check_state_version(version: Any, what: str = "the saved state") -> None:
     """Refuse a stored state that flowrun cannot have written, before any migration looks at it.
 
     Every state flowrun saves carries the version of the serializer that wrote it.
@@ -168,6 +168,10 @@ def check_state_version(version: Any) -> None:
     are migrated: SpiffWorkflow's migrations from older formats (1.0 to 1.4) run
     ``eval()`` on timer expressions found in the state, so a forged row would run
     code on every machine that loads it.
+
+    Args:
+        version: the version the state says it has.
+        what: the state in the message ("the saved state of instance 1a2b3c4d").
 
     Raises:
         StateError: the version is missing, older than flowrun ever wrote, or newer than this SpiffWorkflow.
@@ -177,20 +181,20 @@ def check_state_version(version: Any) -> None:
     key = _version_key(version)
     if key is None:
         raise StateError(
-            f"the saved state has no valid serializer version ({_SERIALIZER.VERSION_KEY}: {version!r}); "
+            f"{what} has no valid serializer version ({_SERIALIZER.VERSION_KEY}: {version!r}); "
             f"flowrun never saves such a state, so it was changed in the database: {restore}, "
             "and check who can write to the database"
         )
     if key < _version_key_of(OLDEST_STATE_VERSION):
         raise StateError(
-            f"the saved state is in SpiffWorkflow's serializer format {version}, which flowrun never writes "
+            f"{what} is in SpiffWorkflow's serializer format {version}, which flowrun never writes "
             f"(it writes {OLDEST_STATE_VERSION} and later), so it was not saved by flowrun or was changed in "
             f"the database; it is not migrated (that would run code stored in it): {restore}, "
             "and check who can write to the database"
         )
     if key > _version_key_of(current):
         raise StateError(
-            f"the saved state is in serializer format {version}, newer than this SpiffWorkflow's ({current}): "
+            f"{what} is in serializer format {version}, newer than this SpiffWorkflow's ({current}): "
             "it was saved by a flowrun with a newer SpiffWorkflow; install the same flowrun and SpiffWorkflow "
             "versions here as on the machines that run the instances (pip install -U flowrun SpiffWorkflow)"
         )
