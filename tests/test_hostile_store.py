@@ -167,6 +167,18 @@ def test_forged_old_state_runs_no_code_in_reads_or_task_completion(cli, project_
     assert query(project_dir, "SELECT version, state FROM instances") == before
 
 
+def old_state(version: Any, expression: str) -> dict[str, Any]:
+    """A minimal state in an old format whose definition has a timer holding ``expression``."""
+    timer = {"typename": "TimerEventDefinition", "label": "t", "dateTime": expression}
+    return {
+        "serializer_version": version,
+        "spec": {"task_specs": {"T": {"name": "T", "typename": "StartEvent", "event_definition": timer}}},
+        "tasks": {},
+        "subprocess_specs": {},
+        "subprocesses": {},
+    }
+
+
 @pytest.mark.parametrize(
     ("version", "words"),
     [
@@ -182,25 +194,7 @@ def test_forged_old_state_runs_no_code_in_reads_or_task_completion(cli, project_
 def test_state_versions_flowrun_never_wrote_are_refused_before_any_migration(tmp_path, version, words):
     """In process, straight at the codec: nothing is migrated, whatever the version says."""
     marker = tmp_path / "ran"
-    state = {
-        "serializer_version": version,
-        "spec": {
-            "task_specs": {
-                "T": {
-                    "name": "T",
-                    "typename": "StartEvent",
-                    "event_definition": {
-                        "typename": "TimerEventDefinition",
-                        "label": "t",
-                        "dateTime": f"open({str(marker)!r}, 'w')",
-                    },
-                }
-            }
-        },
-        "tasks": {},
-        "subprocess_specs": {},
-        "subprocesses": {},
-    }
+    state = old_state(version, f"open({str(marker)!r}, 'w')")
     if version is None:
         del state["serializer_version"]
     with pytest.raises(StateError) as caught:
@@ -222,25 +216,7 @@ def test_migrations_never_evaluate_code_even_when_called_directly(tmp_path):
         module = importlib.import_module(info.name)
         assert (module.eval, module.exec) == (_spiff._refuse_code, _spiff._refuse_code), info.name
     marker = tmp_path / "ran"
-    dct = {
-        "serializer_version": "1.1",
-        "spec": {
-            "task_specs": {
-                "T": {
-                    "name": "T",
-                    "typename": "StartEvent",
-                    "event_definition": {
-                        "typename": "TimerEventDefinition",
-                        "label": "t",
-                        "dateTime": f"[open({str(marker)!r}, 'w')] and 1",
-                    },
-                }
-            }
-        },
-        "tasks": {},
-        "subprocess_specs": {},
-        "subprocesses": {},
-    }
+    dct = old_state("1.1", f"[open({str(marker)!r}, 'w')] and 1")
     with pytest.raises(VersionMigrationError):
         _spiff._SERIALIZER.migrate(dct)
     assert not marker.exists()

@@ -1,7 +1,9 @@
 """The SQL store: SQLite by default, PostgreSQL for teams, through SQLAlchemy Core.
 
-:class:`SqlStore` opens the database (creating and migrating a new SQLite file
-on first use) and hands out :class:`Tx` transactions. One command is one
+:class:`SqlStore` opens the database (creating a new SQLite file whole on first
+use; refusing, with the fix, a file it cannot use or a schema from a newer
+flowrun, see :mod:`flowrun.store.files`; reading a read-only one) and hands out
+:class:`Tx` transactions. One command is one
 transaction: :meth:`SqlStore.write` commits the whole step or nothing. On
 SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and the
 database runs in WAL mode with a busy timeout, so concurrent operators wait
