@@ -30,7 +30,7 @@ from flowrun import app
 from flowrun.engine import _spiff
 from flowrun.errors import StateError
 from flowrun.store import files
-from tests.helpers import T0, db_path, flowrun_executable, query
+from tests.helpers import RECORD, T0, db_path, flowrun_executable, query
 
 EVENTS = Path(__file__).parent / "data" / "events"
 
@@ -228,6 +228,51 @@ def test_a_state_flowrun_writes_still_loads(project, project_dir):
     [(text,)] = query(project_dir, "SELECT state FROM instances WHERE id = ?", started.instance)
     assert json.loads(text)["serializer_version"] == _spiff.OLDEST_STATE_VERSION
     _spiff.check_state_version(json.loads(text)["serializer_version"])
+
+
+def test_deeply_nested_rows_are_one_message(cli, project, project_dir):
+    """Data, a form or a state nested far too deep (written behind flowrun's back) never crash a command."""
+    iid = app.start(project, "complaint:baseline").instance
+    [ref] = [str(t.ref) for t in app.inbox(project, iid)]
+    deep = "[" * 100_000 + "]" * 100_000
+    change(project_dir, "UPDATE instances SET data = ? WHERE id = ?", deep, iid)
+    refused(cli(project_dir, "show", iid[:8]), f"the data of instance {iid[:8]}", "nested too deep", "backup")
+    change(project_dir, "UPDATE instances SET data = '{}', state = ? WHERE id = ?", deep, iid)
+    answers = [arg for k, v in RECORD.items() for arg in ("--data", f"{k}={v}")]
+    refused(cli(project_dir, "do", ref, *answers, "--no-interactive"), "cannot be loaded", "nested too deep")
+    change(project_dir, "UPDATE tasks SET form = ? WHERE id = ?", '{"a": ' + deep + "}", int(ref))
+    refused(cli(project_dir, "history", iid[:8]), f"the form of task {ref}", "nested too deep")
+
+
+def test_nothing_read_from_the_store_is_unpickled_or_evaluated():
+    """flowrun's code has no pickle, marshal, shelve or unsafe YAML anywhere, and eval/exec only in the engine.
+
+    (The engine's sandbox is the one place diagram code is evaluated, restricted; stored
+    states and definitions go through SpiffWorkflow's registry, see the tests above.)
+    """
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "flowrun"
+    found = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        where = path.relative_to(root.parent)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                found += [
+                    f"{where}: imports {n}"
+                    for n in names
+                    if n and n.split(".")[0] in {"pickle", "marshal", "shelve", "dill", "jsonpickle"}
+                ]
+            elif isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr in {"load", "load_all", "unsafe_load", "full_load"}:
+                    if isinstance(func.value, ast.Name) and func.value.id == "yaml":
+                        found.append(f"{where}:{node.lineno}: yaml.{func.attr}")
+                if isinstance(func, ast.Name) and func.id in {"eval", "exec"} and where.parts[1] != "engine":
+                    found.append(f"{where}:{node.lineno}: {func.id}()")
+    assert found == []
 
 
 # -- 2. a database from a newer flowrun --------------------------------------------------

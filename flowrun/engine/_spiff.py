@@ -145,7 +145,10 @@ def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any], instance_
         StateError: the state is in a serializer format flowrun never writes.
         ValueError, KeyError, TypeError, SpiffWorkflowException: the text is not a loadable state.
     """
-    dct = json.loads(text)
+    try:
+        dct = json.loads(text)
+    except RecursionError:
+        raise ValueError("the state is nested too deep to read") from None
     if not isinstance(dct, dict):
         raise ValueError(f"the state is a JSON {type(dct).__name__}, not an object")
     version = dct.pop(_SERIALIZER.VERSION_KEY, None)
@@ -153,7 +156,10 @@ def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any], instance_
     if version != _SERIALIZER.VERSION:
         dct[_SERIALIZER.VERSION_KEY] = version
         _SERIALIZER.migrate(dct)
-    return _REGISTRY.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
+    try:
+        return _REGISTRY.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
+    except RecursionError:
+        raise ValueError("the state is nested too deep to restore") from None
 
 
 #: The oldest serializer version flowrun writes: SpiffWorkflow 3.2's (flowrun needs SpiffWorkflow >= 3.2).
