@@ -30,6 +30,7 @@ from flowrun import app
 from flowrun.engine import _spiff
 from flowrun.errors import StateError
 from flowrun.store import files
+from tests.conftest import ON_POSTGRES
 from tests.helpers import RECORD, T0, db_path, flowrun_executable, query
 
 EVENTS = Path(__file__).parent / "data" / "events"
@@ -509,6 +510,23 @@ def test_a_really_read_only_database_reads_and_refuses_writes(project_dir, saved
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="privileges of a PostgreSQL user (FLOWRUN_TEST_DB=postgres)")
+def test_a_postgresql_user_who_may_only_read(cli, project, project_dir, monkeypatch):
+    """Reads work; a write is one message naming the missing privilege, and nothing is saved."""
+    started = app.start(project, "complaint:baseline")
+    role = f"reader_{os.getpid()}_{started.instance[:6]}"
+    change(project_dir, f"CREATE ROLE {role} LOGIN")
+    change(project_dir, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    url = yaml.safe_load((project_dir / "flowrun.yaml").read_text())["database"]
+    monkeypatch.setenv("FLOWRUN_DATABASE_URL", url.replace("postgres@", f"{role}@", 1))
+    before = fingerprint(project_dir)
+    for args in (["tasks"], ["show", started.instance[:8]], ["history", started.instance[:8]]):
+        assert cli(project_dir, *args).exit_code == 0, args
+    for args in (["claim", str(started.ready[0].ref)], ["start", "complaint:baseline"]):
+        refused(cli(project_dir, *args), "does not let this user write", "permission denied", "nothing was saved")
+    assert fingerprint(project_dir) == before
 
 
 def test_an_unreachable_postgresql_server_is_one_message(cli, project_dir, monkeypatch):

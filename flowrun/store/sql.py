@@ -182,6 +182,14 @@ class SqlStore:
                     "its folder writable (the folder holds its -wal and -shm files); nothing was saved"
                 ) from None
             raise StoreError(f"database error: {exc.orig}; nothing was saved") from None
+        except DBAPIError as exc:
+            if not _is_refused_write(exc):
+                raise
+            raise StoreError(
+                f"the database {safe_url(self.url)} does not let this user write: {str(exc.orig).strip()}; "
+                "grant the user INSERT, UPDATE and DELETE on flowrun's tables (or connect as one who has them); "
+                "nothing was saved"
+            ) from None
         finally:
             conn.close()
 
@@ -606,6 +614,11 @@ def _no_such_table(exc: DBAPIError) -> bool:
 
 def _is_read_only(exc: DBAPIError) -> bool:
     return "readonly database" in str(exc.orig).lower() or "read-only" in str(exc.orig).lower()
+
+
+def _is_refused_write(exc: DBAPIError) -> bool:
+    """PostgreSQL refused a write: no privilege (42501), or a read-only transaction or server (25006)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("42501", "25006")
 
 
 def _reason(exc: Exception, is_sqlite: bool) -> str:
