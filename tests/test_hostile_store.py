@@ -527,6 +527,8 @@ def test_a_postgresql_user_who_may_only_read(cli, project, project_dir, monkeypa
     for args in (["claim", str(started.ready[0].ref)], ["start", "complaint:baseline"]):
         refused(cli(project_dir, *args), "does not let this user write", "permission denied", "nothing was saved")
     assert fingerprint(project_dir) == before
+    monkeypatch.setenv("FLOWRUN_DATABASE_URL", url.replace("postgres@", "no_such_user@", 1))
+    refused(cli(project_dir, "tasks"), "cannot open the database", "no_such_user", "check the host, port, user")
 
 
 def test_an_unreachable_postgresql_server_is_one_message(cli, project_dir, monkeypatch):
