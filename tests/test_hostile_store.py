@@ -473,6 +473,26 @@ def test_a_read_only_database_reads_and_refuses_writes_with_the_fix(cli, project
     check_reads_and_writes(lambda *a: cli(project_dir, *a, now=PAST_DEADLINE), project_dir, saved, fix)
 
 
+@pytest.mark.sqlite
+def test_a_read_only_reader_sees_the_owners_changes_and_leaves_no_files(cli, project_dir, saved, monkeypatch):
+    """While the owner has the database open (its -shm exists) a reader shares it; alone, it creates nothing."""
+    path = db_path(project_dir)
+    real = files._writable
+    monkeypatch.setattr(files, "_writable", lambda p: False if p == path else real(p))
+    assert cli(project_dir, "tasks").exit_code == 0
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("flowrun.db-")) == []
+    owner = sqlite3.connect(path, isolation_level=None)
+    try:
+        owner.execute("SELECT count(*) FROM tasks").fetchall()  # the owner's connection makes the -shm
+        owner.execute("UPDATE tasks SET name = 'Record the complaint' WHERE id = ?", (int(saved[1]),))
+        shown = cli(project_dir, "tasks")
+        assert shown.exit_code == 0, shown.stderr
+        assert "Record the complaint" in shown.stdout  # read through the WAL, not the stale file
+        refused(cli(project_dir, "claim", saved[1]), "read-only", "nothing was saved")
+    finally:
+        owner.close()
+
+
 def _can_mount_read_only() -> bool:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False

@@ -42,8 +42,8 @@ class DbFile:
         path: the database file.
         exists: False for a database flowrun is to create.
         read_only: None when flowrun may write; else why not and the fix (the whole message of a refused write).
-        immutable: open with ``immutable=1``: the folder is read-only and holds no ``-shm``, so SQLite may
-            not share the database with writers; it reads the file as it is (there is no ``-wal`` to miss).
+        immutable: open with ``immutable=1``: no ``-shm`` exists (no process has the database open) and
+            flowrun may not create one; SQLite reads the file as it is (there is no ``-wal`` to miss).
     """
 
     path: Path
@@ -183,7 +183,10 @@ def _access(path: Path) -> DbFile:
         why = f"the folder {folder} is read-only, and SQLite writes its {path.name}-wal and -shm files there"
         fix = f"make the folder writable for this user (chmod u+w {folder})"
     message = f"{why}: flowrun can read it but not save anything; {fix}"
-    if folder_ok or shm.exists():
+    # Never create files next to a database flowrun may not write: a -wal and -shm left by this user
+    # could keep the database's owner from writing. A -shm exists while some process has the database
+    # open: share it (mode=ro). Without one nobody has it open, and the file alone is the database.
+    if shm.exists():
         return DbFile(path, exists=True, read_only=message)
     if wal.exists() and wal.stat().st_size > 0:
         raise StoreError(
