@@ -411,6 +411,20 @@ def test_a_folder_named_as_the_database_is_refused(cli, project_dir):
 
 @pytest.mark.sqlite
 @pytest.mark.fresh_database
+def test_a_pipe_or_device_named_as_the_database_is_refused_without_waiting(project_dir):
+    """Reading a FIFO nobody writes would block for ever; /dev/zero would never end."""
+    fifo = project_dir / "db.fifo"
+    os.mkfifo(fifo)
+    use_database(project_dir, fifo)
+    refused(run(project_dir, "tasks"), "not a regular file")
+    (project_dir / "flowrun.yaml").write_text(
+        (project_dir / "flowrun.yaml").read_text().replace(f"sqlite:///{fifo}", "sqlite:////dev/zero")
+    )
+    refused(run(project_dir, "tasks"), "/dev/zero", "not a regular file")
+
+
+@pytest.mark.sqlite
+@pytest.mark.fresh_database
 def test_processes_creating_the_database_at_once_never_see_it_half_made(project_dir):
     """A new database appears whole (linked into place), so no process meets an empty file."""
     exe = str(flowrun_executable())

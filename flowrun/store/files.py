@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -71,8 +72,12 @@ def inspect_file(path: Path) -> DbFile:
         return DbFile(path, exists=False)
     except OSError as exc:
         raise _unusable(path, exc) from None
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise StoreError(f"the database {path} is a folder, not a file; name a file in {_SETTING}")
+    if not stat.S_ISREG(st.st_mode):  # reading a pipe or a device could wait for ever
+        raise StoreError(
+            f"the database {path} is not a regular file (a device, pipe or socket); name a file in {_SETTING}"
+        )
     try:
         with path.open("rb") as f:
             head = f.read(len(SQLITE_HEADER))
