@@ -58,3 +58,24 @@ def test_upgrade_of_a_current_database_changes_nothing(cli, project, project_dir
         result = cli(project_dir, "db", "upgrade")
         assert result.exit_code == 0, result.stderr
     assert app.show(project, iid).status == "running"
+
+
+def test_the_known_revisions_are_the_migration_files():
+    """``schema.REVISIONS`` (checked on open without Alembic) lists every migration, in order."""
+    from flowrun.store.schema import REVISIONS
+
+    folder = Path(store_sql.__file__).parent / "migrations" / "versions"
+    assert tuple(sorted(p.stem for p in folder.glob("0*.py"))) == REVISIONS
+
+
+@pytest.mark.sqlite
+@pytest.mark.fresh_database
+def test_an_upgraded_database_remembers_the_flowrun_that_migrated_it(cli, project_dir):
+    """A database from before ``flowrun_meta`` gets the table and this flowrun's version on upgrade."""
+    from flowrun import __version__
+
+    path = db_path(project_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _migrate_to(f"sqlite:///{path}", "0003_jobs")
+    assert cli(project_dir, "db", "upgrade").exit_code == 0
+    assert query(project_dir, "SELECT key, value FROM flowrun_meta") == [("migrated_by", __version__)]

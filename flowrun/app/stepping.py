@@ -126,7 +126,7 @@ def _read(
 def _restore(project: Project, spec: str | None, inst: InstanceRecord) -> Run:
     if not inst.state:
         raise StateError(f"instance {inst.id[:8]} has no engine state (an imported case cannot be run)")
-    run = project.engine.restore(spec, inst.state, key=inst.sha256, source=inst.file)
+    run = project.engine.restore(spec, inst.state, key=inst.sha256, source=inst.file, instance_id=inst.id)
     run.instance_id = inst.id
     return run
 

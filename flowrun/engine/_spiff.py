@@ -42,7 +42,7 @@ from SpiffWorkflow.util.task import TaskState
 from flowrun.clock import Clock
 from flowrun.engine import _tree as _tree  # importing it lets task queries walk the tree to any depth, fast
 from flowrun.engine.specs import FlowrunServiceTask, FlowrunUserTask
-from flowrun.errors import DataError
+from flowrun.errors import DataError, StateError
 
 # -- the serializer ---------------------------------------------------------------------------
 
@@ -135,18 +135,119 @@ def dump_state(workflow: Any) -> str:
         _REGISTRY._encoder_mode = False
 
 
-def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
+def load_state(text: str, spec: Any, subprocess_specs: dict[str, Any], instance_id: str = "") -> Any:
     """A workflow from :func:`dump_state`'s text and its definition, migrated from older serializer versions.
 
+    The state is data read from the database, which others may write (a shared
+    PostgreSQL server): it is only ever migrated from a version flowrun writes
+    (see :func:`check_state_version`), and the migrations never evaluate code
+    (see :func:`_no_code_in_migrations`).
+
     Raises:
+        StateError: the state is in a serializer format flowrun never writes.
         ValueError, KeyError, TypeError, SpiffWorkflowException: the text is not a loadable state.
     """
-    dct = json.loads(text)
-    version = dct.pop(_SERIALIZER.VERSION_KEY, _SERIALIZER.VERSION)
+    try:
+        dct = json.loads(text)
+    except RecursionError:
+        raise ValueError("the state is nested too deep to read") from None
+    if not isinstance(dct, dict):
+        raise ValueError(f"the state is a JSON {type(dct).__name__}, not an object")
+    version = dct.pop(_SERIALIZER.VERSION_KEY, None)
+    check_state_version(version, f"the saved state of instance {instance_id[:8]}" if instance_id else "the saved state")
     if version != _SERIALIZER.VERSION:
         dct[_SERIALIZER.VERSION_KEY] = version
         _SERIALIZER.migrate(dct)
-    return _REGISTRY.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
+    try:
+        return _REGISTRY.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
+    except RecursionError:
+        raise ValueError("the state is nested too deep to restore") from None
+
+
+#: The oldest serializer version flowrun writes: SpiffWorkflow 3.2's (flowrun needs SpiffWorkflow >= 3.2).
+OLDEST_STATE_VERSION = "1.5"
+
+
+def check_state_version(version: Any, what: str = "the saved state") -> None:
+    """Refuse a stored state that flowrun cannot have written, before any migration looks at it.
+
+    Every state flowrun saves carries the version of the serializer that wrote it.
+    Only versions from :data:`OLDEST_STATE_VERSION` to the installed SpiffWorkflow's
+    are migrated: SpiffWorkflow's migrations from older formats (1.0 to 1.4) run
+    ``eval()`` on timer expressions found in the state, so a forged row would run
+    code on every machine that loads it.
+
+    Args:
+        version: the version the state says it has.
+        what: the state in the message ("the saved state of instance 1a2b3c4d").
+
+    Raises:
+        StateError: the version is missing, older than flowrun ever wrote, or newer than this SpiffWorkflow.
+    """
+    current = _SERIALIZER.VERSION
+    restore = "restore the database from a backup taken before the instance was changed"
+    key = _version_key(version)
+    if key is None:
+        raise StateError(
+            f"{what} has no valid serializer version ({_SERIALIZER.VERSION_KEY}: {version!r}); "
+            f"flowrun never saves such a state, so it was changed in the database: {restore}, "
+            "and check who can write to the database"
+        )
+    if key < _version_key_of(OLDEST_STATE_VERSION):
+        raise StateError(
+            f"{what} is in SpiffWorkflow's serializer format {version}, which flowrun never writes "
+            f"(it writes {OLDEST_STATE_VERSION} and later), so it was not saved by flowrun or was changed in "
+            f"the database; it is not migrated (that would run code stored in it): {restore}, "
+            "and check who can write to the database"
+        )
+    if key > _version_key_of(current):
+        raise StateError(
+            f"{what} is in serializer format {version}, newer than this SpiffWorkflow's ({current}): "
+            "it was saved by a flowrun with a newer SpiffWorkflow; install the same flowrun and SpiffWorkflow "
+            "versions here as on the machines that run the instances (pip install -U flowrun SpiffWorkflow)"
+        )
+
+
+def _version_key(version: Any) -> tuple[int, ...] | None:
+    """``"1.5"`` -> ``(1, 5)``; None for anything but a few dot-separated numbers."""
+    if not isinstance(version, str):
+        return None
+    parts = version.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isdigit() and p.isascii() and len(p) <= 4 for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def _version_key_of(version: str) -> tuple[int, ...]:
+    key = _version_key(version)
+    if key is None:  # SpiffWorkflow's own version is always numbers
+        raise RuntimeError(f"unexpected serializer version {version!r}")
+    return key
+
+
+def _refuse_code(*args: Any, **kwargs: Any) -> Any:
+    raise ValueError("a stored state holds code, which is never evaluated while it is loaded")
+
+
+def _no_code_in_migrations() -> None:
+    """Shadow ``eval`` and ``exec`` in SpiffWorkflow's migration modules with a refusal.
+
+    A second wall behind :func:`check_state_version`: should a migration that is
+    allowed ever evaluate text from the state, it fails (as a
+    ``VersionMigrationError``) instead of running it.
+    """
+    import importlib
+    import pkgutil
+
+    from SpiffWorkflow.bpmn.serializer import migration
+
+    for info in pkgutil.iter_modules(migration.__path__, migration.__name__ + "."):
+        module = importlib.import_module(info.name)
+        module.eval = _refuse_code  # type: ignore[attr-defined]
+        module.exec = _refuse_code  # type: ignore[attr-defined]
+
+
+_no_code_in_migrations()
 
 
 _SCALARS = (str, int, float, bool, type(None), datetime, date, timedelta)

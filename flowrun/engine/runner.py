@@ -113,18 +113,20 @@ class Engine:
             raise StateError(f"no definition is loaded for model {key[:12]}")
         self.restore(spec_json, state, key=key)
 
-    def restore(self, spec_json: str | None, state: str, key: str | None = None, source: str = "") -> Run:
+    def restore(
+        self, spec_json: str | None, state: str, key: str | None = None, source: str = "", instance_id: str = ""
+    ) -> Run:
         """Load a saved instance (from :meth:`Run.snapshot`) with the restricted script engine.
 
         ``spec_json`` may be None when the definition is already cached under ``key``
-        (see :meth:`knows`).
+        (see :meth:`knows`); ``instance_id`` names the instance in a refusal of its state.
 
         Raises:
             StateError: the state cannot be loaded.
         """
         spec, subs = self._spec(spec_json, key)
         with error_map.mapped(error_map.STATE):
-            workflow = _spiff.load_state(state, spec, subs)
+            workflow = _spiff.load_state(state, spec, subs, instance_id)
         workflow.script_engine = self._script_engine()
         return Run(workflow, self.clock, Lives.resumed(workflow, self.clock), source=source)
 

@@ -11,6 +11,7 @@ foreign keys) and a ``BEGIN IMMEDIATE`` for write transactions.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 import weakref
 from pathlib import Path
@@ -31,7 +32,7 @@ _PING_AFTER_IDLE_S = 10.0
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-def make_engine(url: str, is_sqlite: bool) -> Engine:
+def make_engine(url: str, is_sqlite: bool, read_only_uri: str | None = None) -> Engine:
     """An engine that keeps a few connections open for the transactions of one process.
 
     A new PostgreSQL connection costs about 5 ms of server CPU (a backend is forked
@@ -43,6 +44,10 @@ def make_engine(url: str, is_sqlite: bool) -> Engine:
     Connections carry two execution options, read on SQLite when a transaction
     begins: ``flowrun_write`` (``BEGIN IMMEDIATE``) and ``flowrun_snapshot``
     (``BEGIN``; without it each statement runs on its own).
+
+    ``read_only_uri`` (SQLite): open every connection with this ``file:`` URI
+    (``mode=ro`` or ``immutable=1``, see :class:`flowrun.store.files.DbFile`);
+    such connections leave the journal mode as it is.
     """
     if not is_sqlite:
         engine = create_engine(url, poolclass=QueuePool, pool_size=2, max_overflow=8, pool_recycle=1800)
@@ -53,24 +58,27 @@ def make_engine(url: str, is_sqlite: bool) -> Engine:
         poolclass: Any = NullPool
     else:
         poolclass = QueuePool
-    engine = create_engine(
-        url,
-        poolclass=poolclass,
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None, "check_same_thread": False},
-        **({"pool_size": 1, "max_overflow": 8} if poolclass is QueuePool else {}),
-    )
+    connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None, "check_same_thread": False}
+    extra: dict[str, Any] = {"pool_size": 1, "max_overflow": 8} if poolclass is QueuePool else {}
+    if read_only_uri is not None:
+        uri = read_only_uri
+        extra["creator"] = lambda: sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+    engine = create_engine(url, poolclass=poolclass, connect_args=connect_args, **extra)
     _ENGINES.add(engine)
-    _sqlite_setup(engine)
+    _sqlite_setup(engine, read_only=read_only_uri is not None)
     return engine
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, read_only: bool) -> None:
     """Pragmas on every new SQLite connection; the BEGIN each transaction asks for."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # a read-only connection cannot change the journal mode
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")

@@ -1,7 +1,9 @@
 """Rows to records and back: the one place that knows how a record is laid out in its table.
 
 JSON columns (instance data, a task's form, event details) are written compactly
-with :func:`dumps`; times go through :class:`~flowrun.store.schema.UTCDateTime`.
+with :func:`dumps` and read with :func:`loads`, which turns a column that is not
+JSON (changed in the database, nested too deep to read) into one message; times go
+through :class:`~flowrun.store.schema.UTCDateTime`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from flowrun.errors import StoreError
 from flowrun.models import EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
 
 #: Task columns an update may change (the others are fixed when the row is inserted).
@@ -19,6 +22,22 @@ UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text (values JSON does not know become text)."""
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def loads(text: str, what: str) -> Any:
+    """A JSON column's value; ``what`` names the column in the message.
+
+    Raises:
+        StoreError: the text is not JSON flowrun can read (flowrun never stores such text).
+    """
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "it is nested too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise StoreError(
+            f"{what} in the database is not readable JSON ({reason}); flowrun never stores such text, so it was "
+            "changed in the database: restore the database from a backup"
+        ) from None
 
 
 def instance_values(rec: InstanceRecord, now: datetime) -> dict[str, Any]:
@@ -56,7 +75,7 @@ def instance_from_row(row: Any) -> InstanceRecord:
         created_at=row["created_at"],
         ended_at=row["ended_at"],
         version=row["version"],
-        data=json.loads(row["data"] or "{}"),
+        data=loads(row["data"] or "{}", f"the data of instance {str(row['id'])[:8]}"),
         state=row.get("state"),
         error=row["error"],
     )
@@ -95,7 +114,7 @@ def task_from_row(row: Any) -> TaskRecord:
         started_at=row["started_at"],
         completed_at=row["completed_at"],
         actor=row["actor"],
-        form=json.loads(row["form"]) if row["form"] else None,
+        form=loads(row["form"], f"the form of task {row['id']}") if row["form"] else None,
         ref=int(row["id"]),
         instance_id=row["instance_id"],
         waits_for=row["waits_for"],
@@ -146,5 +165,5 @@ def event_from_row(row: Any) -> EventRow:
         at=row["at"],
         kind=row["kind"],
         actor=row["actor"],
-        detail=json.loads(row["detail"]) if row["detail"] else None,
+        detail=loads(row["detail"], f"an event of instance {str(row['instance_id'])[:8]}") if row["detail"] else None,
     )

@@ -7,6 +7,10 @@
 * ``tasks``: one row per task that ran or waits; ``id`` is the short ``ref``
   operators type. The inbox reads only this table and ``instances``' columns.
 * ``events``: the append-only log of every transition.
+* ``incidents``: steps that failed for good, until retried.
+* ``flowrun_meta``: facts about the database itself, by key: ``migrated_by`` is
+  the flowrun version that last created or migrated the schema, so that an older
+  flowrun can say which version it needs (see :data:`MIGRATED_BY`).
 
 Times are stored as UTC and always come back timezone-aware.
 """
@@ -31,8 +35,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+#: The Alembic revisions of flowrun's schema, oldest first (the files in ``migrations/versions``).
+REVISIONS = ("0001_initial", "0002_waits", "0003_jobs", "0004_meta")
+
 #: The Alembic revision this code expects; checked on open without importing Alembic.
-HEAD_REVISION = "0003_jobs"
+HEAD_REVISION = REVISIONS[-1]
+
+#: The ``flowrun_meta`` key of the flowrun version that last created or migrated the schema.
+MIGRATED_BY = "migrated_by"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -144,4 +154,11 @@ incidents = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
     Index("ix_incidents_open", "resolved_at", "instance_id"),
+)
+
+flowrun_meta = Table(
+    "flowrun_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
 )

@@ -1,7 +1,9 @@
 """The SQL store: SQLite by default, PostgreSQL for teams, through SQLAlchemy Core.
 
-:class:`SqlStore` opens the database (creating and migrating a new SQLite file
-on first use) and hands out :class:`Tx` transactions. One command is one
+:class:`SqlStore` opens the database (creating a new SQLite file whole on first
+use; refusing, with the fix, a file it cannot use or a schema from a newer
+flowrun, see :mod:`flowrun.store.files`; reading a read-only one) and hands out
+:class:`Tx` transactions. One command is one
 transaction: :meth:`SqlStore.write` commits the whole step or nothing. On
 SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and the
 database runs in WAL mode with a busy timeout, so concurrent operators wait
@@ -14,6 +16,8 @@ become rows, :mod:`flowrun.store.rows`.
 
 from __future__ import annotations
 
+import os
+import re
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -29,6 +33,7 @@ from flowrun.errors import StoreError
 from flowrun.models import READY, STARTED, WAITING, EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
 from flowrun.store import schema
 from flowrun.store.connect import BUSY_TIMEOUT_MS, make_engine, safe_url, sqlite_path
+from flowrun.store.files import inspect_file
 from flowrun.store.rows import (
     UPDATABLE,
     dumps,
@@ -57,18 +62,24 @@ class SqlStore:
     def __init__(self, url: str, auto_create: bool = True, check: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        new_file = False
         path = sqlite_path(url) if self.is_sqlite else None
-        # flowrun's SQLite writers queue on a file next to the database (see flowrun.store.writers)
-        self._writers = WriterQueue(path.with_name(path.name + ".writers") if path else None, BUSY_TIMEOUT_MS / 1000)
+        #: Why this database may only be read (and the fix); None when flowrun may write it.
+        self.read_only: str | None = None
+        read_only_uri = None
+        new_file = False
         if path is not None:
-            new_file = not path.exists()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder for the database {path.parent}: {exc.strerror}") from None
+            found = inspect_file(path)
+            new_file = not found.exists
+            self.read_only = found.read_only
+            read_only_uri = found.uri() if found.read_only else None
+            if new_file:
+                _create_file(path)
+        # flowrun's SQLite writers queue on a file next to the database (see flowrun.store.writers)
+        self._writers = WriterQueue(
+            path.with_name(path.name + ".writers") if path and not self.read_only else None, BUSY_TIMEOUT_MS / 1000
+        )
         try:
-            self.engine: Engine = make_engine(url, self.is_sqlite)
+            self.engine: Engine = make_engine(url, self.is_sqlite, read_only_uri)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(
                 f"cannot use the database URL {safe_url(url)}: {exc}; check 'database:' in flowrun.yaml"
@@ -79,13 +90,7 @@ class SqlStore:
             self._check_schema(auto_create or new_file)
 
     def _check_schema(self, auto_create: bool) -> None:
-        try:
-            with self.engine.connect().execution_options(flowrun_write=False) as conn:
-                current = _current_revision(conn)
-        except OperationalError as exc:
-            raise StoreError(f"cannot open the database {safe_url(self.url)}: {exc.orig}") from None
-        except DBAPIError as exc:
-            raise StoreError(f"cannot open the database {safe_url(self.url)}: {exc.orig}") from None
+        current = self._revision()
         if current == schema.HEAD_REVISION:
             return
         if current is None and auto_create:
@@ -98,19 +103,37 @@ class SqlStore:
             "run 'flowrun db upgrade'"
         )
 
-    def upgrade(self) -> str:
-        """Bring the schema to the newest revision with Alembic; returns that revision."""
-        from alembic import command
-        from alembic.config import Config
+    def _revision(self) -> str | None:
+        """The schema revision (None: no flowrun schema yet).
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        Raises:
+            StoreError: the database cannot be opened, or its revision is not one this flowrun knows.
+        """
+        with self._opening(), self.engine.connect().execution_options(flowrun_write=False) as conn:
+            current = _current_revision(conn)
+            unknown = current is not None and current not in schema.REVISIONS
+            migrated_by = _migrated_by(conn) if unknown else None
+        _refuse_unknown(current, migrated_by)
+        return current
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Errors of opening the database as one message with the fix."""
         try:
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate the database {safe_url(self.url)}: {exc}") from None
+            yield
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreError(f"cannot open the database {safe_url(self.url)}: {_reason(exc, self.is_sqlite)}") from None
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest revision with Alembic; returns that revision.
+
+        Raises:
+            StoreError: the database is read-only, or was migrated by a newer flowrun (nothing is changed then).
+        """
+        if self.read_only:
+            raise StoreError(f"cannot migrate the database: {self.read_only}")
+        self._revision()
+        _migrate(self.engine, self.url, self.is_sqlite)
         return schema.HEAD_REVISION
 
     @contextmanager
@@ -134,6 +157,8 @@ class SqlStore:
 
     @contextmanager
     def _tx(self, write: bool, snapshot: bool = True) -> Iterator[Tx]:
+        if write and self.read_only:
+            raise StoreError(f"{self.read_only}; nothing was saved")
         with self._writers.turn() if write else nullcontext(), self._transaction(write, snapshot) as tx:
             yield tx
 
@@ -151,7 +176,20 @@ class SqlStore:
         except IntegrityError as exc:
             raise StoreError(f"the database refused the change: {exc.orig}") from None
         except OperationalError as exc:
+            if self.is_sqlite and _is_read_only(exc):
+                raise StoreError(
+                    f"the database {safe_url(self.url)} is read-only for this user: {exc.orig}; make the file and "
+                    "its folder writable (the folder holds its -wal and -shm files); nothing was saved"
+                ) from None
             raise StoreError(f"database error: {exc.orig}; nothing was saved") from None
+        except DBAPIError as exc:
+            if not _is_refused_write(exc):
+                raise
+            raise StoreError(
+                f"the database {safe_url(self.url)} does not let this user write: {str(exc.orig).strip()}; "
+                "grant the user INSERT, UPDATE and DELETE on flowrun's tables (or connect as one who has them); "
+                "nothing was saved"
+            ) from None
         finally:
             conn.close()
 
@@ -501,12 +539,161 @@ def _current_revision(conn: Connection) -> str | None:
     try:
         row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
     except (OperationalError, DBAPIError) as exc:
-        text = str(exc.orig).lower()
-        if "no such table" not in text and "does not exist" not in text:
+        if not _no_such_table(exc):
             raise
         conn.rollback()
         return None
     return str(row[0]) if row else None
+
+
+def _migrated_by(conn: Connection) -> str | None:
+    """The flowrun version that last created or migrated the schema; None when the database does not say."""
+    try:
+        value = conn.execute(
+            select(schema.flowrun_meta.c.value).where(schema.flowrun_meta.c.key == schema.MIGRATED_BY)
+        ).scalar()
+    except (OperationalError, DBAPIError) as exc:
+        if not _no_such_table(exc):
+            raise
+        conn.rollback()
+        return None
+    text = str(value) if value is not None else ""
+    # Text read from the database lands in a message with an install command: only a plain version does.
+    return text if _VERSION.fullmatch(text) else None
+
+
+#: A flowrun version as ``migrated_by`` may hold it (``0.4.2``, ``1.0.0rc1``, ``1.2.dev3``).
+_VERSION = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}([a-z]{1,5}[0-9]{0,4})?(\.[a-z]{1,5}[0-9]{0,4})?")
+
+#: A schema revision as it is shown in a message (others are shown quoted and cut short).
+_REVISION = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _set_migrated_by(conn: Connection) -> None:
+    from flowrun import __version__
+
+    meta = schema.flowrun_meta
+    conn.execute(meta.delete().where(meta.c.key == schema.MIGRATED_BY))
+    conn.execute(insert(meta).values(key=schema.MIGRATED_BY, value=__version__))
+
+
+def _refuse_unknown(revision: str | None, migrated_by: str | None) -> None:
+    """Refuse a schema revision this flowrun does not know, naming the flowrun that made it.
+
+    Raises:
+        StoreError: ``revision`` is not one of :data:`~flowrun.store.schema.REVISIONS`.
+    """
+    if revision is None or revision in schema.REVISIONS:
+        return
+    from flowrun import __version__
+
+    shown = revision if _REVISION.fullmatch(revision) else repr(revision[:64])
+    unknown = f"schema revision {shown}, which this flowrun {__version__} does not know"
+    if migrated_by is not None:
+        raise StoreError(
+            f"the database was migrated by flowrun {migrated_by} ({unknown}): install flowrun >= {migrated_by} "
+            f"(pip install 'flowrun>={migrated_by}'); nothing was changed"
+        )
+    number = revision.split("_", 1)[0]
+    head = int(schema.HEAD_REVISION.split("_", 1)[0])
+    if _REVISION.fullmatch(revision) and number.isdigit() and int(number) > head:
+        raise StoreError(
+            f"the database was migrated by a newer flowrun ({unknown}): install the newest flowrun "
+            "(pip install -U flowrun); nothing was changed"
+        )
+    raise StoreError(
+        f"the database has {unknown} and that flowrun never wrote: it belongs to another program or was changed "
+        "by hand; name flowrun's database in 'database:' in flowrun.yaml; nothing was changed"
+    )
+
+
+def _no_such_table(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "no such table" in text or "does not exist" in text
+
+
+def _is_read_only(exc: DBAPIError) -> bool:
+    return "readonly database" in str(exc.orig).lower() or "read-only" in str(exc.orig).lower()
+
+
+def _is_refused_write(exc: DBAPIError) -> bool:
+    """PostgreSQL refused a write: no privilege (42501), or a read-only transaction or server (25006)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("42501", "25006")
+
+
+def _reason(exc: Exception, is_sqlite: bool) -> str:
+    """A driver error in a sentence, with the fix where flowrun knows it."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().replace("\n", " ")
+    if is_sqlite:
+        if "not a database" in text.lower() or "malformed" in text.lower():
+            return f"{text}: the file is damaged; restore it from a backup (or name another file in flowrun.yaml)"
+        return text
+    return (
+        f"{text}; check the host, port, user, password and database name in 'database:' in flowrun.yaml "
+        "(or FLOWRUN_DATABASE_URL) and that the server is running"
+    )
+
+
+def _migrate(engine: Engine, url: str, is_sqlite: bool) -> None:
+    """Run Alembic's migrations to the head revision and record this flowrun's version, in one transaction."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            _set_migrated_by(conn)
+    except (SQLAlchemyError, CommandError) as exc:
+        raise StoreError(f"cannot migrate the database {safe_url(url)}: {_reason(exc, is_sqlite)}") from None
+
+
+def _create_file(path: Path) -> None:
+    """Create a new SQLite database at ``path`` whole: migrated in a file beside it, then linked into place.
+
+    A reader never sees a half-made database (SQLite leaves an empty file between
+    creating it and the first commit, and an empty file is refused as a damaged
+    one); of two processes that create it at once, the first one's is kept.
+
+    Raises:
+        StoreError: the folder cannot be created or written.
+    """
+    import secrets
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the folder for the database {path.parent}: {exc.strerror}; "
+            "create it, or name another place in 'database:' in flowrun.yaml"
+        ) from None
+    temp = path.with_name(f".flowrun-new-{os.getpid()}-{secrets.token_hex(4)}.db")
+    url = f"sqlite:///{temp}"
+    try:
+        engine = make_engine(url, is_sqlite=True)
+        try:
+            _migrate(engine, url, is_sqlite=True)
+        finally:
+            engine.dispose()  # the last connection checkpoints the WAL into the file
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        except OSError:  # a file system without hard links: a rename, unless the file appeared meanwhile
+            if not path.exists():
+                os.replace(temp, path)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the database {path}: {exc.strerror}; make the folder {path.parent} writable, "
+            "or name another place in 'database:' in flowrun.yaml"
+        ) from None
+    finally:
+        for leftover in (temp, *(temp.with_name(temp.name + s) for s in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)
 
 
 def _inserted_id(key: Any) -> int:
