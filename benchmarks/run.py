@@ -427,6 +427,7 @@ class _EngineSides:
         from flowrun.clock import SystemClock
         from flowrun.config import find_project
         from flowrun.engine import Engine, load_model
+        from flowrun.engine._tree import spiffworkflow_as_released
         from flowrun.handlers import Registry
 
         settings = find_project(explicit=project_root)
@@ -450,6 +451,7 @@ class _EngineSides:
             if (topic := _external_topic(path, getattr(spec, "bpmn_id", None)))
         }
         self.BpmnWorkflow = BpmnWorkflow
+        self.released = spiffworkflow_as_released
         self.READY = TaskState.READY
         self.STARTED = TaskState.STARTED
 
@@ -476,6 +478,12 @@ class _EngineSides:
         return run.data(), trail, nrec
 
     def raw_one(self) -> tuple[dict[str, Any], list[str]]:
+        # flowrun patches how SpiffWorkflow walks its task tree (flowrun.engine._tree); the reference
+        # side runs SpiffWorkflow as released, so the ratio counts those patches on flowrun's side.
+        with self.released():
+            return self._raw_one()
+
+    def _raw_one(self) -> tuple[dict[str, Any], list[str]]:
         wf = self.BpmnWorkflow(self.raw_spec, self.raw_subs)
         handlers = self.handlers
         trail: list[str] = []

@@ -222,3 +222,35 @@ def test_unknown_task_and_unreadable_state_keep_their_causes(clock):
     with pytest.raises(StateError, match="cannot be loaded") as unreadable:
         engine.restore(None, "{not json", key=model(example("complaint_baseline")).sha256)
     assert isinstance(unreadable.value.__cause__, json.JSONDecodeError)
+
+
+def test_spiffworkflow_as_released_is_the_unpatched_walk_and_flowruns_comes_back():
+    """The benchmarks' reference side: inside the block SpiffWorkflow walks as released (depth 1000,
+    its own state setter); after it, flowrun's patches are back, also when the block raised."""
+    from SpiffWorkflow.task import Task
+    from SpiffWorkflow.util.task import TaskIterator
+
+    from flowrun.engine import _tree
+
+    patched_set_state = Task._set_state
+    patched_init = TaskIterator.__dict__["__init__"]
+    assert patched_set_state is _tree._set_state_watched
+    inside: dict[str, Any] = {}
+
+    def look_inside() -> None:
+        with _tree.spiffworkflow_as_released():
+            inside["set_state"] = Task._set_state
+            inside["init"] = TaskIterator.__dict__["__init__"]
+            inside["depth"] = TaskIterator.__init__.__defaults__[1]
+            inside["skipping"] = hasattr(TaskIterator, "_flowrun_skipping")
+            raise RuntimeError("the block fails")
+
+    with pytest.raises(RuntimeError):
+        look_inside()
+    assert inside["set_state"] is _tree._set_state
+    assert inside["init"] is not patched_init
+    assert inside["depth"] == 1000
+    assert inside["skipping"] is False
+    assert Task._set_state is patched_set_state
+    assert hasattr(TaskIterator, "_flowrun_skipping")
+    assert TaskIterator.__dict__["__init__"] is patched_init

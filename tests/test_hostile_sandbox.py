@@ -27,6 +27,7 @@ from flowrun import app
 from flowrun.engine import sandbox, step_limits
 from flowrun.engine.sandbox import SandboxError, evaluate, execute
 from flowrun.errors import DataError, ScriptError
+from tests.conftest import ON_POSTGRES
 from tests.helpers import T0, flowrun_executable, query
 from tests.test_sandbox import condition_diagram, script_diagram
 
@@ -249,8 +250,8 @@ def test_a_signal_sent_to_the_command_reaches_the_worker(project, project_dir, s
 
 
 def _wait_for_database(pid: int, project_dir: Path, timeout: float = 30) -> None:
-    """Until the supervised child of ``pid`` has the project's database open."""
-    db = str(project_dir / ".flowrun")
+    """Until the supervised child of ``pid`` has the project's database open (on PostgreSQL: a socket)."""
+    db = "socket:" if ON_POSTGRES else str(project_dir / ".flowrun")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kids = _children(pid)

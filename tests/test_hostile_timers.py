@@ -426,3 +426,42 @@ def test_worker_once_three_weeks_late_from_the_cli(project_dir):
     assert shown["status"] == "running"
     dues = [w["due"] for w in shown["waiting_for"] if w.get("due")]
     assert dues == [(T0 + timedelta(weeks=3, hours=1)).isoformat()]
+
+
+@pytest.mark.parametrize("where", ["engine", "condition"])
+def test_cpu_stop_landing_anywhere_in_a_long_loop_names_the_loop(monkeypatch, where):
+    """The budget may run out in a gateway's condition or in the engine's own code between two tasks:
+    after many automated steps both are reported as the loop, with its gateways, not as "a script"."""
+    from flowrun.engine import runner, sandbox
+    from flowrun.engine.step_limits import ScriptTimeout, timeout_message
+
+    path = EVENTS / "loop_gateways.bpmn"
+    info = load_model(path, path.name, path.parent)
+    calls = {"n": 0}
+    if where == "engine":
+        will = runner.Run._will
+
+        def tired_will(self: Any, task: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1500:
+                raise ScriptTimeout(timeout_message())  # as SIGPROF would, between two tasks
+            will(self, task)
+
+        monkeypatch.setattr(runner.Run, "_will", tired_will)
+    else:
+        evaluate = sandbox.evaluate
+
+        def tired_evaluate(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1500:
+                raise ScriptTimeout(timeout_message())  # as SIGPROF would, inside the condition
+            return evaluate(*args, **kwargs)
+
+        monkeypatch.setattr(sandbox, "evaluate", tired_evaluate)
+    with pytest.raises(ScriptError) as caught:
+        Engine(ManualClock(T0)).start(info.spec, {}, key=info.sha256)
+    message = str(caught.value)
+    assert "without waiting for anyone" in message, message
+    assert "G1" in message, message
+    assert "G2" in message, message
+    assert "FLOWRUN_SCRIPT_SECONDS" in message

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
@@ -150,18 +152,60 @@ def _remove_task_watched(self: Any, task_id: Any) -> None:
     _remove_task(self, task_id)
 
 
+def _patches() -> list[tuple[Any, str, Any]]:
+    """What :func:`_install` sets: (owner, attribute, flowrun's value)."""
+    patched: list[tuple[Any, str, Any]] = []
+    for iterator in (TaskIterator, BpmnTaskIterator):
+        patched.append((iterator, "_flowrun_skipping", _skipping(iterator._next)))
+    children = Task.children
+    patched += [
+        (TaskIterator, "__init__", _deciding(TaskIterator.__init__)),
+        (Task, "_set_state", _set_state_watched),
+        (Task, "_child_added_notify", _child_added_watched),
+        (Workflow, "_remove_task", _remove_task_watched),
+        (Task, "children", children.setter(_children_set(children.fset))),
+    ]
+    return patched
+
+
+#: SpiffWorkflow's own values of what flowrun patches, and the iterators' default arguments.
+_ORIGINALS: list[tuple[Any, str, Any]] = []
+_DEFAULTS = {it: it.__init__.__defaults__ for it in (TaskIterator, BpmnTaskIterator)}
+_PATCHED: list[tuple[Any, str, Any]] = []
+
+
 def _install() -> None:
     for iterator in (TaskIterator, BpmnTaskIterator):
-        defaults = iterator.__init__.__defaults__  # (end_at_spec, max_depth, ...)
-        iterator.__init__.__defaults__ = (defaults[0], sys.maxsize, *defaults[2:])
-    TaskIterator.__init__ = _deciding(TaskIterator.__init__)
-    TaskIterator._flowrun_skipping = _skipping(TaskIterator._next)
-    BpmnTaskIterator._flowrun_skipping = _skipping(BpmnTaskIterator._next)
-    Task._set_state = _set_state_watched
-    Task._child_added_notify = _child_added_watched
-    Workflow._remove_task = _remove_task_watched
-    children = Task.children
-    Task.children = children.setter(_children_set(children.fset))
+        defaults = _DEFAULTS[iterator]  # (end_at_spec, max_depth, ...)
+        iterator.__dict__["__init__"].__defaults__ = (defaults[0], sys.maxsize, *defaults[2:])
+    _PATCHED[:] = _patches()
+    _ORIGINALS[:] = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in _PATCHED]
+    for owner, name, value in _PATCHED:
+        setattr(owner, name, value)
+
+
+@contextmanager
+def spiffworkflow_as_released() -> Iterator[None]:
+    """SpiffWorkflow exactly as released, while the block runs (the benchmarks' reference side).
+
+    Not for flowrun's own use: without the patches, long loops end early (see the module text).
+    """
+    for owner, name, value in _ORIGINALS:
+        if value is None:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, value)
+    released = {it: it.__dict__["__init__"] for it in (TaskIterator, BpmnTaskIterator)}
+    flowrun_defaults = {it: f.__defaults__ for it, f in released.items()}
+    for iterator, init in released.items():
+        init.__defaults__ = _DEFAULTS[iterator]
+    try:
+        yield
+    finally:
+        for iterator, init in released.items():
+            init.__defaults__ = flowrun_defaults[iterator]
+        for owner, name, value in _PATCHED:
+            setattr(owner, name, value)
 
 
 def _children_set(setter: Any) -> Any:

@@ -22,7 +22,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
-from flowrun.engine import _spiff, error_map, loops, sandbox, specs, waits
+from flowrun.engine import _spiff, error_map, loops, sandbox, specs, step_limits, waits
 from flowrun.engine import timers as _timers  # noqa: F401 - importing it bounds SpiffWorkflow's timers
 from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
@@ -174,8 +174,11 @@ class Run:
         try:
             with error_map.mapped(error_map.RUNNING):
                 self._wf.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
-        except ScriptError as exc:
+        except (ScriptError, sandbox.ScriptTimeout) as exc:
+            # The budget runs out inside a condition (a ScriptError caused by the timeout) or between
+            # tasks, in the engine's own code (the bare ScriptTimeout): after many steps, either is a loop.
             if self._steps >= loops.LONG_STEP and loops.timed_out(exc):
+                step_limits.spent()
                 raise loops.runaway(
                     f"used up its CPU time (FLOWRUN_SCRIPT_SECONDS) after {self._steps} automated steps",
                     self._last,
