@@ -9,6 +9,7 @@ normalising a diagram are not recorded.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -47,6 +48,18 @@ def task_type(spec: Any) -> str | None:
 def _type_of(description: str) -> str:
     """SpiffWorkflow's description of a spec (``"User Task"``) as a BPMN type (``"userTask"``)."""
     return _DESCRIPTION_TYPES.get(description) or camel(description.removeprefix("Default "))
+
+
+def _tasks_of(workflow: Any) -> Iterator[Any]:
+    """Every task of a workflow and of its subprocesses, in the order they were made.
+
+    The same tasks as ``workflow.get_tasks()`` (which walks the tree), read from the
+    workflows' task tables instead: a scan runs after every engine step, and the walk
+    cost as much as the rest of the scan.
+    """
+    yield from workflow.tasks.values()
+    for sub in workflow.subprocesses.values():
+        yield from sub.tasks.values()
 
 
 class Lives:
@@ -152,9 +165,9 @@ class Lives:
         """Record every task whose state changed since it was last seen (after an engine step)."""
         now = self._clock.now()
         scanned = self._scanned
-        for task in workflow.get_tasks(state=OBSERVED):
+        for task in _tasks_of(workflow):
             state = task.state
-            if state != TaskState.WAITING and scanned.get(task.id) == state:
+            if not state & OBSERVED or (state != TaskState.WAITING and scanned.get(task.id) == state):
                 continue
             scanned[task.id] = state
             if task_type(task.task_spec) is None:
