@@ -95,6 +95,7 @@ def big_file(folder: Path, megabytes: int = 20) -> Path:
 def refused_by_cli(cli: Callable[..., Result], project_dir: Path, path: Path, *words: str) -> Result:
     """``flowrun start FILE`` exits 1 with a clean message in under a second and stores nothing."""
     assert cli(project_dir, "db", "upgrade").exit_code == 0  # the database exists: only the refusal is timed
+    path = Path(shutil.copyfile(path, project_dir / "processes" / path.name))  # flowrun runs only its own
     started = time.perf_counter()
     result: Result = cli(project_dir, "start", str(path))
     took = time.perf_counter() - started
@@ -241,8 +242,9 @@ def test_utf16_diagram_with_non_ascii_names_loads_and_runs(project, project_dir)
 
 def test_utf16_diagram_runs_from_the_cli(cli, project_dir):
     """``flowrun start FILE --json`` on the UTF-16 file prints the names as they are."""
+    shutil.copyfile(EVENTS / "utf16_names.bpmn", project_dir / "processes" / "utf16_names.bpmn")
     started = time.perf_counter()
-    out = cli_json(cli(project_dir, "start", str(EVENTS / "utf16_names.bpmn"), "--json"))
+    out = cli_json(cli(project_dir, "start", "utf16_names", "--json"))
     assert time.perf_counter() - started < 1.0
     assert [(t["name"], t["lane"]) for t in out["ready"]] == [(UTF16_NAMES["first"], UTF16_NAMES["lane"])]
 

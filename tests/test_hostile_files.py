@@ -409,3 +409,40 @@ def test_form_key_too_long_for_the_file_system_is_a_clean_error(cli, project_dir
     with_form_key(project_dir, "k" * 300, "camunda:formKey")
     found = refused(cli(project_dir, "validate", str(project_dir / "processes" / "ask.bpmn")), "cannot be looked up")
     assert "unexpected" not in found
+
+
+# -- diagrams: only the project's own ------------------------------------------------------
+
+
+def test_a_diagram_linked_from_outside_is_neither_started_listed_nor_read(cli, project_dir, tmp_path, opened):
+    """A cloned project may hold processes/x.bpmn -> a file elsewhere: flowrun runs, lists and
+    validates only the project's own diagrams, so the file behind the link is never opened."""
+    outside = tmp_path / "elsewhere" / "visit.bpmn"
+    outside.parent.mkdir()
+    outside.write_text(diagram(process_id="visit_from_outside"), encoding="utf-8")
+    (project_dir / "processes" / "visit.bpmn").symlink_to(outside)
+    opened.clear()
+    refused(
+        cli(project_dir, "start", "visit"),
+        "processes/visit.bpmn is a symbolic link that leads out of the project",
+        "copy the file into processes/",
+    )
+    listing = cli(project_dir, "processes")
+    assert listing.exit_code == 0, listing.output
+    assert "visit" not in listing.output
+    report = cli(project_dir, "validate")
+    assert report.exit_code == 1, report.output
+    assert "processes/visit.bpmn" in report.output
+    assert "does not read it" in report.output
+    assert str(outside) not in opened
+    assert query(project_dir, "SELECT count(*) FROM instances")[0][0] == 0
+
+
+def test_a_diagram_outside_the_project_named_on_the_command_line_is_refused(cli, project_dir, tmp_path, opened):
+    """``flowrun start /some/where/x.bpmn`` would store and run a diagram the project does not hold."""
+    outside = tmp_path / "loose.bpmn"
+    outside.write_text(diagram(process_id="loose"), encoding="utf-8")
+    opened.clear()
+    refused(cli(project_dir, "start", str(outside)), "lies outside the project", "copy the file into processes/")
+    assert str(outside) not in opened
+    assert query(project_dir, "SELECT count(*) FROM instances")[0][0] == 0

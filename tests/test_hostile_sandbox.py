@@ -585,3 +585,19 @@ def test_a_script_building_deep_data_is_refused_without_internal_error(project_d
     assert "nested too deeply" in done.stderr
     assert "internal error" not in done.stderr
     _no_instances(project_dir)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["order.missing_attribute", "amount.real.nope > 3", "'text'.upperr()", "datetime(2026, 1, 2).weekdayy()"],
+)
+def test_a_missing_attribute_is_an_error_not_none(source):
+    """RestrictedPython's stock attribute hook answers None for a missing attribute; a misspelt
+    attribute in a condition must fail with the name instead of quietly steering a gateway."""
+    with pytest.raises(AttributeError, match="has no attribute"):
+        evaluate(source, {"order": 5, "amount": 7})
+
+
+def test_attributes_that_exist_still_read():
+    assert evaluate("amount.real + datetime(2026, 1, 2).year", {"amount": 7}) == 2033
+    assert evaluate("'abc'.upper()", {}) == "ABC"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
-from flowrun.app.project import Project
+from flowrun.app.project import Project, outside_project
 from flowrun.config import Settings
 from flowrun.errors import (
     ProjectError,
@@ -47,6 +47,8 @@ def validate(project: Project | None, paths: Sequence[Path] = ()) -> ValidationR
     known = set(project.registry.known()) if project is not None else None
     check_form = _form_checker(s) if s is not None else None
     problems: list[Problem] = []
+    if s is not None and not paths:
+        problems += _links_leading_out(s)
     for path in targets:
         display = s.rel(path) if s is not None else str(path)
         search_dir = s.processes_dir if s is not None and path.resolve().parent == s.processes_dir.resolve() else None
@@ -62,7 +64,7 @@ def _validation_targets(s: Settings | None, paths: Sequence[Path]) -> list[Path]
         for path in paths:
             found += _diagrams_in(path) if path.is_dir() else [path]
     elif s is not None:
-        found += _diagrams_in(s.processes_dir)
+        found += [p for p in _diagrams_in(s.processes_dir) if outside_project(s, p) is None]
         found += [s.root / file for variants in s.families.values() for file in variants.values()]
     unique: dict[Path, Path] = {}
     for path in found:
@@ -74,6 +76,27 @@ def _diagrams_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(DIAGRAM_SUFFIXES))
+
+
+def _links_leading_out(s: Settings) -> list[Problem]:
+    """The diagrams of processes/ that lie outside the project (links leading out): reported, never read."""
+    from flowrun.models import Problem
+
+    problems = []
+    for path in _diagrams_in(s.processes_dir):
+        why = outside_project(s, path)
+        if why is not None:
+            problems.append(
+                Problem(
+                    file=path.absolute().relative_to(s.root.absolute()).as_posix(),
+                    line=None,
+                    element=None,
+                    name=None,
+                    message=f"{why}, so flowrun does not read it",
+                    fix="copy the diagram into processes/ instead of linking to it",
+                )
+            )
+    return problems
 
 
 def _form_checker(s: Settings) -> Callable[[Mapping[str, Any]], object]:

@@ -107,9 +107,38 @@ def list_processes(project: Project) -> list[ProcessEntry]:
             out.append(ProcessEntry(family, variant, s.rel(path), path.is_file(), True))
     if s.processes_dir.is_dir():
         for path in sorted(s.processes_dir.iterdir()):
-            if _is_bpmn(path) and path.resolve() not in named:
+            if _is_bpmn(path) and path.resolve() not in named and outside_project(s, path) is None:
                 out.append(ProcessEntry(_stem(path), "default", s.rel(path), True, False))
     return out
+
+
+def outside_project(s: Settings, path: Path) -> str | None:
+    """Why ``path`` is not a file of the project (it lies outside, or a link leads out), or None."""
+    target = path.resolve()
+    if target.is_relative_to(s.root.resolve()):
+        return None
+    if path.is_symlink() or any(p.is_symlink() for p in path.parents if p.is_relative_to(s.root)):
+        return f"is a symbolic link that leads out of the project (to {target})"
+    return f"lies outside the project ({s.root})"
+
+
+def _refuse_outside(s: Settings, path: Path) -> None:
+    """flowrun runs and stores only diagrams of the project: a file outside it, or behind a link
+    leading out of it (a cloned repository may hold such a link), is refused before it is read."""
+    why = outside_project(s, path)
+    if why is not None:
+        raise ProjectError(
+            f"{_shown(s, path)} {why}; flowrun runs only the diagrams inside the project: "
+            "copy the file into processes/ and start it by name"
+        )
+
+
+def _shown(s: Settings, path: Path) -> str:
+    """``path`` as given, relative to the project when it is written inside it (links not followed)."""
+    try:
+        return path.absolute().relative_to(s.root.absolute()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _is_bpmn(path: Path) -> bool:
@@ -141,6 +170,7 @@ def resolve_process(project: Project, target: str) -> tuple[str, str, Path]:
         return family, variant, s.root / variants[variant]
     for candidate in (Path(target), s.root / target, s.processes_dir / target, s.processes_dir / f"{target}.bpmn"):
         if _is_bpmn(candidate):
+            _refuse_outside(s, candidate)
             for fam, variants in s.families.items():
                 for var, file in variants.items():
                     if (s.root / file).resolve() == candidate.resolve():

@@ -48,7 +48,7 @@ from RestrictedPython.Guards import (
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
     safe_builtins,
-    safer_getattr,
+    safer_getattr_raise,
 )
 from RestrictedPython.PrintCollector import PrintCollector
 from RestrictedPython.transformer import FORBIDDEN_FUNC_NAMES, RestrictingNodeTransformer
@@ -156,7 +156,9 @@ def _build_builtins() -> dict[str, Any]:
     names.update(
         {
             # RestrictedPython's hooks: looked up as globals, found here, never shadowed by task data.
-            "_getattr_": safer_getattr,
+            # The raising variant: RestrictedPython's default one answers None for a missing
+            # attribute, so a misspelt `customer.vipp` would quietly steer a gateway.
+            "_getattr_": safer_getattr_raise,
             "_getitem_": _getitem,
             "_getiter_": iter,
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
