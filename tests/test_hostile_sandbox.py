@@ -163,6 +163,7 @@ def test_a_condition_looping_inside_c_is_killed_and_reported(project, project_di
     assert "Gateway_Check" in done.stderr
     assert "inside a built-in function" in done.stderr
     assert "0.5 s of CPU" in done.stderr
+    assert "of the new instance (not started)" in done.stderr  # its id would name nothing saved
     assert "Traceback" not in done.stderr
     _no_instances(project_dir)
 

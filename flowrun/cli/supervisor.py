@@ -153,7 +153,9 @@ def _report_kill(args: Sequence[str], note: dict[str, str]) -> bool:
     seconds = note.get("seconds") or os.environ.get("FLOWRUN_SCRIPT_SECONDS", "3")
     instance, task, job = note.get("instance", ""), note.get("task", ""), note.get("job", "")
     what = "a script or condition" if not job else f"the service handler '{job}'"
-    where = f"{task} of instance {instance[:8]}: " if task and instance else ""
+    # `start` had not saved its instance yet, so its id would name nothing the operator can find.
+    of = "of the new instance (not started)" if _command(args) == "start" else f"of instance {instance[:8]}"
+    where = f"{task} {of}: " if task and instance else ""
     message = (
         f"{where}{what} ran past {seconds} s of CPU inside a built-in function (an endless loop?); "
         "nothing was saved for this step; fix the script or raise FLOWRUN_SCRIPT_SECONDS"
