@@ -245,6 +245,30 @@ def test_deeply_nested_rows_are_one_message(cli, project, project_dir):
     refused(cli(project_dir, "history", iid[:8]), f"the form of task {ref}", "nested too deep")
 
 
+def _safe_loader(call: Any) -> bool:
+    """``yaml.load(text, Loader=_loader())``: the one loader flowrun uses, checked to be a SafeLoader below."""
+    import ast
+
+    return any(
+        k.arg == "Loader"
+        and isinstance(k.value, ast.Call)
+        and isinstance(k.value.func, ast.Name)
+        and k.value.func.id == "_loader"
+        for k in call.keywords
+    )
+
+
+def test_the_one_yaml_loader_is_safe_and_refuses_aliases():
+    from flowrun import config
+    from flowrun.errors import ProjectError
+
+    assert issubclass(config._loader(), yaml.SafeLoader)
+    with pytest.raises(ProjectError, match="alias"):
+        config.load_yaml("a: &x [1]\nb: *x\n", "t.yaml")
+    with pytest.raises(ProjectError, match="invalid YAML"):
+        config.load_yaml("!!python/object/apply:os.system ['true']", "t.yaml")
+
+
 def test_nothing_read_from_the_store_is_unpickled_or_evaluated():
     """flowrun's code has no pickle, marshal, shelve or unsafe YAML anywhere, and eval/exec only in the engine.
 
@@ -269,7 +293,7 @@ def test_nothing_read_from_the_store_is_unpickled_or_evaluated():
             elif isinstance(node, ast.Call):
                 func = node.func
                 if isinstance(func, ast.Attribute) and func.attr in {"load", "load_all", "unsafe_load", "full_load"}:
-                    if isinstance(func.value, ast.Name) and func.value.id == "yaml":
+                    if isinstance(func.value, ast.Name) and func.value.id == "yaml" and not _safe_loader(node):
                         found.append(f"{where}:{node.lineno}: yaml.{func.attr}")
                 if isinstance(func, ast.Name) and func.id in {"eval", "exec"} and where.parts[1] != "engine":
                     found.append(f"{where}:{node.lineno}: {func.id}()")
