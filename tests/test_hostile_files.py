@@ -140,7 +140,7 @@ def test_form_key_leaving_the_project_is_refused_and_never_opened(cli, project_d
     for word in ("Ask", attribute, "forms/ of the project"):
         assert word in found
     ref = started_task(cli, project_dir)
-    refused(cli(project_dir, "do", ref, "--no-interactive"), f"task {ref}", "forms/ of the project")
+    refused(cli(project_dir, "do", ref, "--no-interactive"), f"task {ref}", "forms/ of the project", "element Ask")
     assert str(secret) not in opened
     assert not [p for p in opened if "secret" in p]
     data = query(project_dir, "SELECT data FROM instances")

@@ -125,7 +125,10 @@ def task_form(project: Project, task: TaskRecord) -> Form | None:
     try:
         return forms.resolve_form(task.form, s.forms_dir, s.root)
     except FormError as exc:
-        raise FormError(f"task {task.ref} ({task.name}): {exc}") from None
+        raise FormError(
+            f"task {task.ref} ({task.name}, element {task.bpmn_id}): {exc} "
+            "('flowrun validate' shows the diagram file and line)"
+        ) from None
 
 
 def get_task(project: Project, ref: str) -> TaskRecord:
