@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import sqlite3
+import statistics
 import subprocess
 import threading
 import time
@@ -62,6 +63,7 @@ class Child:
             )
         self.started = time.monotonic()
         self.db_open_after: float | None = None
+        self.ran_after_open: float | None = None
         self.killed = False
         self.seen_worker = self.proc.pid
 
@@ -91,9 +93,13 @@ class Child:
         return False
 
     def kill_after(self, delay: float) -> None:
+        """SIGKILL ``delay`` s from now unless it exits first (then ``ran_after_open`` says when it did)."""
         # The supervisor: its child dies with it (PR_SET_PDEATHSIG), as a kill -9 of the command would do.
-        time.sleep(delay)
-        if self.proc.poll() is None:
+        opened = time.monotonic()
+        try:
+            self.proc.wait(timeout=delay)
+            self.ran_after_open = time.monotonic() - opened
+        except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.killed = True
 
@@ -126,14 +132,16 @@ def database_matcher(project_dir: Path) -> Any:
     return lambda target: target.startswith(db)
 
 
-def kill_randomly(children: list[Child], is_db: Any, rng: random.Random) -> None:
-    """Each child: once it has the database open, SIGKILL after a random 0-300 ms (if still running)."""
+def kill_randomly(children: list[Child], is_db: Any, rng: random.Random, spans: list[float]) -> None:
+    """Each child: once it has the database open, SIGKILL after a random 0 to ``spans[i]`` s (if still running)."""
 
     def one(child: Child, delay: float) -> None:
         if child.wait_for_database(is_db):
             child.kill_after(delay)
 
-    threads = [threading.Thread(target=one, args=(c, rng.uniform(0, 0.3))) for c in children]
+    threads = [
+        threading.Thread(target=one, args=(c, rng.uniform(0, span))) for c, span in zip(children, spans, strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -201,6 +209,8 @@ def test_kill_9_of_do_and_worker_leaves_every_task_done_or_open(project_dir, tmp
     committed: dict[int, str] = {}
     problems: list[str] = []
     db_open: list[float] = []
+    ran_after_open: list[float] = []
+    do_span = 0.3
     for i in range(KILL_ROUNDS):
         now = (T0 + ROUND_STEP * (i + 1)).isoformat()
         items = app.inbox(project)
@@ -217,8 +227,15 @@ def test_kill_9_of_do_and_worker_leaves_every_task_done_or_open(project_dir, tmp
         args = ["do", str(item.ref), "--as", actor, "--data-file", str(data_file), "--json"]
         do = Child(project_dir, out_dir, f"do{i}", args, now)
         worker = Child(project_dir, out_dir, f"worker{i}", ["worker", "--interval", "0.05"], now)
-        kill_randomly([do, worker], is_db, rng)
+        kill_randomly([do, worker], is_db, rng, [do_span, 0.3])
         do_code, worker_code = do.finish(), worker.finish()
+        # The kills must land on both sides of `do`'s commit and after its exit, however fast this machine
+        # is: `do`'s window follows how long it ran past opening the database (until it has exited once).
+        if do.ran_after_open is not None:
+            ran_after_open.append(do.ran_after_open)
+            do_span = 1.3 * statistics.median(ran_after_open)
+        elif not ran_after_open:
+            do_span = min(do_span * 1.3, 5.0)
         if do.db_open_after is not None:
             db_open.append(do.db_open_after)
         if do_code == 0:  # (a SIGKILL sent as it exited does not matter: it exited 0)
@@ -370,7 +387,7 @@ def test_one_effect_per_service_task_despite_kills_and_retries(project_dir, tmp_
     for r in range(1, EFFECT_ROUNDS + 1):
         now = (T0 + ROUND_STEP * (r + 1)).isoformat()
         workers = [Child(project_dir, out_dir, f"w{r}-{k}", ["worker", "--interval", "0.05"], now) for k in range(2)]
-        kill_randomly(workers, is_db, rng)
+        kill_randomly(workers, is_db, rng, [0.3, 0.3])
         for w in workers:
             code = w.finish()
             if code != -signal.SIGKILL or "Traceback" in w.stderr or "database is locked" in w.stderr:
