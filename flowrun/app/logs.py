@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import TextIO
 
-    from flowrun.eventlog import ColumnMapping, ImportedCase, LogStats, ScannedLog
+    from flowrun.eventlog import CaseData, ColumnMapping, ImportedCase, LogStats, ScannedLog
 
 #: Event log formats ``export_log`` writes.
 LOG_FORMATS = ("csv", "xes", "ocel")
@@ -76,12 +76,16 @@ def export_log(
         NotFoundError: ``process`` is not a family of the project or the store.
         DataError: the file cannot be written.
     """
-    from flowrun.store import task_log_rows
+    from flowrun.eventlog import case_data
+    from flowrun.store import case_data_rows, task_log_rows
 
-    writer = _log_writer(fmt, _log_name(process, variant, pilot))
+    if fmt not in LOG_FORMATS:
+        raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
     if process is not None:
         _check_family(project, process)
     with project.store.read() as tx:
+        data = case_data(case_data_rows(tx, process, variant, pilot))
+        writer = _log_writer(fmt, _log_name(process, variant, pilot), data)
         rows = task_log_rows(tx, process, variant, pilot)
         if isinstance(out, Path):
             display = project.settings.rel(out)
@@ -91,16 +95,16 @@ def export_log(
     return ExportResult(display, fmt, stats.cases, stats.tasks, stats.events)
 
 
-def _log_writer(fmt: str, name: str) -> Callable[[Iterable[Any], TextIO], LogStats]:
+def _log_writer(fmt: str, name: str, data: CaseData) -> Callable[[Iterable[Any], TextIO], LogStats]:
     from flowrun import eventlog
 
     if fmt == "csv":
-        return eventlog.write_csv
+        return lambda rows, out: eventlog.write_csv(rows, out, data)
     if fmt == "xes":
-        return lambda rows, out: eventlog.write_xes(rows, out, name)
+        return lambda rows, out: eventlog.write_xes(rows, out, name, data)
     if fmt == "ocel":
-        return eventlog.write_ocel
-    raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
+        return lambda rows, out: eventlog.write_ocel(rows, out, data)
+    raise AssertionError(fmt)  # export_log checked the format
 
 
 def _log_name(process: str | None, variant: str | None, pilot: str | None) -> str:
