@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import flowrun
 from flowrun import app, eventlog
 from flowrun.clock import iso
 from flowrun.errors import DataError, NotFoundError, StateError
@@ -112,7 +113,10 @@ def test_imported_rows_are_the_store_rows(recorded, project, project_dir, tmp_pa
     )
     assert (status, pilot, state) == ("running", "imported-C", "")
     assert file == str(path)
-    assert json.loads(data) == {"imported_case_id": recorded.running}
+    [(original,)] = query(recorded.dir, "SELECT data FROM instances WHERE id = ?", recorded.running)
+    scalars = {k: v for k, v in json.loads(original).items() if isinstance(v, (str, int, float, bool))}
+    assert scalars  # the case's record form: what the export carries as case:<field> columns
+    assert json.loads(data) == {**scalars, "imported_case_id": recorded.running}
     if _database_url(project_dir) is None:  # PostgreSQL checks foreign keys on every write itself
         assert query(project_dir, "PRAGMA foreign_key_check") == []
     kinds = [k for (k,) in query(project_dir, "SELECT kind FROM events WHERE instance_id = ? ORDER BY id", iid)]
@@ -243,6 +247,12 @@ def test_cli_import_json(cli, project_dir, tmp_path):
         "cases": 2,
         "running": 1,
         "tasks": 5,
+        "data_fields": [],
+        "warnings": [
+            f"the log has no field '{field}': its cases will have no {kpi}; export with flowrun >= "
+            f"{flowrun.__version__} or name the column with --data-column"
+            for kpi, field in (("satisfaction", "satisfaction"), ("nps", "nps"), ("fcr", "resolved_first_contact"))
+        ],
     }
 
 

@@ -159,6 +159,10 @@ class ImportResult:
     cases: int
     running: int
     tasks: int
+    #: The case data fields the file gave (``case:<field>`` and ``--data-column`` columns), sorted.
+    data_fields: tuple[str, ...] = ()
+    #: One line per KPI of flowrun.yaml whose field no imported case has.
+    warnings: tuple[str, ...] = ()
 
 
 #: Reports import progress: ``(stage, done, total)``; stage ``reading`` counts bytes, ``storing`` tasks.
@@ -228,10 +232,13 @@ def _store_imported(
     progress: Progress | None,
 ) -> ImportResult:
     """Store the checked cases of one file in one transaction, 1000 cases at a time."""
+    from flowrun.config import max_data_bytes
     from flowrun.store import count_imported, insert_imported
 
     sha = scanned.sha256
     now = project.clock.now()
+    limit = max_data_bytes()
+    fields: set[str] = set()
     cases = tasks = running = 0
     with project.store.write() as tx:
         before = count_imported(tx, sha)
@@ -242,13 +249,44 @@ def _store_imported(
         tx.ensure_model(sha, IMPORTED_PROCESS_ID, display, "{}", now)
         for chunk in _chunks(scanned.cases(), 1000):
             batch = [_imported_instance(c, sha, display, process, variant, pilot) for c in chunk]
+            for rec, _ in batch:
+                _check_data_size(rec, display, limit)
+                fields.update(rec.data)
             insert_imported(tx, batch, now)
             tx.add_events([e for rec, recs in batch for e in _imported_events(rec, recs, display)])
             cases, tasks = cases + len(batch), tasks + sum(len(recs) for _, recs in batch)
             running += sum(1 for rec, _ in batch if rec.status == RUNNING)
             if progress is not None:
                 progress("storing", tasks, scanned.tasks)
-    return ImportResult(display, sha, process, variant, pilot, cases, running, tasks)
+    fields.discard("imported_case_id")
+    warnings = tuple(_missing_kpi_fields(project, fields))
+    return ImportResult(display, sha, process, variant, pilot, cases, running, tasks, tuple(sorted(fields)), warnings)
+
+
+def _check_data_size(rec: InstanceRecord, display: str, limit: int) -> None:
+    """Refuse a case whose data is larger than ``FLOWRUN_MAX_DATA_MB`` (the transaction then stores nothing)."""
+    import json
+
+    size = len(json.dumps(rec.data, ensure_ascii=False).encode("utf-8"))
+    if size > limit:
+        case_id = rec.data["imported_case_id"]
+        raise DataError(
+            f"{display}: case '{case_id}' has {size} bytes of data, more than FLOWRUN_MAX_DATA_MB allows "
+            f"({limit} bytes); leave out the long columns, or raise FLOWRUN_MAX_DATA_MB; nothing was imported"
+        )
+
+
+def _missing_kpi_fields(project: Project, fields: set[str]) -> Iterator[str]:
+    """A warning for each outcome KPI of flowrun.yaml whose data field the imported log does not have."""
+    from flowrun import __version__
+
+    for kpi, spec in project.settings.kpis.items():
+        name = spec.get("field") if isinstance(spec, dict) else None
+        if isinstance(name, str) and name not in fields:
+            yield (
+                f"the log has no field '{name}': its cases will have no {kpi}; export with flowrun >= "
+                f"{__version__} or name the column with --data-column"
+            )
 
 
 def _chunks(items: Iterable[ImportedCase], size: int) -> Iterator[list[ImportedCase]]:
@@ -277,7 +315,7 @@ def _imported_instance(
         created_at=case.created_at,
         ended_at=case.ended_at,
         version=1,
-        data={"imported_case_id": case.case_id},
+        data={**case.data, "imported_case_id": case.case_id},
         state="",
     )
     tasks = [

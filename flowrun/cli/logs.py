@@ -117,6 +117,14 @@ def _column_options(fn: Any) -> Any:
 )
 @click.option("--timezone", metavar="ZONE", help="IANA time zone of times written without an offset (default: UTC).")
 @click.option("--delimiter", default=",", show_default=True, help="Field separator; ';' or 'tab' for some exports.")
+@click.option(
+    "--data-column",
+    "data_columns",
+    metavar="NAME",
+    multiple=True,
+    help="A column to keep as case data (a survey answer, an outcome), by its name or as case:NAME; "
+    "repeatable. Every case:NAME column (flowrun's export) is kept without it.",
+)
 @json_option
 @pass_app
 def import_log_cmd(
@@ -129,13 +137,16 @@ def import_log_cmd(
     time_format: str | None,
     timezone: str | None,
     delimiter: str,
+    data_columns: tuple[str, ...],
     as_json: bool,
     **columns: str | None,
 ) -> None:
     """Import a task log recorded outside flowrun (CRM export, spreadsheet) so it can be compared.
 
     FILE is a CSV file with one row per task. flowrun's own export needs no options;
-    for other files, name the columns. Every row is checked first: if any is bad,
+    for other files, name the columns. Columns case:NAME (and those named with
+    --data-column) become each case's data field NAME, typed back: true/false,
+    whole and decimal numbers, else text. Every row is checked first: if any is bad,
     all bad rows are listed with their line numbers and nothing is imported.
     """
     from flowrun.app import import_log
@@ -143,6 +154,7 @@ def import_log_cmd(
 
     mapping = ColumnMapping(
         **{name.removesuffix("_column"): value for name, value in columns.items()},
+        data=data_columns,
         time_format=time_format,
         timezone=timezone,
         delimiter=_delimiter(delimiter),
@@ -160,9 +172,13 @@ def import_log_cmd(
                 "cases": result.cases,
                 "running": result.running,
                 "tasks": result.tasks,
+                "data_fields": list(result.data_fields),
+                "warnings": list(result.warnings),
             }
         )
         return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     running = f" ({result.running} still running)" if result.running else ""
     pilot_text = f", pilot {result.pilot}" if result.pilot else ""
     click.echo(

@@ -21,6 +21,7 @@ from typing import BinaryIO, NamedTuple
 from flowrun.errors import DataError
 from flowrun.eventlog._rows import CSV_COLUMNS
 from flowrun.eventlog._spill import SpilledCases, TextLines
+from flowrun.eventlog.casedata import CSV_PREFIX, RESERVED, Scalar, parse_text
 from flowrun.eventlog.csvlog import unquote_spreadsheet_text
 from flowrun.models import CANCELLED, COMPLETED, ERROR, READY, STARTED, WAITING
 
@@ -30,6 +31,8 @@ OPEN = (READY, STARTED, WAITING)
 MAX_PROBLEMS = 100
 #: Longest values the store keeps (the columns' sizes).
 LIMITS = {"activity": 1024, "activity_id": 255, "lane": 255, "resource": 255, "type": 64}
+#: Longest text of one case data cell (the whole data of a case is held to ``FLOWRUN_MAX_DATA_MB``).
+MAX_DATA_TEXT = 100_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class ColumnMapping:
     used when the file has it. A column named here must exist.
 
     Attributes:
+        data: more columns to keep as case data (``--data-column``), by their header name
+            or as ``case:NAME``; every ``case:<field>`` column (flowrun's export) is kept anyway.
+            A field is stored under its name without the ``case:`` prefix.
         time_format: a :func:`~datetime.datetime.strptime` format; None reads ISO 8601.
         timezone: the IANA zone of times written without an offset; None means UTC.
         delimiter: the field separator (``;`` for many European spreadsheet exports).
@@ -58,6 +64,7 @@ class ColumnMapping:
     type: str | None = None
     status: str | None = None
     pilot: str | None = None
+    data: tuple[str, ...] = ()
     time_format: str | None = None
     timezone: str | None = None
     delimiter: str = ","
@@ -95,6 +102,8 @@ class ImportedTask(NamedTuple):
     enable: datetime | None
     start: datetime | None
     end: datetime | None
+    #: The row's case data cells (``case:<field>`` and ``--data-column`` columns), typed; empty ones left out.
+    data: Mapping[str, Scalar] | None = None
 
     @property
     def first(self) -> datetime:
@@ -116,6 +125,14 @@ class ImportedCase:
     @property
     def created_at(self) -> datetime:
         return min(t.first for t in self.tasks)
+
+    @property
+    def data(self) -> dict[str, Scalar]:
+        """The case's data fields: for each, the value on its latest row (in time order) that has one."""
+        out: dict[str, Scalar] = {}
+        for task in self.tasks:
+            out.update(task.data or {})
+        return out
 
     @property
     def ended_at(self) -> datetime | None:
@@ -305,6 +322,7 @@ class _RowParser:
         self.mapping = mapping
         self.zone = zone
         self.index = _column_index(self.header, mapping, source)
+        self.data = _data_columns(self.header, mapping.data, source)
         is_export = set(CSV_COLUMNS) <= set(self.header)
         self.expect = {self.header.index(k): (k, v) for k, v in (expect or {}).items() if is_export}
         self.width = len(self.header)
@@ -341,6 +359,7 @@ class _RowParser:
             return None
         status = self._status(line, value.get("status", ""), times, problems)
         self._check_order(line, times, problems)
+        data = self._data(line, fields, problems)
         if len(problems) > before or status is None:
             return None
         task = ImportedTask(
@@ -354,8 +373,26 @@ class _RowParser:
             enable=times["enable"],
             start=times["start"],
             end=times["end"],
+            data=data,
         )
         return value["case"], value.get("pilot") or None, task
+
+    def _data(self, line: int, fields: list[str], problems: list[str]) -> dict[str, Scalar] | None:
+        if not self.data:
+            return None
+        out: dict[str, Scalar] = {}
+        for name, i in self.data:
+            text = unquote_spreadsheet_text(fields[i])
+            if len(text) > MAX_DATA_TEXT:
+                problems.append(
+                    f"line {line}: {self.header[i]} holds {len(text)} characters, more than {MAX_DATA_TEXT}; "
+                    "a case attribute is a short value (a score, an answer): shorten it or leave the column out"
+                )
+                continue
+            value = parse_text(text)
+            if value is not None:
+                out[name] = value
+        return out
 
     def _time(self, line: int, meaning: str, text: str, problems: list[str]) -> datetime | None:
         if not text:
@@ -405,6 +442,26 @@ class _RowParser:
                 problems.append(
                     f"line {line}: {a} {t2.isoformat()} is before {b} {t1.isoformat()}; fix the times (swapped?)"
                 )
+
+
+def _data_columns(header: list[str], named: Sequence[str], source: str) -> list[tuple[str, int]]:
+    """(field, column position) of the case data columns: every ``case:`` column, and those named."""
+    prefixed = ((h.removeprefix(CSV_PREFIX), i) for i, h in enumerate(header) if h.startswith(CSV_PREFIX))
+    found = {name: i for name, i in prefixed if name not in RESERVED}
+    missing = []
+    for name in named:
+        if name in header:
+            found[name.removeprefix(CSV_PREFIX)] = header.index(name)
+        elif CSV_PREFIX + name in header:
+            found[name] = header.index(CSV_PREFIX + name)
+        else:
+            missing.append(f"'{name}'")
+    if missing:
+        raise DataError(
+            f"{source} has no column {' nor '.join(missing)} (given with --data-column); "
+            f"its columns are: {', '.join(header)}"
+        )
+    return list(found.items())
 
 
 def _column_index(header: list[str], mapping: ColumnMapping, source: str) -> dict[str, int]:
