@@ -533,3 +533,52 @@ def test_import_streams_and_reports_progress(project, tmp_path):
     assert ("reading", len(data), len(data)) in seen
     assert seen[-1] == ("storing", 500, 500)
     assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+# -- case data survives the round trip -------------------------------------------------
+
+OUTCOMES = ("satisfaction", "nps", "fcr")
+
+
+def outcome_values(comparison: Any) -> dict[str, tuple[Any, ...]]:
+    """Per outcome KPI: (n, median, mean, value) of each group, the figures compare prints."""
+    by_kpi = {k.kpi: k for k in comparison.kpis}
+    return {
+        name: tuple((s.n, s.median, s.mean, s.value) for s in (by_kpi[name].baseline, by_kpi[name].variant))
+        for name in OUTCOMES
+    }
+
+
+def import_both(recorded: Recorded, project: app.Project, tmp_path: Path, fmt: str, suffix: str) -> None:
+    for variant in ("baseline", "reengineered"):
+        path = tmp_path / f"{variant}{suffix}"
+        recorded.export(fmt, path, variant=variant)
+        result = app.import_log(project, path, "complaint", variant)
+        assert {"satisfaction", "nps", "resolved_first_contact"} <= set(result.data_fields)
+        assert result.warnings == ()
+
+
+def survey_answers(project: app.Project, key: str) -> dict[str, tuple[Any, ...]]:
+    """Case id -> (satisfaction, nps, resolved_first_contact) as stored, for the completed cases."""
+    rows = query(project.settings.root, "SELECT id, data FROM instances WHERE status = 'completed'")
+    out = {}
+    for iid, text in rows:
+        data = json.loads(text)
+        out[data.get(key, iid)] = tuple(data.get(f) for f in ("satisfaction", "nps", "resolved_first_contact"))
+    return out
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("csv", ".csv")])
+def test_round_trip_keeps_the_survey_answers_and_compares_the_same(recorded, project, tmp_path, fmt, suffix):
+    """Exported and imported, every case keeps its satisfaction, NPS and FCR answers, typed, and compare
+    gives the same outcome KPIs (n > 0) for the imported groups as for the recorded ones."""
+    import_both(recorded, project, tmp_path, fmt, suffix)
+
+    before = survey_answers(recorded.project, "id")
+    after = survey_answers(project, "imported_case_id")
+    assert after == before
+    assert all(isinstance(s, int) and isinstance(f, bool) for s, _, f in after.values())
+    original = outcome_values(app.compare(recorded.project, "complaint"))
+    again = outcome_values(app.compare(project, "complaint"))
+    assert again == original
+    assert all(n > 0 for sides in again.values() for n, *_ in sides)
