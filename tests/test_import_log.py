@@ -568,7 +568,7 @@ def survey_answers(project: app.Project, key: str) -> dict[str, tuple[Any, ...]]
     return out
 
 
-@pytest.mark.parametrize(("fmt", "suffix"), [("csv", ".csv")])
+@pytest.mark.parametrize(("fmt", "suffix"), [("csv", ".csv"), ("xes", ".xes"), ("ocel", ".json")])
 def test_round_trip_keeps_the_survey_answers_and_compares_the_same(recorded, project, tmp_path, fmt, suffix):
     """Exported and imported, every case keeps its satisfaction, NPS and FCR answers, typed, and compare
     gives the same outcome KPIs (n > 0) for the imported groups as for the recorded ones."""
@@ -582,3 +582,92 @@ def test_round_trip_keeps_the_survey_answers_and_compares_the_same(recorded, pro
     again = outcome_values(app.compare(project, "complaint"))
     assert again == original
     assert all(n > 0 for sides in again.values() for n, *_ in sides)
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("xes", ".xes"), ("ocel", ".json")])
+def test_xes_and_ocel_exports_import_to_the_same_tasks(recorded, project, tmp_path, fmt, suffix):
+    """An XES or OCEL export, imported and exported as CSV, has the CSV export's task rows but for ids."""
+    recorded.export("csv", tmp_path / "first.csv", variant="baseline")
+    recorded.export(fmt, tmp_path / f"log{suffix}", variant="baseline")
+
+    result = app.import_log(project, tmp_path / f"log{suffix}", "complaint", "baseline")
+    app.export_log(project, "csv", tmp_path / "again.csv")
+
+    def tasks_only(path: Path) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if not k.startswith("case:")} for r in read_csv(path)]
+
+    assert by_case(tasks_only(tmp_path / "again.csv")) == by_case(tasks_only(tmp_path / "first.csv"))
+    assert result.running == 1
+
+
+def test_nested_or_huge_case_attributes_are_refused(project, tmp_path):
+    """An XES list attribute, an OCEL object value or a 101-digit number: one message naming it, nothing saved."""
+    xes = (
+        '<log xmlns="http://www.xes-standard.org/"><trace><string key="concept:name" value="A"/>'
+        '<list key="answers"><int key="q1" value="4"/></list>'
+        '<event><string key="concept:name" value="Intake"/><date key="time:timestamp" value="2026-03-02T09:00:00Z"/>'
+        "</event></trace></log>"
+    )
+    ocel = {
+        "objects": [{"id": "A", "type": "case", "attributes": [{"name": "nps", "time": "x", "value": {"a": 1}}]}],
+        "events": [],
+    }
+    big = xes.replace('<list key="answers"><int key="q1" value="4"/></list>', f'<int key="n" value="{"9" * 101}"/>')
+    cases = [
+        ("nested.xes", xes, "the trace attribute 'answers' is a list"),
+        ("nested.json", json.dumps(ocel), "the attribute 'nps' is not a scalar"),
+        ("big.xes", big, "the trace attribute 'n' is not an int"),
+    ]
+    for name, text, message in cases:
+        with pytest.raises(DataError, match=message):
+            app.import_log(project, write(tmp_path / name, text), "complaint", "crm")
+    assert counts(project.settings.root) == dict.fromkeys(TABLES, 0)
+
+
+SURVEYED = """\
+Ticket,Step,Closed,Score,Recommend,Solved,Note
+CRM-1,Log call,2026-03-02T09:06:00Z,,,,
+CRM-1,Survey,2026-03-02T12:00:00Z,4,9,TRUE,=1+1
+CRM-2,Log call,2026-03-02T09:31:00Z,,,,
+CRM-2,Survey,2026-03-02T13:00:00Z,2,6,false,007
+"""
+SURVEYED_OPTIONS = ("--case-column", "Ticket", "--activity-column", "Step", "--end-column", "Closed")
+
+
+def test_data_columns_of_a_crm_file_become_typed_case_data(cli, project_dir, tmp_path):
+    """--data-column keeps a column as case data: numbers, booleans and text typed as compare reads them
+    (a number with a leading zero is an identifier: it stays text)."""
+    path = write(tmp_path / "crm.csv", SURVEYED)
+    data_options = ("--data-column", "Score", "--data-column", "case:Recommend", "--data-column", "Solved")
+    result = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "crm",
+                 *SURVEYED_OPTIONS, *data_options, "--data-column", "Note")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # the yaml's KPI fields are satisfaction, nps and resolved_first_contact: the CRM names differ
+    assert result.stderr.count("warning: the log has no field") == 3
+    assert "its cases will have no nps; export with flowrun >=" in result.stderr
+    stored = sorted((json.loads(d) for (d,) in query(project_dir, "SELECT data FROM instances")), key=lambda d: d["imported_case_id"])
+    assert stored == [
+        {"Score": 4, "Recommend": 9, "Solved": True, "Note": "=1+1", "imported_case_id": "CRM-1"},
+        {"Score": 2, "Recommend": 6, "Solved": False, "Note": "007", "imported_case_id": "CRM-2"},
+    ]
+
+
+def test_a_data_column_not_in_the_file_is_refused(cli, project_dir, tmp_path):
+    """A --data-column the file does not have: one message naming it and the file's columns; nothing saved."""
+    path = write(tmp_path / "crm.csv", SURVEYED)
+    result = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "crm",
+                 *SURVEYED_OPTIONS, "--data-column", "nps")  # fmt: skip
+    assert result.exit_code != 0
+    assert "has no column 'nps' (given with --data-column); its columns are: Ticket," in result.stderr
+    assert "Traceback" not in result.stderr
+    assert counts(project_dir) == dict.fromkeys(TABLES, 0)
+
+
+def test_case_data_above_flowrun_max_data_mb_is_refused(project, tmp_path, monkeypatch):
+    """A case whose data exceeds FLOWRUN_MAX_DATA_MB is refused by name, and nothing is saved."""
+    monkeypatch.setenv("FLOWRUN_MAX_DATA_MB", "0.00005")  # 50 bytes
+    path = write(tmp_path / "crm.csv", SURVEYED.replace("=1+1", "x" * 60))
+    mapping = ColumnMapping(case="Ticket", activity="Step", end="Closed", data=("Note",))
+    with pytest.raises(DataError, match="case 'CRM-1' has .* bytes of data, more than FLOWRUN_MAX_DATA_MB"):
+        app.import_log(project, path, "complaint", "crm", mapping=mapping)
+    assert counts(project.settings.root) == dict.fromkeys(TABLES, 0)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Event log formats ``export_log`` writes.
 LOG_FORMATS = ("csv", "xes", "ocel")
+#: File suffix -> the format ``import_log`` reads it as (anything else: CSV).
+IMPORT_SUFFIXES = {".xes": "xes", ".json": "ocel", ".jsonocel": "ocel"}
 #: Process id of the stand-in model row of an imported file (its spec is ``{}``: nothing to run).
 IMPORTED_PROCESS_ID = "imported"
 
@@ -177,6 +179,7 @@ def import_log(
     pilot: str | None = None,
     mapping: ColumnMapping | None = None,
     progress: Progress | None = None,
+    fmt: str | None = None,
 ) -> ImportResult:
     """Bring a task log recorded outside flowrun (CRM export, spreadsheet) into the store.
 
@@ -195,6 +198,9 @@ def import_log(
         pilot: the pilot of every case; None takes it from the file's pilot column, if any.
         mapping: the file's columns and time format; None reads flowrun's own CSV export.
         progress: told how far reading and storing got (for a progress bar).
+        fmt: ``csv``, ``xes`` or ``ocel``; None takes it from the suffix (``.xes``; ``.json``,
+            ``.jsonocel``; else CSV). XES trace attributes and OCEL case object attributes
+            become the cases' data; the column options of ``mapping`` are for CSV only.
 
     Raises:
         NotFoundError: the file cannot be read, or ``process`` is not a family of the project.
@@ -204,6 +210,14 @@ def import_log(
     from flowrun.eventlog import scan_log
 
     display = project.settings.rel(path)
+    fmt = fmt or IMPORT_SUFFIXES.get(path.suffix.lower(), "csv")
+    if fmt not in LOG_FORMATS:
+        raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
+    if fmt != "csv" and mapping is not None and _names_columns(mapping):
+        raise DataError(
+            f"{display} is read as {fmt}: the column, time and delimiter options are for CSV files only; "
+            "leave them out (or give --format csv)"
+        )
     try:
         stream = path.open("rb")
         size = os.fstat(stream.fileno()).st_size
@@ -213,13 +227,20 @@ def import_log(
         _check_family(project, process)
         report = None if progress is None else lambda done: progress("reading", done, size)
         try:
-            scanned = scan_log(stream, display, mapping, {"process": process, "variant": variant}, size, report)
+            expect = {"process": process, "variant": variant}
+            scanned = scan_log(stream, display, mapping, expect, size, report, fmt)
         except OSError as exc:
             raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
     try:
         return _store_imported(project, scanned, display, process, variant, pilot, progress)
     finally:
         scanned.close()
+
+
+def _names_columns(mapping: ColumnMapping) -> bool:
+    from flowrun.eventlog import ColumnMapping
+
+    return mapping != ColumnMapping()
 
 
 def _store_imported(

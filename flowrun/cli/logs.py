@@ -109,6 +109,12 @@ def _column_options(fn: Any) -> Any:
 @click.option("--process", "family", required=True, help="The process family the cases belong to.")
 @click.option("--variant", required=True, help="The variant to file them under (e.g. the pilot's redesign).")
 @click.option("--pilot", help="The pilot of every case (default: the file's pilot column, if any).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="csv, xes or ocel (OCEL 2.0 JSON); default: from the suffix (.xes; .json, .jsonocel; else csv).",
+)
 @_column_options
 @click.option(
     "--time-format",
@@ -134,6 +140,7 @@ def import_log_cmd(
     family: str,
     variant: str,
     pilot: str | None,
+    fmt: str | None,
     time_format: str | None,
     timezone: str | None,
     delimiter: str,
@@ -143,7 +150,8 @@ def import_log_cmd(
 ) -> None:
     """Import a task log recorded outside flowrun (CRM export, spreadsheet) so it can be compared.
 
-    FILE is a CSV file with one row per task. flowrun's own export needs no options;
+    FILE is a CSV file with one row per task, or an XES or OCEL 2.0 JSON log (their
+    case attributes become the cases' data). flowrun's own exports need no options;
     for other files, name the columns. Columns case:NAME (and those named with
     --data-column) become each case's data field NAME, typed back: true/false,
     whole and decimal numbers, else text. Every row is checked first: if any is bad,
@@ -160,7 +168,7 @@ def import_log_cmd(
         delimiter=_delimiter(delimiter),
     )
     with _progress_bar() as progress:
-        result = import_log(app.project, file, family, variant, pilot, mapping, progress)
+        result = import_log(app.project, file, family, variant, pilot, mapping, progress, fmt)
     if as_json:
         echo_json(
             {

@@ -30,7 +30,8 @@ RESERVED = frozenset({"concept:name", "case_id", "process", "variant", "pilot", 
 #: Longest number text read back as a number (as :func:`flowrun.forms.data.check_limits` allows).
 MAX_DIGITS = 100
 
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?(0|[1-9]\d*)")
+_LEADING_ZERO = re.compile(r"[+-]?0\d")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _BOOLS = {"true": True, "false": False}
 
@@ -110,7 +111,8 @@ def parse_text(text: str) -> Scalar | None:
 
     Numbers are read as :func:`flowrun.analysis.measures.numbers` reads them (``1``, ``-2.5``,
     ``1e3``), but ``yes``/``no`` stay text: they may be answers, not booleans. A whole number of
-    more than :data:`MAX_DIGITS` digits stays text (it is an identifier).
+    more than :data:`MAX_DIGITS` digits, or with a leading zero (``007``, a postal code), stays
+    text: it is an identifier.
     """
     text = text.strip()
     if not text:
@@ -118,6 +120,8 @@ def parse_text(text: str) -> Scalar | None:
     lower = text.lower()
     if lower in _BOOLS:
         return _BOOLS[lower]
+    if _LEADING_ZERO.match(text):
+        return text
     if _INT.fullmatch(text):
         return int(text) if len(text.lstrip("+-")) <= MAX_DIGITS else text
     if len(text) <= 2 * MAX_DIGITS and _FLOAT.fullmatch(text):

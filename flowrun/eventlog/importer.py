@@ -199,30 +199,56 @@ def scan_log(
     expect: Mapping[str, str] | None = None,
     size: int = 0,
     progress: Callable[[int], None] | None = None,
+    fmt: str = "csv",
 ) -> ScannedLog:
-    """Check a CSV task log of any size in one pass, keeping its tasks in temporary files.
+    """Check a task log of any size in one pass, keeping its tasks in temporary files.
 
     Memory stays bounded: the file is read in chunks (hashed as it goes), and the
     checked tasks are spread over temporary files by case, so that reading the cases
-    back (:meth:`ScannedLog.cases`) holds one file's share of them at a time.
+    back (:meth:`ScannedLog.cases`) holds one file's share of them at a time. An XES
+    file is parsed as it is read, a trace at a time; an OCEL JSON file is read whole.
 
     Args:
         stream: the file, opened in binary mode.
         size: its size in bytes (to choose how many temporary files), 0 when unknown.
         progress: called with the number of bytes read so far, after each chunk.
+        fmt: ``csv``, ``xes`` or ``ocel`` (see :mod:`flowrun.eventlog.logreader`); the
+            column options of ``mapping`` apply to CSV only.
 
     Raises:
-        DataError: the file is not UTF-8, a named column is missing, or some rows are
-            bad (listed); the temporary files are removed.
+        DataError: the file is not UTF-8 (or not XES / OCEL JSON), a named column is
+            missing, or some rows are bad (listed); the temporary files are removed.
     """
-    text = TextLines(stream, source, progress)
     spilled = SpilledCases(size)
     try:
-        tasks = check_rows(text.lines(), source, mapping, expect, spilled.add)
+        if fmt == "csv":
+            text = TextLines(stream, source, progress)
+            tasks = check_rows(text.lines(), source, mapping, expect, spilled.add)
+            sha = text.sha256()
+        else:
+            tasks, sha = _scan_events(stream, source, fmt, expect, progress, spilled)
     except BaseException:
         spilled.close()
         raise
-    return ScannedLog(text.sha256(), tasks, spilled)
+    return ScannedLog(sha, tasks, spilled)
+
+
+def _scan_events(
+    stream: BinaryIO,
+    source: str,
+    fmt: str,
+    expect: Mapping[str, str] | None,
+    progress: Callable[[int], None] | None,
+    spilled: SpilledCases,
+) -> tuple[int, str]:
+    from flowrun.eventlog import logreader
+
+    hashed = logreader.Hashed(stream, progress)
+    records = logreader.xes_records(hashed, source) if fmt == "xes" else logreader.ocel_records(hashed, source)
+    tasks = check_records(logreader.HEADER, records, source, ColumnMapping(), expect, spilled.add)
+    for _ in hashed.chunks():  # the rest of the file after the closing tag, so the hash is of all of it
+        pass
+    return tasks, hashed.sha256()
 
 
 def _grouped(tasks: Iterable[tuple[str, str | None, ImportedTask]]) -> Iterator[ImportedCase]:
@@ -257,12 +283,29 @@ def check_rows(
         raise DataError(f"{source}: line 1: {exc}; is it a CSV file?") from None
     if not header:
         raise DataError(f"{source} is empty; it needs a header row naming the columns, then one row per task")
+    records = ((line, fields, None) for line, fields in _records(reader, source))
+    return check_records(header, records, source, mapping, expect, add)
+
+
+#: A task as text fields under a header, with its case data when the format gives it typed (XES, OCEL).
+Record = tuple[int, list[str], "Mapping[str, Scalar] | None"]
+
+
+def check_records(
+    header: Sequence[str],
+    records: Iterable[Record],
+    source: str,
+    mapping: ColumnMapping,
+    expect: Mapping[str, str] | None,
+    add: Callable[[str, str | None, ImportedTask], None],
+) -> int:
+    """Check every record as :func:`check_rows` does a CSV row (the XES and OCEL readers give records too)."""
     parser = _RowParser(header, mapping, source, _zone(mapping.timezone), expect)
     problems: list[str] = []
     bad = more = count = 0
-    for line, fields in _records(reader, source):
+    for line, fields, data in records:
         found: list[str] = []
-        parsed = parser.parse(line, fields, found)
+        parsed = parser.parse(line, fields, found, data)
         if found:
             bad += 1
             room = MAX_PROBLEMS - len(problems)
@@ -327,7 +370,9 @@ class _RowParser:
         self.expect = {self.header.index(k): (k, v) for k, v in (expect or {}).items() if is_export}
         self.width = len(self.header)
 
-    def parse(self, line: int, fields: list[str], problems: list[str]) -> tuple[str, str | None, ImportedTask] | None:
+    def parse(
+        self, line: int, fields: list[str], problems: list[str], typed: Mapping[str, Scalar] | None = None
+    ) -> tuple[str, str | None, ImportedTask] | None:
         before = len(problems)
         if len(fields) != self.width:
             problems.append(
@@ -359,7 +404,7 @@ class _RowParser:
             return None
         status = self._status(line, value.get("status", ""), times, problems)
         self._check_order(line, times, problems)
-        data = self._data(line, fields, problems)
+        data = dict(typed) if typed is not None else self._data(line, fields, problems)
         if len(problems) > before or status is None:
             return None
         task = ImportedTask(
@@ -450,12 +495,12 @@ def _data_columns(header: list[str], named: Sequence[str], source: str) -> list[
     found = {name: i for name, i in prefixed if name not in RESERVED}
     missing = []
     for name in named:
-        if name in header:
-            found[name.removeprefix(CSV_PREFIX)] = header.index(name)
-        elif CSV_PREFIX + name in header:
-            found[name] = header.index(CSV_PREFIX + name)
-        else:
+        bare = name.removeprefix(CSV_PREFIX)
+        column = next((c for c in (name, CSV_PREFIX + bare, bare) if c in header), None)
+        if column is None:
             missing.append(f"'{name}'")
+        else:
+            found[bare] = header.index(column)
     if missing:
         raise DataError(
             f"{source} has no column {' nor '.join(missing)} (given with --data-column); "
