@@ -645,7 +645,8 @@ def test_data_columns_of_a_crm_file_become_typed_case_data(cli, project_dir, tmp
     # the yaml's KPI fields are satisfaction, nps and resolved_first_contact: the CRM names differ
     assert result.stderr.count("warning: the log has no field") == 3
     assert "its cases will have no nps; export with flowrun >=" in result.stderr
-    stored = sorted((json.loads(d) for (d,) in query(project_dir, "SELECT data FROM instances")), key=lambda d: d["imported_case_id"])
+    rows = query(project_dir, "SELECT data FROM instances")
+    stored = sorted((json.loads(d) for (d,) in rows), key=lambda d: d["imported_case_id"])
     assert stored == [
         {"Score": 4, "Recommend": 9, "Solved": True, "Note": "=1+1", "imported_case_id": "CRM-1"},
         {"Score": 2, "Recommend": 6, "Solved": False, "Note": "007", "imported_case_id": "CRM-2"},
