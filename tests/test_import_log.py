@@ -672,3 +672,23 @@ def test_case_data_above_flowrun_max_data_mb_is_refused(project, tmp_path, monke
     with pytest.raises(DataError, match="case 'CRM-1' has .* bytes of data, more than FLOWRUN_MAX_DATA_MB"):
         app.import_log(project, path, "complaint", "crm", mapping=mapping)
     assert counts(project.settings.root) == dict.fromkeys(TABLES, 0)
+
+
+def test_cli_reads_xes_by_its_suffix_and_refuses_csv_options_for_it(cli, recorded, project_dir, tmp_path):
+    """import-log FILE.xes needs no --format; CSV column options or an empty log get one clear message."""
+    path = tmp_path / "log.xes"
+    recorded.export("xes", path, variant="reengineered")
+    refused = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "reengineered",
+                  "--case-column", "Ticket")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "is read as xes: the column, time and delimiter options are for CSV files only" in refused.stderr
+    empty = write(tmp_path / "empty.xes", '<log xmlns="http://www.xes-standard.org/"></log>')
+    result = cli(project_dir, "import-log", empty, "--process", "complaint", "--variant", "reengineered")
+    assert result.exit_code == 1
+    assert "has no traces with events; nothing was imported" in result.stderr
+
+    result = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "reengineered", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["cases"], summary["warnings"]) == (path.read_text(encoding="utf-8").count("<trace>"), [])
+    assert {"satisfaction", "nps", "resolved_first_contact"} <= set(summary["data_fields"])

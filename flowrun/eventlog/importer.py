@@ -245,7 +245,8 @@ def _scan_events(
 
     hashed = logreader.Hashed(stream, progress)
     records = logreader.xes_records(hashed, source) if fmt == "xes" else logreader.ocel_records(hashed, source)
-    tasks = check_records(logreader.HEADER, records, source, ColumnMapping(), expect, spilled.add)
+    empty = "has no events of a case" if fmt == "ocel" else "has no traces with events"
+    tasks = check_records(logreader.HEADER, records, source, ColumnMapping(), expect, spilled.add, empty)
     for _ in hashed.chunks():  # the rest of the file after the closing tag, so the hash is of all of it
         pass
     return tasks, hashed.sha256()
@@ -298,8 +299,13 @@ def check_records(
     mapping: ColumnMapping,
     expect: Mapping[str, str] | None,
     add: Callable[[str, str | None, ImportedTask], None],
+    empty: str = "has a header but no rows",
 ) -> int:
-    """Check every record as :func:`check_rows` does a CSV row (the XES and OCEL readers give records too)."""
+    """Check every record as :func:`check_rows` does a CSV row (the XES and OCEL readers give records too).
+
+    Args:
+        empty: what the refusal of a file without records says about it.
+    """
     parser = _RowParser(header, mapping, source, _zone(mapping.timezone), expect)
     problems: list[str] = []
     bad = more = count = 0
@@ -319,7 +325,7 @@ def check_records(
             problems.append(f"... and {more} more problem(s) not listed")
         raise DataError(f"{source} has {bad} bad row(s); nothing was imported", problems)
     if not count:
-        raise DataError(f"{source} has a header but no rows; nothing was imported")
+        raise DataError(f"{source} {empty}; nothing was imported")
     return count
 
 
