@@ -692,3 +692,21 @@ def test_cli_reads_xes_by_its_suffix_and_refuses_csv_options_for_it(cli, recorde
     summary = json.loads(result.stdout)
     assert (summary["cases"], summary["warnings"]) == (path.read_text(encoding="utf-8").count("<trace>"), [])
     assert {"satisfaction", "nps", "resolved_first_contact"} <= set(summary["data_fields"])
+
+
+def test_case_columns_quote_formulas_not_numbers_and_read_back_typed(project, tmp_path):
+    """A text answer '=cmd' gets the quote; -2, 4.5, false and 01234 stay plain; import gives each back typed."""
+    row = ("c1", "Survey", "", "", None, None, "2026-03-02T09:00:00+00:00", "T", "userTask", "completed",
+           "complaint", "crm", None, None, 1)  # fmt: skip
+    data = eventlog.CaseData(["note", "delta", "score", "ok", "zip"])
+    data.values["c1"] = {"note": "=cmd|' /C calc'!A0", "delta": -2, "score": 4.5, "ok": False, "zip": "01234"}
+    out = io.StringIO()
+    eventlog.write_csv([row], out, data)
+    header, cells = out.getvalue().splitlines()
+    assert header.endswith(",case:note,case:delta,case:score,case:ok,case:zip")
+    assert cells.endswith(",'=cmd|' /C calc'!A0,-2,4.5,false,01234")
+
+    path = write(tmp_path / "log.csv", out.getvalue())
+    app.import_log(project, path, "complaint", "crm")
+    [(text,)] = query(project.settings.root, "SELECT data FROM instances")
+    assert json.loads(text) == {**data.values["c1"], "imported_case_id": "c1"}

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from flowrun.eventlog._rows import CASE, CSV_COLUMNS, ENABLE, END, REF, START, LogRow, LogStats
-from flowrun.eventlog.casedata import CSV_PREFIX, CaseData, csv_text
+from flowrun.eventlog.casedata import CSV_PREFIX, CaseData, Scalar, csv_text
 
 #: What a spreadsheet takes a cell starting with for a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -42,6 +42,11 @@ def unquote_spreadsheet_text(text: str) -> str:
     return text
 
 
+def _cell(value: Scalar) -> str:
+    """A case attribute's cell: text gets the formula quote, numbers not (-2 is a number, not a formula)."""
+    return str(spreadsheet_text(value)) if isinstance(value, str) else csv_text(value)
+
+
 def write_csv(rows: Iterable[LogRow], out: TextIO, data: CaseData | None = None) -> LogStats:
     """Write ``rows`` (grouped by case) to ``out``, which should be opened with ``newline=""``.
 
@@ -57,13 +62,13 @@ def write_csv(rows: Iterable[LogRow], out: TextIO, data: CaseData | None = None)
     writer.writerow([*CSV_COLUMNS, *(CSV_PREFIX + name for name in data.fields)])
     cases = tasks = events = 0
     last_case = None
-    extra: list[object] = []
+    extra: list[str] = []
     for row in rows:
         if row[CASE] != last_case:
             cases += 1
             last_case = row[CASE]
             attrs = data.of(last_case)
-            extra = [spreadsheet_text(csv_text(attrs[n])) if n in attrs else "" for n in data.fields]
+            extra = [_cell(attrs[n]) if n in attrs else "" for n in data.fields]
         writer.writerow([*(spreadsheet_text(cell) for cell in row[:REF]), *extra])
         tasks += 1
         events += (row[ENABLE] is not None) + (row[START] is not None) + (row[END] is not None)
