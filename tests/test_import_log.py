@@ -710,3 +710,47 @@ def test_case_columns_quote_formulas_not_numbers_and_read_back_typed(project, tm
     app.import_log(project, path, "complaint", "crm")
     [(text,)] = query(project.settings.root, "SELECT data FROM instances")
     assert json.loads(text) == {**data.values["c1"], "imported_case_id": "c1"}
+
+
+FOREIGN_XES = """<?xml version="1.0" encoding="UTF-8"?>
+<log xes.version="1.0" xmlns="http://www.xes-standard.org/">
+  <trace>
+    <string key="concept:name" value="T-7"/>
+    <float key="satisfaction" value="4.5"/>
+    <boolean key="resolved_first_contact" value="true"/>
+    <date key="closed_on" value="2026-03-02T12:00:00.000+01:00"/>
+    <event><string key="concept:name" value="Check"/><string key="lifecycle:transition" value="start"/>
+      <date key="time:timestamp" value="2026-03-02T09:00:00.000+01:00"/><string key="org:resource" value="ann"/></event>
+    <event><string key="concept:name" value="Check"/><string key="lifecycle:transition" value="complete"/>
+      <date key="time:timestamp" value="2026-03-02T09:10:00.000+01:00"/></event>
+    <event><string key="concept:name" value="Check"/><string key="lifecycle:transition" value="suspend"/>
+      <date key="time:timestamp" value="2026-03-02T09:20:00.000+01:00"/></event>
+    <event><string key="concept:name" value="Check"/>
+      <date key="time:timestamp" value="2026-03-02T10:00:00Z"/><string key="org:role" value="Back Office"/></event>
+  </trace>
+</log>
+"""
+
+
+def test_a_foreign_xes_pairs_events_by_activity_and_keeps_typed_attributes(project, tmp_path):
+    """Without concept:instance, a start and the next complete of an activity are one task; a second complete
+    is a second round; trace attributes come back as float, boolean and (for a date) text."""
+    result = app.import_log(project, write(tmp_path / "mined.xes", FOREIGN_XES), "complaint", "mined")
+
+    [inst] = app.instances(project)
+    _, tasks = app.history(project, inst.id)
+    assert [(t.name, iso(t.started_at), iso(t.completed_at), t.actor, t.lane) for t in tasks] == [
+        ("Check", "2026-03-02T08:00:00+00:00", "2026-03-02T08:10:00+00:00", "ann", None),
+        ("Check", None, "2026-03-02T10:00:00+00:00", None, "Back Office"),
+    ]
+    [(text,)] = query(project.settings.root, "SELECT data FROM instances")
+    assert json.loads(text) == {
+        "satisfaction": 4.5,
+        "resolved_first_contact": True,
+        "closed_on": "2026-03-02T12:00:00.000+01:00",
+        "imported_case_id": "T-7",
+    }
+    assert result.warnings == (
+        f"the log has no field 'nps': its cases will have no nps; export with flowrun >= {flowrun.__version__} "
+        "or name the column with --data-column",
+    )
