@@ -21,8 +21,9 @@ from flowrun.clock import ManualClock, iso
 from flowrun.config import find_project
 from flowrun.errors import NotFoundError
 from flowrun.eventlog import _rows
+from flowrun.eventlog._rows import CSV_COLUMNS
 from flowrun.store import task_log_rows
-from tests.helpers import RECORD, SPECIALIST, SURVEY, T0, intake, work
+from tests.helpers import RECORD, SPECIALIST, SURVEY, T0, intake, query, work
 from tests.test_example_paths import ACTOR, BASELINE, FIRST_CONTACT, LANE, RE_LANE, timing
 
 XES = "{http://www.xes-standard.org/}"
@@ -150,7 +151,7 @@ def test_csv_first_case_rows_exactly(recorded, tmp_path):
         ("Complaint closed", "Customer", "", at("09:15:00"), at("09:15:00"), at("09:15:00"),
          "EndEvent_ComplaintClosed", "endEvent"),
     ]  # fmt: skip
-    assert [tuple(r.values()) for r in first] == [
+    assert [tuple(r.values())[: len(CSV_COLUMNS)] for r in first] == [
         (recorded.first, *row, "completed", "complaint", "baseline", "pilot-A", sha) for row in expected
     ]
 
@@ -159,9 +160,9 @@ def test_csv_header(recorded, tmp_path):
     """The columns mining tools map by name come first, then flowrun's own."""
     recorded.export("csv", tmp_path / "log.csv")
     header = (tmp_path / "log.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == (
+    assert header.startswith(
         "case_id,activity,lane,resource,enable_time,start_time,end_time,"
-        "activity_id,type,status,process,variant,pilot,model_sha256"
+        "activity_id,type,status,process,variant,pilot,model_sha256,case:"
     )
 
 
@@ -169,7 +170,7 @@ def test_csv_rows_match_the_history_of_every_case(recorded, tmp_path):
     """One row per recorded task, cases oldest first, tasks in history order, times as ISO 8601 with offset."""
     result = recorded.export("csv", tmp_path / "log.csv")
     with (tmp_path / "log.csv").open(newline="", encoding="utf-8") as f:
-        rows = [tuple(r) for r in list(csv.reader(f))[1:]]
+        rows = [tuple(r[: len(CSV_COLUMNS)]) for r in list(csv.reader(f))[1:]]
 
     ids = [*recorded.cycles, recorded.running]
     assert rows == [row for iid in ids for row in history_rows(recorded.project, iid)]
@@ -225,13 +226,36 @@ def test_xes_is_xml_with_the_standard_extensions(recorded, tmp_path):
     traces = root.findall(f"{XES}trace")
     assert len(traces) == len(recorded.cycles) + 1
     first = {a.get("key"): a.get("value") for a in traces[0].findall(f"{XES}string")}
-    assert first == {
+    assert {k: first[k] for k in ("concept:name", "process", "variant", "pilot", "model_sha256")} == {
         "concept:name": recorded.first,
         "process": "complaint",
         "variant": "baseline",
         "pilot": "pilot-A",
         "model_sha256": app.show(recorded.project, recorded.first).sha256,
     }
+
+
+def test_xes_traces_carry_the_case_data_typed(recorded, tmp_path):
+    """Survey answers and outcome fields are trace attributes of their XES type; nested values are left out."""
+    recorded.export("xes", tmp_path / "log.xes")
+    trace = ET.parse(tmp_path / "log.xes").getroot().findall(f"{XES}trace")[0]
+    typed = {a.get("key"): (a.tag.removeprefix(XES), a.get("value")) for a in trace if a.tag != f"{XES}event"}
+    data = stored_data(recorded, recorded.first)
+
+    assert typed["satisfaction"] == ("int", "4")
+    assert typed["nps"] == ("int", "9")
+    assert typed["resolved_first_contact"] == ("boolean", "false")
+    assert typed["comment"] == ("string", "ok")
+    scalars = {k for k, v in data.items() if isinstance(v, (str, int, float, bool))}
+    assert {k for k in typed if k not in ("concept:name", "process", "variant", "pilot", "model_sha256")} == (
+        scalars - {"pilot"}
+    )
+
+
+def stored_data(recorded: Recorded, iid: str) -> dict[str, Any]:
+    """The instance's final data as the database holds it."""
+    [(text,)] = query(recorded.dir, f"SELECT data FROM instances WHERE id = '{iid}'")
+    return dict(json.loads(text))
 
 
 def test_xes_gives_schedule_start_complete_per_task(recorded, tmp_path):
@@ -469,7 +493,7 @@ def test_a_failed_export_leaves_no_file(recorded, tmp_path, monkeypatch):
     """The log is written under a temporary name and renamed only when complete."""
     (tmp_path / "log.csv").write_text("the previous export\n")
 
-    def broken(rows, out):
+    def broken(rows, out, data=None):
         out.write("half a log")
         raise RuntimeError("disk on fire")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import flowrun
 from flowrun import app, eventlog
 from flowrun.clock import iso
 from flowrun.errors import DataError, NotFoundError, StateError
@@ -112,7 +113,10 @@ def test_imported_rows_are_the_store_rows(recorded, project, project_dir, tmp_pa
     )
     assert (status, pilot, state) == ("running", "imported-C", "")
     assert file == str(path)
-    assert json.loads(data) == {"imported_case_id": recorded.running}
+    [(original,)] = query(recorded.dir, "SELECT data FROM instances WHERE id = ?", recorded.running)
+    scalars = {k: v for k, v in json.loads(original).items() if isinstance(v, (str, int, float, bool))}
+    assert scalars  # the case's record form: what the export carries as case:<field> columns
+    assert json.loads(data) == {**scalars, "imported_case_id": recorded.running}
     if _database_url(project_dir) is None:  # PostgreSQL checks foreign keys on every write itself
         assert query(project_dir, "PRAGMA foreign_key_check") == []
     kinds = [k for (k,) in query(project_dir, "SELECT kind FROM events WHERE instance_id = ? ORDER BY id", iid)]
@@ -243,6 +247,12 @@ def test_cli_import_json(cli, project_dir, tmp_path):
         "cases": 2,
         "running": 1,
         "tasks": 5,
+        "data_fields": [],
+        "warnings": [
+            f"the log has no field '{field}': its cases will have no {kpi}; export with flowrun >= "
+            f"{flowrun.__version__} or name the column with --data-column"
+            for kpi, field in (("satisfaction", "satisfaction"), ("nps", "nps"), ("fcr", "resolved_first_contact"))
+        ],
     }
 
 
@@ -523,3 +533,224 @@ def test_import_streams_and_reports_progress(project, tmp_path):
     assert ("reading", len(data), len(data)) in seen
     assert seen[-1] == ("storing", 500, 500)
     assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+# -- case data survives the round trip -------------------------------------------------
+
+OUTCOMES = ("satisfaction", "nps", "fcr")
+
+
+def outcome_values(comparison: Any) -> dict[str, tuple[Any, ...]]:
+    """Per outcome KPI: (n, median, mean, value) of each group, the figures compare prints."""
+    by_kpi = {k.kpi: k for k in comparison.kpis}
+    return {
+        name: tuple((s.n, s.median, s.mean, s.value) for s in (by_kpi[name].baseline, by_kpi[name].variant))
+        for name in OUTCOMES
+    }
+
+
+def import_both(recorded: Recorded, project: app.Project, tmp_path: Path, fmt: str, suffix: str) -> None:
+    for variant in ("baseline", "reengineered"):
+        path = tmp_path / f"{variant}{suffix}"
+        recorded.export(fmt, path, variant=variant)
+        result = app.import_log(project, path, "complaint", variant)
+        assert {"satisfaction", "nps", "resolved_first_contact"} <= set(result.data_fields)
+        assert result.warnings == ()
+
+
+def survey_answers(project: app.Project, key: str) -> dict[str, tuple[Any, ...]]:
+    """Case id -> (satisfaction, nps, resolved_first_contact) as stored, for the completed cases."""
+    rows = query(project.settings.root, "SELECT id, data FROM instances WHERE status = 'completed'")
+    out = {}
+    for iid, text in rows:
+        data = json.loads(text)
+        out[data.get(key, iid)] = tuple(data.get(f) for f in ("satisfaction", "nps", "resolved_first_contact"))
+    return out
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("csv", ".csv"), ("xes", ".xes"), ("ocel", ".json")])
+def test_round_trip_keeps_the_survey_answers_and_compares_the_same(recorded, project, tmp_path, fmt, suffix):
+    """Exported and imported, every case keeps its satisfaction, NPS and FCR answers, typed, and compare
+    gives the same outcome KPIs (n > 0) for the imported groups as for the recorded ones."""
+    import_both(recorded, project, tmp_path, fmt, suffix)
+
+    before = survey_answers(recorded.project, "id")
+    after = survey_answers(project, "imported_case_id")
+    assert after == before
+    assert all(isinstance(s, int) and isinstance(f, bool) for s, _, f in after.values())
+    original = outcome_values(app.compare(recorded.project, "complaint"))
+    again = outcome_values(app.compare(project, "complaint"))
+    assert again == original
+    assert all(n > 0 for sides in again.values() for n, *_ in sides)
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("xes", ".xes"), ("ocel", ".json")])
+def test_xes_and_ocel_exports_import_to_the_same_tasks(recorded, project, tmp_path, fmt, suffix):
+    """An XES or OCEL export, imported and exported as CSV, has the CSV export's task rows but for ids."""
+    recorded.export("csv", tmp_path / "first.csv", variant="baseline")
+    recorded.export(fmt, tmp_path / f"log{suffix}", variant="baseline")
+
+    result = app.import_log(project, tmp_path / f"log{suffix}", "complaint", "baseline")
+    app.export_log(project, "csv", tmp_path / "again.csv")
+
+    def tasks_only(path: Path) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if not k.startswith("case:")} for r in read_csv(path)]
+
+    assert by_case(tasks_only(tmp_path / "again.csv")) == by_case(tasks_only(tmp_path / "first.csv"))
+    assert result.running == 1
+
+
+def test_nested_or_huge_case_attributes_are_refused(project, tmp_path):
+    """An XES list attribute, an OCEL object value or a 101-digit number: one message naming it, nothing saved."""
+    xes = (
+        '<log xmlns="http://www.xes-standard.org/"><trace><string key="concept:name" value="A"/>'
+        '<list key="answers"><int key="q1" value="4"/></list>'
+        '<event><string key="concept:name" value="Intake"/><date key="time:timestamp" value="2026-03-02T09:00:00Z"/>'
+        "</event></trace></log>"
+    )
+    ocel = {
+        "objects": [{"id": "A", "type": "case", "attributes": [{"name": "nps", "time": "x", "value": {"a": 1}}]}],
+        "events": [],
+    }
+    big = xes.replace('<list key="answers"><int key="q1" value="4"/></list>', f'<int key="n" value="{"9" * 101}"/>')
+    cases = [
+        ("nested.xes", xes, "the trace attribute 'answers' is a list"),
+        ("nested.json", json.dumps(ocel), "the attribute 'nps' is not a scalar"),
+        ("big.xes", big, "the trace attribute 'n' is not an int"),
+    ]
+    for name, text, message in cases:
+        with pytest.raises(DataError, match=message):
+            app.import_log(project, write(tmp_path / name, text), "complaint", "crm")
+    assert counts(project.settings.root) == dict.fromkeys(TABLES, 0)
+
+
+SURVEYED = """\
+Ticket,Step,Closed,Score,Recommend,Solved,Note
+CRM-1,Log call,2026-03-02T09:06:00Z,,,,
+CRM-1,Survey,2026-03-02T12:00:00Z,4,9,TRUE,=1+1
+CRM-2,Log call,2026-03-02T09:31:00Z,,,,
+CRM-2,Survey,2026-03-02T13:00:00Z,2,6,false,007
+"""
+SURVEYED_OPTIONS = ("--case-column", "Ticket", "--activity-column", "Step", "--end-column", "Closed")
+
+
+def test_data_columns_of_a_crm_file_become_typed_case_data(cli, project_dir, tmp_path):
+    """--data-column keeps a column as case data: numbers, booleans and text typed as compare reads them
+    (a number with a leading zero is an identifier: it stays text)."""
+    path = write(tmp_path / "crm.csv", SURVEYED)
+    data_options = ("--data-column", "Score", "--data-column", "case:Recommend", "--data-column", "Solved")
+    result = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "crm",
+                 *SURVEYED_OPTIONS, *data_options, "--data-column", "Note")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # the yaml's KPI fields are satisfaction, nps and resolved_first_contact: the CRM names differ
+    assert result.stderr.count("warning: the log has no field") == 3
+    assert "its cases will have no nps; export with flowrun >=" in result.stderr
+    rows = query(project_dir, "SELECT data FROM instances")
+    stored = sorted((json.loads(d) for (d,) in rows), key=lambda d: d["imported_case_id"])
+    assert stored == [
+        {"Score": 4, "Recommend": 9, "Solved": True, "Note": "=1+1", "imported_case_id": "CRM-1"},
+        {"Score": 2, "Recommend": 6, "Solved": False, "Note": "007", "imported_case_id": "CRM-2"},
+    ]
+
+
+def test_a_data_column_not_in_the_file_is_refused(cli, project_dir, tmp_path):
+    """A --data-column the file does not have: one message naming it and the file's columns; nothing saved."""
+    path = write(tmp_path / "crm.csv", SURVEYED)
+    result = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "crm",
+                 *SURVEYED_OPTIONS, "--data-column", "nps")  # fmt: skip
+    assert result.exit_code != 0
+    assert "has no column 'nps' (given with --data-column); its columns are: Ticket," in result.stderr
+    assert "Traceback" not in result.stderr
+    assert counts(project_dir) == dict.fromkeys(TABLES, 0)
+
+
+def test_case_data_above_flowrun_max_data_mb_is_refused(project, tmp_path, monkeypatch):
+    """A case whose data exceeds FLOWRUN_MAX_DATA_MB is refused by name, and nothing is saved."""
+    monkeypatch.setenv("FLOWRUN_MAX_DATA_MB", "0.00005")  # 50 bytes
+    path = write(tmp_path / "crm.csv", SURVEYED.replace("=1+1", "x" * 60))
+    mapping = ColumnMapping(case="Ticket", activity="Step", end="Closed", data=("Note",))
+    with pytest.raises(DataError, match="case 'CRM-1' has .* bytes of data, more than FLOWRUN_MAX_DATA_MB"):
+        app.import_log(project, path, "complaint", "crm", mapping=mapping)
+    assert counts(project.settings.root) == dict.fromkeys(TABLES, 0)
+
+
+def test_cli_reads_xes_by_its_suffix_and_refuses_csv_options_for_it(cli, recorded, project_dir, tmp_path):
+    """import-log FILE.xes needs no --format; CSV column options or an empty log get one clear message."""
+    path = tmp_path / "log.xes"
+    recorded.export("xes", path, variant="reengineered")
+    refused = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "reengineered",
+                  "--case-column", "Ticket")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "is read as xes: the column, time and delimiter options are for CSV files only" in refused.stderr
+    empty = write(tmp_path / "empty.xes", '<log xmlns="http://www.xes-standard.org/"></log>')
+    result = cli(project_dir, "import-log", empty, "--process", "complaint", "--variant", "reengineered")
+    assert result.exit_code == 1
+    assert "has no traces with events; nothing was imported" in result.stderr
+
+    result = cli(project_dir, "import-log", path, "--process", "complaint", "--variant", "reengineered", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["cases"], summary["warnings"]) == (path.read_text(encoding="utf-8").count("<trace>"), [])
+    assert {"satisfaction", "nps", "resolved_first_contact"} <= set(summary["data_fields"])
+
+
+def test_case_columns_quote_formulas_not_numbers_and_read_back_typed(project, tmp_path):
+    """A text answer '=cmd' gets the quote; -2, 4.5, false and 01234 stay plain; import gives each back typed."""
+    row = ("c1", "Survey", "", "", None, None, "2026-03-02T09:00:00+00:00", "T", "userTask", "completed",
+           "complaint", "crm", None, None, 1)  # fmt: skip
+    data = eventlog.CaseData(["note", "delta", "score", "ok", "zip"])
+    data.values["c1"] = {"note": "=cmd|' /C calc'!A0", "delta": -2, "score": 4.5, "ok": False, "zip": "01234"}
+    out = io.StringIO()
+    eventlog.write_csv([row], out, data)
+    header, cells = out.getvalue().splitlines()
+    assert header.endswith(",case:note,case:delta,case:score,case:ok,case:zip")
+    assert cells.endswith(",'=cmd|' /C calc'!A0,-2,4.5,false,01234")
+
+    path = write(tmp_path / "log.csv", out.getvalue())
+    app.import_log(project, path, "complaint", "crm")
+    [(text,)] = query(project.settings.root, "SELECT data FROM instances")
+    assert json.loads(text) == {**data.values["c1"], "imported_case_id": "c1"}
+
+
+FOREIGN_XES = """<?xml version="1.0" encoding="UTF-8"?>
+<log xes.version="1.0" xmlns="http://www.xes-standard.org/">
+  <trace>
+    <string key="concept:name" value="T-7"/>
+    <float key="satisfaction" value="4.5"/>
+    <boolean key="resolved_first_contact" value="true"/>
+    <date key="closed_on" value="2026-03-02T12:00:00.000+01:00"/>
+    <event><string key="concept:name" value="Check"/><string key="lifecycle:transition" value="start"/>
+      <date key="time:timestamp" value="2026-03-02T09:00:00.000+01:00"/><string key="org:resource" value="ann"/></event>
+    <event><string key="concept:name" value="Check"/><string key="lifecycle:transition" value="complete"/>
+      <date key="time:timestamp" value="2026-03-02T09:10:00.000+01:00"/></event>
+    <event><string key="concept:name" value="Check"/><string key="lifecycle:transition" value="suspend"/>
+      <date key="time:timestamp" value="2026-03-02T09:20:00.000+01:00"/></event>
+    <event><string key="concept:name" value="Check"/>
+      <date key="time:timestamp" value="2026-03-02T10:00:00Z"/><string key="org:role" value="Back Office"/></event>
+  </trace>
+</log>
+"""
+
+
+def test_a_foreign_xes_pairs_events_by_activity_and_keeps_typed_attributes(project, tmp_path):
+    """Without concept:instance, a start and the next complete of an activity are one task; a second complete
+    is a second round; trace attributes come back as float, boolean and (for a date) text."""
+    result = app.import_log(project, write(tmp_path / "mined.xes", FOREIGN_XES), "complaint", "mined")
+
+    [inst] = app.instances(project)
+    _, tasks = app.history(project, inst.id)
+    assert [(t.name, iso(t.started_at), iso(t.completed_at), t.actor, t.lane) for t in tasks] == [
+        ("Check", "2026-03-02T08:00:00+00:00", "2026-03-02T08:10:00+00:00", "ann", None),
+        ("Check", None, "2026-03-02T10:00:00+00:00", None, "Back Office"),
+    ]
+    [(text,)] = query(project.settings.root, "SELECT data FROM instances")
+    assert json.loads(text) == {
+        "satisfaction": 4.5,
+        "resolved_first_contact": True,
+        "closed_on": "2026-03-02T12:00:00.000+01:00",
+        "imported_case_id": "T-7",
+    }
+    assert result.warnings == (
+        f"the log has no field 'nps': its cases will have no nps; export with flowrun >= {flowrun.__version__} "
+        "or name the column with --data-column",
+    )

@@ -141,3 +141,53 @@ def test_imported_crm_log_durations(project, tmp_path):
         timedelta(hours=1, minutes=40).total_seconds(),
         timedelta(hours=25).total_seconds(),
     ]
+
+
+# -- case attributes --------------------------------------------------------------------
+
+
+def survey(recorded: Recorded) -> dict[str, tuple[Any, Any, Any]]:
+    """Case id -> (satisfaction, nps, resolved_first_contact) of the completed cases, as flowrun stored them."""
+    out = {}
+    for iid in recorded.cycles:
+        data = app.show(recorded.project, iid).data
+        out[iid] = (data.get("satisfaction"), data.get("nps"), data.get("resolved_first_contact"))
+    return out
+
+
+def test_case_attributes_as_pm4py_reads_them(recorded, tmp_path):
+    """Survey answers reach PM4Py typed: XES case: columns, CSV case: columns, OCEL case object attributes."""
+    expected = survey(recorded)
+    keys = ("case:satisfaction", "case:nps", "case:resolved_first_contact")
+    for fmt in ("xes", "csv", "ocel"):
+        recorded.export(fmt, tmp_path / f"log.{fmt}")
+    xes = pm4py.read_xes(str(tmp_path / "log.xes")).groupby("case:concept:name").first()
+    assert {iid: tuple(xes.loc[iid, list(keys)]) for iid in expected} == expected
+    done = xes.loc[list(expected)]
+    assert done["case:nps"].dtype.kind in "if"  # typed <int>, not text
+    assert {type(v).__name__ for v in done["case:resolved_first_contact"]} <= {"bool", "bool_"}
+
+    frame = pd.read_csv(tmp_path / "log.csv")
+    frame = pm4py.format_dataframe(frame, case_id="case_id", activity_key="activity", timestamp_key="start_time")
+    per_case = frame.groupby("case:concept:name").first()
+    assert {iid: tuple(per_case.loc[iid, list(keys)]) for iid in expected} == expected
+
+    ocel = pm4py.read_ocel2_json(str(tmp_path / "log.ocel"))
+    cases = ocel.objects[ocel.objects["ocel:type"] == "case"].set_index("ocel:oid")
+    assert {iid: tuple(cases.loc[iid, [k.removeprefix("case:") for k in keys]]) for iid in expected} == expected
+
+
+def test_ocel_directly_follows_on_complete_events(recorded, tmp_path):
+    """As docs/eventlogs.md shows: filtered to complete events, the flattened OCEL gives the XES log's DFG."""
+    recorded.export("ocel", tmp_path / "log.json")
+    recorded.export("xes", tmp_path / "log.xes")
+    ocel = pm4py.read_ocel2_json(str(tmp_path / "log.json"))
+    flat = pm4py.ocel_flattening(ocel, "case")
+    complete = flat[flat["lifecycle"] == "complete"]
+    xes = pm4py.read_xes(str(tmp_path / "log.xes"))
+    xes = xes[xes["lifecycle:transition"] == "complete"]
+
+    dfg, _, _ = pm4py.discover_dfg(complete)
+    assert dfg == pm4py.discover_dfg(xes)[0]
+    assert ("Record complaint", "Analyse needs") in dfg
+    assert all(a != b or a == "Specialist assessment" for a, b in dfg)  # no schedule/start self-loops

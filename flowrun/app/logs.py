@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import TextIO
 
-    from flowrun.eventlog import ColumnMapping, ImportedCase, LogStats, ScannedLog
+    from flowrun.eventlog import CaseData, ColumnMapping, ImportedCase, LogStats, ScannedLog
 
 #: Event log formats ``export_log`` writes.
 LOG_FORMATS = ("csv", "xes", "ocel")
+#: File suffix -> the format ``import_log`` reads it as (anything else: CSV).
+IMPORT_SUFFIXES = {".xes": "xes", ".json": "ocel", ".jsonocel": "ocel"}
 #: Process id of the stand-in model row of an imported file (its spec is ``{}``: nothing to run).
 IMPORTED_PROCESS_ID = "imported"
 
@@ -76,12 +78,16 @@ def export_log(
         NotFoundError: ``process`` is not a family of the project or the store.
         DataError: the file cannot be written.
     """
-    from flowrun.store import task_log_rows
+    from flowrun.eventlog import case_data
+    from flowrun.store import case_data_rows, task_log_rows
 
-    writer = _log_writer(fmt, _log_name(process, variant, pilot))
+    if fmt not in LOG_FORMATS:
+        raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
     if process is not None:
         _check_family(project, process)
     with project.store.read() as tx:
+        data = case_data(case_data_rows(tx, process, variant, pilot))
+        writer = _log_writer(fmt, _log_name(process, variant, pilot), data)
         rows = task_log_rows(tx, process, variant, pilot)
         if isinstance(out, Path):
             display = project.settings.rel(out)
@@ -91,16 +97,16 @@ def export_log(
     return ExportResult(display, fmt, stats.cases, stats.tasks, stats.events)
 
 
-def _log_writer(fmt: str, name: str) -> Callable[[Iterable[Any], TextIO], LogStats]:
+def _log_writer(fmt: str, name: str, data: CaseData) -> Callable[[Iterable[Any], TextIO], LogStats]:
     from flowrun import eventlog
 
     if fmt == "csv":
-        return eventlog.write_csv
+        return lambda rows, out: eventlog.write_csv(rows, out, data)
     if fmt == "xes":
-        return lambda rows, out: eventlog.write_xes(rows, out, name)
+        return lambda rows, out: eventlog.write_xes(rows, out, name, data)
     if fmt == "ocel":
-        return eventlog.write_ocel
-    raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
+        return lambda rows, out: eventlog.write_ocel(rows, out, data)
+    raise AssertionError(fmt)  # export_log checked the format
 
 
 def _log_name(process: str | None, variant: str | None, pilot: str | None) -> str:
@@ -155,6 +161,10 @@ class ImportResult:
     cases: int
     running: int
     tasks: int
+    #: The case data fields the file gave (``case:<field>`` and ``--data-column`` columns), sorted.
+    data_fields: tuple[str, ...] = ()
+    #: One line per KPI of flowrun.yaml whose field no imported case has.
+    warnings: tuple[str, ...] = ()
 
 
 #: Reports import progress: ``(stage, done, total)``; stage ``reading`` counts bytes, ``storing`` tasks.
@@ -169,6 +179,7 @@ def import_log(
     pilot: str | None = None,
     mapping: ColumnMapping | None = None,
     progress: Progress | None = None,
+    fmt: str | None = None,
 ) -> ImportResult:
     """Bring a task log recorded outside flowrun (CRM export, spreadsheet) into the store.
 
@@ -187,6 +198,9 @@ def import_log(
         pilot: the pilot of every case; None takes it from the file's pilot column, if any.
         mapping: the file's columns and time format; None reads flowrun's own CSV export.
         progress: told how far reading and storing got (for a progress bar).
+        fmt: ``csv``, ``xes`` or ``ocel``; None takes it from the suffix (``.xes``; ``.json``,
+            ``.jsonocel``; else CSV). XES trace attributes and OCEL case object attributes
+            become the cases' data; the column options of ``mapping`` are for CSV only.
 
     Raises:
         NotFoundError: the file cannot be read, or ``process`` is not a family of the project.
@@ -196,6 +210,14 @@ def import_log(
     from flowrun.eventlog import scan_log
 
     display = project.settings.rel(path)
+    fmt = fmt or IMPORT_SUFFIXES.get(path.suffix.lower(), "csv")
+    if fmt not in LOG_FORMATS:
+        raise DataError(f"unknown event log format '{fmt}'; use one of {', '.join(LOG_FORMATS)}")
+    if fmt != "csv" and mapping is not None and _names_columns(mapping):
+        raise DataError(
+            f"{display} is read as {fmt}: the column, time and delimiter options are for CSV files only; "
+            "leave them out (or give --format csv)"
+        )
     try:
         stream = path.open("rb")
         size = os.fstat(stream.fileno()).st_size
@@ -205,13 +227,20 @@ def import_log(
         _check_family(project, process)
         report = None if progress is None else lambda done: progress("reading", done, size)
         try:
-            scanned = scan_log(stream, display, mapping, {"process": process, "variant": variant}, size, report)
+            expect = {"process": process, "variant": variant}
+            scanned = scan_log(stream, display, mapping, expect, size, report, fmt)
         except OSError as exc:
             raise NotFoundError(f"cannot read {display}: {exc.strerror}") from None
     try:
         return _store_imported(project, scanned, display, process, variant, pilot, progress)
     finally:
         scanned.close()
+
+
+def _names_columns(mapping: ColumnMapping) -> bool:
+    from flowrun.eventlog import ColumnMapping
+
+    return mapping != ColumnMapping()
 
 
 def _store_imported(
@@ -224,10 +253,13 @@ def _store_imported(
     progress: Progress | None,
 ) -> ImportResult:
     """Store the checked cases of one file in one transaction, 1000 cases at a time."""
+    from flowrun.config import max_data_bytes
     from flowrun.store import count_imported, insert_imported
 
     sha = scanned.sha256
     now = project.clock.now()
+    limit = max_data_bytes()
+    fields: set[str] = set()
     cases = tasks = running = 0
     with project.store.write() as tx:
         before = count_imported(tx, sha)
@@ -238,13 +270,44 @@ def _store_imported(
         tx.ensure_model(sha, IMPORTED_PROCESS_ID, display, "{}", now)
         for chunk in _chunks(scanned.cases(), 1000):
             batch = [_imported_instance(c, sha, display, process, variant, pilot) for c in chunk]
+            for rec, _ in batch:
+                _check_data_size(rec, display, limit)
+                fields.update(rec.data)
             insert_imported(tx, batch, now)
             tx.add_events([e for rec, recs in batch for e in _imported_events(rec, recs, display)])
             cases, tasks = cases + len(batch), tasks + sum(len(recs) for _, recs in batch)
             running += sum(1 for rec, _ in batch if rec.status == RUNNING)
             if progress is not None:
                 progress("storing", tasks, scanned.tasks)
-    return ImportResult(display, sha, process, variant, pilot, cases, running, tasks)
+    fields.discard("imported_case_id")
+    warnings = tuple(_missing_kpi_fields(project, fields))
+    return ImportResult(display, sha, process, variant, pilot, cases, running, tasks, tuple(sorted(fields)), warnings)
+
+
+def _check_data_size(rec: InstanceRecord, display: str, limit: int) -> None:
+    """Refuse a case whose data is larger than ``FLOWRUN_MAX_DATA_MB`` (the transaction then stores nothing)."""
+    import json
+
+    size = len(json.dumps(rec.data, ensure_ascii=False).encode("utf-8"))
+    if size > limit:
+        case_id = rec.data["imported_case_id"]
+        raise DataError(
+            f"{display}: case '{case_id}' has {size} bytes of data, more than FLOWRUN_MAX_DATA_MB allows "
+            f"({limit} bytes); leave out the long columns, or raise FLOWRUN_MAX_DATA_MB; nothing was imported"
+        )
+
+
+def _missing_kpi_fields(project: Project, fields: set[str]) -> Iterator[str]:
+    """A warning for each outcome KPI of flowrun.yaml whose data field the imported log does not have."""
+    from flowrun import __version__
+
+    for kpi, spec in project.settings.kpis.items():
+        name = spec.get("field") if isinstance(spec, dict) else None
+        if isinstance(name, str) and name not in fields:
+            yield (
+                f"the log has no field '{name}': its cases will have no {kpi}; export with flowrun >= "
+                f"{__version__} or name the column with --data-column"
+            )
 
 
 def _chunks(items: Iterable[ImportedCase], size: int) -> Iterator[list[ImportedCase]]:
@@ -273,7 +336,7 @@ def _imported_instance(
         created_at=case.created_at,
         ended_at=case.ended_at,
         version=1,
-        data={"imported_case_id": case.case_id},
+        data={**case.data, "imported_case_id": case.case_id},
         state="",
     )
     tasks = [

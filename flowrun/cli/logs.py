@@ -109,6 +109,12 @@ def _column_options(fn: Any) -> Any:
 @click.option("--process", "family", required=True, help="The process family the cases belong to.")
 @click.option("--variant", required=True, help="The variant to file them under (e.g. the pilot's redesign).")
 @click.option("--pilot", help="The pilot of every case (default: the file's pilot column, if any).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="csv, xes or ocel (OCEL 2.0 JSON); default: from the suffix (.xes; .json, .jsonocel; else csv).",
+)
 @_column_options
 @click.option(
     "--time-format",
@@ -117,6 +123,14 @@ def _column_options(fn: Any) -> Any:
 )
 @click.option("--timezone", metavar="ZONE", help="IANA time zone of times written without an offset (default: UTC).")
 @click.option("--delimiter", default=",", show_default=True, help="Field separator; ';' or 'tab' for some exports.")
+@click.option(
+    "--data-column",
+    "data_columns",
+    metavar="NAME",
+    multiple=True,
+    help="A column to keep as case data (a survey answer, an outcome), by its name or as case:NAME; "
+    "repeatable. Every case:NAME column (flowrun's export) is kept without it.",
+)
 @json_option
 @pass_app
 def import_log_cmd(
@@ -126,16 +140,21 @@ def import_log_cmd(
     family: str,
     variant: str,
     pilot: str | None,
+    fmt: str | None,
     time_format: str | None,
     timezone: str | None,
     delimiter: str,
+    data_columns: tuple[str, ...],
     as_json: bool,
     **columns: str | None,
 ) -> None:
     """Import a task log recorded outside flowrun (CRM export, spreadsheet) so it can be compared.
 
-    FILE is a CSV file with one row per task. flowrun's own export needs no options;
-    for other files, name the columns. Every row is checked first: if any is bad,
+    FILE is a CSV file with one row per task, or an XES or OCEL 2.0 JSON log (their
+    case attributes become the cases' data). flowrun's own exports need no options;
+    for other files, name the columns. Columns case:NAME (and those named with
+    --data-column) become each case's data field NAME, typed back: true/false,
+    whole and decimal numbers, else text. Every row is checked first: if any is bad,
     all bad rows are listed with their line numbers and nothing is imported.
     """
     from flowrun.app import import_log
@@ -143,12 +162,13 @@ def import_log_cmd(
 
     mapping = ColumnMapping(
         **{name.removesuffix("_column"): value for name, value in columns.items()},
+        data=data_columns,
         time_format=time_format,
         timezone=timezone,
         delimiter=_delimiter(delimiter),
     )
     with _progress_bar() as progress:
-        result = import_log(app.project, file, family, variant, pilot, mapping, progress)
+        result = import_log(app.project, file, family, variant, pilot, mapping, progress, fmt)
     if as_json:
         echo_json(
             {
@@ -160,9 +180,13 @@ def import_log_cmd(
                 "cases": result.cases,
                 "running": result.running,
                 "tasks": result.tasks,
+                "data_fields": list(result.data_fields),
+                "warnings": list(result.warnings),
             }
         )
         return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     running = f" ({result.running} still running)" if result.running else ""
     pilot_text = f", pilot {result.pilot}" if result.pilot else ""
     click.echo(

@@ -9,17 +9,20 @@ these to the store.
 """
 
 from flowrun.eventlog._rows import LogStats
+from flowrun.eventlog.casedata import CaseData, case_data
 from flowrun.eventlog.csvlog import spreadsheet_text, write_csv
 from flowrun.eventlog.importer import ColumnMapping, ImportedCase, ImportedTask, ScannedLog, read_cases, scan_log
 from flowrun.eventlog.ocel import write_ocel
 from flowrun.eventlog.xes import write_xes
 
 __all__ = [
+    "CaseData",
     "ColumnMapping",
     "ImportedCase",
     "ImportedTask",
     "LogStats",
     "ScannedLog",
+    "case_data",
     "read_cases",
     "scan_log",
     "spreadsheet_text",

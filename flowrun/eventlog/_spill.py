@@ -108,7 +108,8 @@ class SpilledCases:
         index = zlib.crc32(case_id.encode("utf-8")) % len(self._files) if len(self._files) > 1 else 0
         times = [None if t is None else t.isoformat() for t in (task.enable, task.start, task.end)]
         fields = [case_id, pilot, task.line, task.activity, task.activity_id, task.type, task.lane, task.resource]
-        self._files[index].write(json.dumps([*fields, task.status, *times], ensure_ascii=False) + "\n")
+        row = [*fields, task.status, *times, task.data]
+        self._files[index].write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def groups(self) -> Iterator[list[Spilled]]:
         """The kept tasks, one file's share at a time (every task of a case is in the same share)."""
@@ -120,9 +121,11 @@ class SpilledCases:
             group: list[Spilled] = []
             with path.open(encoding="utf-8") as stream:
                 for text in stream:
-                    c, pilot, line, activity, activity_id, kind, lane, resource, status, *times = json.loads(text)
-                    when = [_time(t) for t in times]
-                    task = ImportedTask(line, activity, activity_id, kind, lane, resource, status, *when)
+                    c, pilot, line, activity, activity_id, kind, lane, resource, status, *times, data = json.loads(text)
+                    enable, start, end = (_time(t) for t in times)
+                    task = ImportedTask(
+                        line, activity, activity_id, kind, lane, resource, status, enable, start, end, data
+                    )
                     group.append((c, pilot, task))
             yield group
             path.unlink()

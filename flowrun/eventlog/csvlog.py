@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from flowrun.eventlog._rows import CASE, CSV_COLUMNS, ENABLE, END, REF, START, LogRow, LogStats
+from flowrun.eventlog.casedata import CSV_PREFIX, CaseData, Scalar, csv_text
 
 #: What a spreadsheet takes a cell starting with for a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -41,21 +42,34 @@ def unquote_spreadsheet_text(text: str) -> str:
     return text
 
 
-def write_csv(rows: Iterable[LogRow], out: TextIO) -> LogStats:
+def _cell(value: Scalar) -> str:
+    """A case attribute's cell: text gets the formula quote, numbers not (-2 is a number, not a formula)."""
+    return str(spreadsheet_text(value)) if isinstance(value, str) else csv_text(value)
+
+
+def write_csv(rows: Iterable[LogRow], out: TextIO, data: CaseData | None = None) -> LogStats:
     """Write ``rows`` (grouped by case) to ``out``, which should be opened with ``newline=""``.
+
+    Args:
+        data: the cases' attributes, written as columns ``case:<field>`` after flowrun's
+            columns, on every row of the case (empty where the case has no such field).
 
     Returns:
         How many cases, task rows and lifecycle events (times) were written.
     """
+    data = data or CaseData()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, *(CSV_PREFIX + name for name in data.fields)])
     cases = tasks = events = 0
     last_case = None
+    extra: list[str] = []
     for row in rows:
-        writer.writerow([spreadsheet_text(cell) for cell in row[:REF]])
-        tasks += 1
-        events += (row[ENABLE] is not None) + (row[START] is not None) + (row[END] is not None)
         if row[CASE] != last_case:
             cases += 1
             last_case = row[CASE]
+            attrs = data.of(last_case)
+            extra = [_cell(attrs[n]) if n in attrs else "" for n in data.fields]
+        writer.writerow([*(spreadsheet_text(cell) for cell in row[:REF]), *extra])
+        tasks += 1
+        events += (row[ENABLE] is not None) + (row[START] is not None) + (row[END] is not None)
     return LogStats(cases=cases, tasks=tasks, events=events)

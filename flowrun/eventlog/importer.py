@@ -21,6 +21,7 @@ from typing import BinaryIO, NamedTuple
 from flowrun.errors import DataError
 from flowrun.eventlog._rows import CSV_COLUMNS
 from flowrun.eventlog._spill import SpilledCases, TextLines
+from flowrun.eventlog.casedata import CSV_PREFIX, RESERVED, Scalar, parse_text
 from flowrun.eventlog.csvlog import unquote_spreadsheet_text
 from flowrun.models import CANCELLED, COMPLETED, ERROR, READY, STARTED, WAITING
 
@@ -30,6 +31,8 @@ OPEN = (READY, STARTED, WAITING)
 MAX_PROBLEMS = 100
 #: Longest values the store keeps (the columns' sizes).
 LIMITS = {"activity": 1024, "activity_id": 255, "lane": 255, "resource": 255, "type": 64}
+#: Longest text of one case data cell (the whole data of a case is held to ``FLOWRUN_MAX_DATA_MB``).
+MAX_DATA_TEXT = 100_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class ColumnMapping:
     used when the file has it. A column named here must exist.
 
     Attributes:
+        data: more columns to keep as case data (``--data-column``), by their header name
+            or as ``case:NAME``; every ``case:<field>`` column (flowrun's export) is kept anyway.
+            A field is stored under its name without the ``case:`` prefix.
         time_format: a :func:`~datetime.datetime.strptime` format; None reads ISO 8601.
         timezone: the IANA zone of times written without an offset; None means UTC.
         delimiter: the field separator (``;`` for many European spreadsheet exports).
@@ -58,6 +64,7 @@ class ColumnMapping:
     type: str | None = None
     status: str | None = None
     pilot: str | None = None
+    data: tuple[str, ...] = ()
     time_format: str | None = None
     timezone: str | None = None
     delimiter: str = ","
@@ -95,6 +102,8 @@ class ImportedTask(NamedTuple):
     enable: datetime | None
     start: datetime | None
     end: datetime | None
+    #: The row's case data cells (``case:<field>`` and ``--data-column`` columns), typed; empty ones left out.
+    data: Mapping[str, Scalar] | None = None
 
     @property
     def first(self) -> datetime:
@@ -116,6 +125,14 @@ class ImportedCase:
     @property
     def created_at(self) -> datetime:
         return min(t.first for t in self.tasks)
+
+    @property
+    def data(self) -> dict[str, Scalar]:
+        """The case's data fields: for each, the value on its latest row (in time order) that has one."""
+        out: dict[str, Scalar] = {}
+        for task in self.tasks:
+            out.update(task.data or {})
+        return out
 
     @property
     def ended_at(self) -> datetime | None:
@@ -182,30 +199,57 @@ def scan_log(
     expect: Mapping[str, str] | None = None,
     size: int = 0,
     progress: Callable[[int], None] | None = None,
+    fmt: str = "csv",
 ) -> ScannedLog:
-    """Check a CSV task log of any size in one pass, keeping its tasks in temporary files.
+    """Check a task log of any size in one pass, keeping its tasks in temporary files.
 
     Memory stays bounded: the file is read in chunks (hashed as it goes), and the
     checked tasks are spread over temporary files by case, so that reading the cases
-    back (:meth:`ScannedLog.cases`) holds one file's share of them at a time.
+    back (:meth:`ScannedLog.cases`) holds one file's share of them at a time. An XES
+    file is parsed as it is read, a trace at a time; an OCEL JSON file is read whole.
 
     Args:
         stream: the file, opened in binary mode.
         size: its size in bytes (to choose how many temporary files), 0 when unknown.
         progress: called with the number of bytes read so far, after each chunk.
+        fmt: ``csv``, ``xes`` or ``ocel`` (see :mod:`flowrun.eventlog.logreader`); the
+            column options of ``mapping`` apply to CSV only.
 
     Raises:
-        DataError: the file is not UTF-8, a named column is missing, or some rows are
-            bad (listed); the temporary files are removed.
+        DataError: the file is not UTF-8 (or not XES / OCEL JSON), a named column is
+            missing, or some rows are bad (listed); the temporary files are removed.
     """
-    text = TextLines(stream, source, progress)
     spilled = SpilledCases(size)
     try:
-        tasks = check_rows(text.lines(), source, mapping, expect, spilled.add)
+        if fmt == "csv":
+            text = TextLines(stream, source, progress)
+            tasks = check_rows(text.lines(), source, mapping, expect, spilled.add)
+            sha = text.sha256()
+        else:
+            tasks, sha = _scan_events(stream, source, fmt, expect, progress, spilled)
     except BaseException:
         spilled.close()
         raise
-    return ScannedLog(text.sha256(), tasks, spilled)
+    return ScannedLog(sha, tasks, spilled)
+
+
+def _scan_events(
+    stream: BinaryIO,
+    source: str,
+    fmt: str,
+    expect: Mapping[str, str] | None,
+    progress: Callable[[int], None] | None,
+    spilled: SpilledCases,
+) -> tuple[int, str]:
+    from flowrun.eventlog import logreader
+
+    hashed = logreader.Hashed(stream, progress)
+    records = logreader.xes_records(hashed, source) if fmt == "xes" else logreader.ocel_records(hashed, source)
+    empty = "has no events of a case" if fmt == "ocel" else "has no traces with events"
+    tasks = check_records(logreader.HEADER, records, source, ColumnMapping(), expect, spilled.add, empty)
+    for _ in hashed.chunks():  # the rest of the file after the closing tag, so the hash is of all of it
+        pass
+    return tasks, hashed.sha256()
 
 
 def _grouped(tasks: Iterable[tuple[str, str | None, ImportedTask]]) -> Iterator[ImportedCase]:
@@ -240,12 +284,34 @@ def check_rows(
         raise DataError(f"{source}: line 1: {exc}; is it a CSV file?") from None
     if not header:
         raise DataError(f"{source} is empty; it needs a header row naming the columns, then one row per task")
+    records = ((line, fields, None) for line, fields in _records(reader, source))
+    return check_records(header, records, source, mapping, expect, add)
+
+
+#: A task as text fields under a header, with its case data when the format gives it typed (XES, OCEL).
+Record = tuple[int, list[str], "Mapping[str, Scalar] | None"]
+
+
+def check_records(
+    header: Sequence[str],
+    records: Iterable[Record],
+    source: str,
+    mapping: ColumnMapping,
+    expect: Mapping[str, str] | None,
+    add: Callable[[str, str | None, ImportedTask], None],
+    empty: str = "has a header but no rows",
+) -> int:
+    """Check every record as :func:`check_rows` does a CSV row (the XES and OCEL readers give records too).
+
+    Args:
+        empty: what the refusal of a file without records says about it.
+    """
     parser = _RowParser(header, mapping, source, _zone(mapping.timezone), expect)
     problems: list[str] = []
     bad = more = count = 0
-    for line, fields in _records(reader, source):
+    for line, fields, data in records:
         found: list[str] = []
-        parsed = parser.parse(line, fields, found)
+        parsed = parser.parse(line, fields, found, data)
         if found:
             bad += 1
             room = MAX_PROBLEMS - len(problems)
@@ -259,7 +325,7 @@ def check_rows(
             problems.append(f"... and {more} more problem(s) not listed")
         raise DataError(f"{source} has {bad} bad row(s); nothing was imported", problems)
     if not count:
-        raise DataError(f"{source} has a header but no rows; nothing was imported")
+        raise DataError(f"{source} {empty}; nothing was imported")
     return count
 
 
@@ -305,11 +371,14 @@ class _RowParser:
         self.mapping = mapping
         self.zone = zone
         self.index = _column_index(self.header, mapping, source)
+        self.data = _data_columns(self.header, mapping.data, source)
         is_export = set(CSV_COLUMNS) <= set(self.header)
         self.expect = {self.header.index(k): (k, v) for k, v in (expect or {}).items() if is_export}
         self.width = len(self.header)
 
-    def parse(self, line: int, fields: list[str], problems: list[str]) -> tuple[str, str | None, ImportedTask] | None:
+    def parse(
+        self, line: int, fields: list[str], problems: list[str], typed: Mapping[str, Scalar] | None = None
+    ) -> tuple[str, str | None, ImportedTask] | None:
         before = len(problems)
         if len(fields) != self.width:
             problems.append(
@@ -341,6 +410,7 @@ class _RowParser:
             return None
         status = self._status(line, value.get("status", ""), times, problems)
         self._check_order(line, times, problems)
+        data = dict(typed) if typed is not None else self._data(line, fields, problems)
         if len(problems) > before or status is None:
             return None
         task = ImportedTask(
@@ -354,8 +424,26 @@ class _RowParser:
             enable=times["enable"],
             start=times["start"],
             end=times["end"],
+            data=data,
         )
         return value["case"], value.get("pilot") or None, task
+
+    def _data(self, line: int, fields: list[str], problems: list[str]) -> dict[str, Scalar] | None:
+        if not self.data:
+            return None
+        out: dict[str, Scalar] = {}
+        for name, i in self.data:
+            text = unquote_spreadsheet_text(fields[i])
+            if len(text) > MAX_DATA_TEXT:
+                problems.append(
+                    f"line {line}: {self.header[i]} holds {len(text)} characters, more than {MAX_DATA_TEXT}; "
+                    "a case attribute is a short value (a score, an answer): shorten it or leave the column out"
+                )
+                continue
+            value = parse_text(text)
+            if value is not None:
+                out[name] = value
+        return out
 
     def _time(self, line: int, meaning: str, text: str, problems: list[str]) -> datetime | None:
         if not text:
@@ -405,6 +493,26 @@ class _RowParser:
                 problems.append(
                     f"line {line}: {a} {t2.isoformat()} is before {b} {t1.isoformat()}; fix the times (swapped?)"
                 )
+
+
+def _data_columns(header: list[str], named: Sequence[str], source: str) -> list[tuple[str, int]]:
+    """(field, column position) of the case data columns: every ``case:`` column, and those named."""
+    prefixed = ((h.removeprefix(CSV_PREFIX), i) for i, h in enumerate(header) if h.startswith(CSV_PREFIX))
+    found = {name: i for name, i in prefixed if name not in RESERVED}
+    missing = []
+    for name in named:
+        bare = name.removeprefix(CSV_PREFIX)
+        column = next((c for c in (name, CSV_PREFIX + bare, bare) if c in header), None)
+        if column is None:
+            missing.append(f"'{name}'")
+        else:
+            found[bare] = header.index(column)
+    if missing:
+        raise DataError(
+            f"{source} has no column {' nor '.join(missing)} (given with --data-column); "
+            f"its columns are: {', '.join(header)}"
+        )
+    return list(found.items())
 
 
 def _column_index(header: list[str], mapping: ColumnMapping, source: str) -> dict[str, int]:

@@ -42,6 +42,7 @@ from flowrun.eventlog._rows import (
     LogRow,
     LogStats,
 )
+from flowrun.eventlog.casedata import CaseData
 
 #: The time OCEL 2.0 readers take to mean "always" for an object attribute that never changes.
 STATIC = "1970-01-01T00:00:00Z"
@@ -61,7 +62,8 @@ class _Json(dict[object, str]):
 class _Objects:
     """The cases, resources and lanes met while streaming the events."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: CaseData) -> None:
+        self.data = data
         self.cases: list[dict[str, Any]] = []
         self.lanes: dict[str, None] = {}
         self.resources: dict[str, dict[str, None]] = {}
@@ -70,6 +72,7 @@ class _Objects:
         attributes = [
             {"name": name, "time": STATIC, "value": row[index]} for name, index in CASE_ATTRIBUTES if row[index]
         ]
+        attributes += [{"name": k, "time": STATIC, "value": v} for k, v in self.data.of(case_id).items()]
         self.cases.append({"id": case_id, "type": "case", "attributes": attributes})
 
     def as_json(self) -> list[dict[str, Any]]:
@@ -86,14 +89,21 @@ class _Objects:
         return self.cases + people + lanes
 
 
-def write_ocel(rows: Iterable[LogRow], out: TextIO) -> LogStats:
-    """Write ``rows`` (grouped by case) to ``out`` as an OCEL 2.0 JSON document."""
-    objects = _Objects()
+def write_ocel(rows: Iterable[LogRow], out: TextIO, data: CaseData | None = None) -> LogStats:
+    """Write ``rows`` (grouped by case) to ``out`` as an OCEL 2.0 JSON document.
+
+    Args:
+        data: the cases' attributes, written as attributes of the case objects (static: time
+            :data:`STATIC`), declared on the ``case`` object type with their OCEL type
+            (``boolean``, ``integer``, ``float``; ``string`` for text or mixed types).
+    """
+    data = data or CaseData()
+    objects = _Objects(data)
     activities: dict[str, None] = {}
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
         stats = _write_events(rows, spool, objects, activities)
         out.write('{"objectTypes": ')
-        out.write(json.dumps(_object_types()))
+        out.write(json.dumps(_object_types(data), ensure_ascii=False))
         out.write(',\n"eventTypes": ')
         out.write(json.dumps(_event_types(activities), ensure_ascii=False))
         out.write(',\n"objects": [\n')
@@ -166,9 +176,11 @@ def _relate(js: _Json, objects: _Objects, row: LogRow) -> str:
     return f', {{"objectId": {js["lane:" + lane]}, "qualifier": "lane"}}' if lane else ""
 
 
-def _object_types() -> list[dict[str, Any]]:
+def _object_types(data: CaseData) -> list[dict[str, Any]]:
+    own = [{"name": name, "type": "string"} for name, _ in CASE_ATTRIBUTES]
+    fields = [{"name": name, "type": data.type_of(name)} for name in data.fields]
     return [
-        {"name": "case", "attributes": [{"name": name, "type": "string"} for name, _ in CASE_ATTRIBUTES]},
+        {"name": "case", "attributes": own + fields},
         {"name": "resource", "attributes": []},
         {"name": "lane", "attributes": []},
     ]

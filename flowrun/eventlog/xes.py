@@ -16,7 +16,7 @@ on its own line, which the strict XML parsers and PM4Py's regex importer read al
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import groupby
 from operator import itemgetter
 from typing import TextIO
@@ -40,6 +40,7 @@ from flowrun.eventlog._rows import (
     LogRow,
     LogStats,
 )
+from flowrun.eventlog.casedata import CaseData, Scalar, kind
 
 _HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1849-2016" xes.features="" xmlns="http://www.xes-standard.org/">
@@ -94,14 +95,17 @@ class _Lines(dict[object, str]):
         return line
 
 
-def write_xes(rows: Iterable[LogRow], out: TextIO, name: str = "flowrun") -> LogStats:
+def write_xes(rows: Iterable[LogRow], out: TextIO, name: str = "flowrun", data: CaseData | None = None) -> LogStats:
     """Write ``rows`` (grouped by case) to ``out`` as an XES document.
 
     Args:
         rows: task rows, see :mod:`flowrun.eventlog._rows`.
         out: a text stream opened with UTF-8 encoding.
         name: the log's ``concept:name``.
+        data: the cases' attributes, written as typed trace attributes
+            (``<boolean>``, ``<int>``, ``<float>``, ``<string>``).
     """
+    data = data or CaseData()
     names = _Lines("string", "concept:name")
     roles = _Lines("string", "org:role")
     resources = _Lines("string", "org:resource")
@@ -135,16 +139,24 @@ def write_xes(rows: Iterable[LogRow], out: TextIO, name: str = "flowrun") -> Log
         buffer.sort(key=by_time)
         cases += 1
         events += len(buffer)
-        write(_trace_head(str(case_id), first))
+        write(_trace_head(str(case_id), first, data.of(case_id)))
         write("".join([text for _, text in buffer]))
         write("\t</trace>\n")
     write("</log>\n")
     return LogStats(cases=cases, tasks=tasks, events=events)
 
 
-def _trace_head(case_id: str, row: LogRow) -> str:
+#: XES element of each case attribute type.
+_XES_TYPES = {"boolean": "boolean", "integer": "int", "float": "float", "string": "string"}
+
+
+def _trace_head(case_id: str, row: LogRow, attributes: Mapping[str, Scalar]) -> str:
     lines = [f'\t<trace>\n\t\t<string key="concept:name" value="{escape(case_id)}"/>\n']
     for key, index in (("process", PROCESS), ("variant", VARIANT), ("pilot", PILOT), ("model_sha256", SHA256)):
         if row[index] is not None:
             lines.append(f'\t\t<string key="{key}" value="{escape(str(row[index]))}"/>\n')
+    for key, value in attributes.items():
+        element = _XES_TYPES[kind(value)]
+        text = str(value).lower() if isinstance(value, bool) else repr(value) if element == "float" else str(value)
+        lines.append(f'\t\t<{element} key="{escape(key)}" value="{escape(text)}"/>\n')
     return "".join(lines)
