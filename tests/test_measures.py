@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,9 +13,8 @@ import pytest
 from flowrun import app
 from flowrun.analysis import case_kpis, cases_per_person_hour, measure
 from flowrun.analysis.blueprint import PilotSettings
-from tests.helpers import RECORD, T0
-from tests.test_analysis import BASELINE
-from tests.test_example_paths import LANE, drive
+from tests.helpers import RECORD, T0, work
+from tests.test_example_paths import BASELINE, LANE, drive
 
 SETTINGS = PilotSettings(
     lanes={"front": "frontstage", "back": "backstage", "cust": "customer", "it": "support"},
@@ -25,12 +26,14 @@ SETTINGS = PilotSettings(
 )
 
 
-def _step(iid: str, task: str, lane: str | None, ready: float, started: float, done: float, kind: str = "userTask"):
-    _step.ref += 1  # type: ignore[attr-defined]
-    return (iid, task, lane, kind, ready, started, done, _step.ref)  # type: ignore[attr-defined]
+_REF = itertools.count(1)
 
 
-_step.ref = 0  # type: ignore[attr-defined]
+def _step(
+    iid: str, task: str, lane: str | None, ready: float, started: float, done: float, kind: str = "userTask"
+) -> tuple[Any, ...]:
+    """A step row as the store gives it (record ids increase in the order steps are written here)."""
+    return (iid, task, lane, kind, ready, started, done, next(_REF))
 
 
 def test_parallel_branches_wait_is_life_minus_the_union_of_busy_intervals():
@@ -190,8 +193,6 @@ def test_app_observes_running_cases_until_the_project_clock(project, clock):
     done, _ = drive(project, "complaint:baseline", BASELINE["no-specialist-remedy-100"], LANE)
     running = app.start(project, "complaint:baseline").instance
     started = clock.now()
-    from tests.helpers import work
-
     work(project, running, "Record complaint", RECORD)
     cases = app.measure_cases(project, "complaint")
     time, event = cases.observed["cycle_time"]
