@@ -159,8 +159,8 @@ def measure(
     Args:
         case_rows: per case: id, variant, pilot, status, start, end (epoch seconds), then one
             value per name in ``fields``.
-        step_chunks: chunks of completed steps: instance id, task id, lane, type (the BPMN
-            element type; 1/0 is read as container / person's task), ready, started, completed
+        step_chunks: chunks of completed steps: instance id, task id, lane, kind (:data:`MANUAL`,
+            :data:`CONTAINER`, :data:`AUTOMATED`, or the BPMN element type), ready, started, completed
             (epoch seconds), record id. Steps of cases not in ``case_rows``, or neither completed
             nor running, are ignored; running cases' steps only feed ``observed``.
         fields: the data fields ``case_rows`` carries, in order.
@@ -322,7 +322,6 @@ class _Steps:
     def _read(cls, chunks: Iterable[Sequence[Sequence[Any]]], index: Mapping[str, int]) -> _Steps:
         tasks: dict[Any, int] = {}
         lanes: dict[Any, int] = {None: -1}
-        types: dict[Any, int] = {}
         parts: list[tuple[Any, ...]] = []
         for chunk in chunks:
             iid, bpmn, lane, kind, ready, started, done, ref = zip(*chunk, strict=True)
@@ -330,7 +329,7 @@ class _Steps:
             keep = case >= 0
             task = _codes(bpmn, tasks)
             lane_code = _codes(lane, lanes)
-            type_code = _codes(kind, types)
+            type_code = _kinds(kind)
             r, s, c = _millis(ready), _millis(started), _millis(done)
             parts.append(
                 (
@@ -344,7 +343,7 @@ class _Steps:
                     np.array(ref, dtype=np.int64)[keep],
                 )
             )
-        return cls._sorted(parts, tuple(tasks), tuple(k for k in lanes if k is not None), tuple(types))
+        return cls._sorted(parts, tuple(tasks), tuple(k for k in lanes if k is not None))
 
     @classmethod
     def _sorted(
@@ -352,23 +351,17 @@ class _Steps:
         parts: list[tuple[Any, ...]],
         task_ids: tuple[str, ...],
         lane_names: tuple[str, ...],
-        types: tuple[Any, ...],
     ) -> _Steps:
         if parts:
             case, task, lane, kind, r, s, c, ref = (np.concatenate(col) for col in zip(*parts, strict=True))
         else:
             case, task, lane, kind, ref = (np.zeros(0, dtype=np.int64) for _ in range(5))
             r = s = c = np.zeros(0)
-        # 1/0 flags (the old "container" column) read as container / a person's task.
-        is_container = np.array(
-            [t in CONTAINER_TYPES or (t is True or t == 1) for t in types] + [False], dtype=np.bool_
-        )
-        is_automated = np.array([t in AUTOMATED_TYPES for t in types] + [False], dtype=np.bool_)
         order = np.lexsort((ref, r, c, case))
         kind = kind[order]
-        container = is_container[kind]
+        container = kind == CONTAINER
         return cls._make(
-            case[order], task[order], lane[order], container, ~container & ~is_automated[kind],
+            case[order], task[order], lane[order], container, kind == MANUAL,
             r[order], s[order], c[order], task_ids, lane_names,
         )  # fmt: skip
 
@@ -392,11 +385,14 @@ class _Steps:
         nt = max(1, len(self.task_ids))
         # Rework: rounds of a task beyond its first. Executions of one task that became ready at
         # the same instant are one activation (a parallel multi-instance), not rework.
+        # One sort by (case and task, ready) gives both: a new ready time of the same task is a round.
         tc = case[timed] * nt + self.task[timed]
-        rounds = np.unique(np.stack([tc, np.nan_to_num(self.ready[timed], nan=-1.0).astype(np.int64)]), axis=1)
-        activations = _per_case(rounds[0] // nt, n)
-        distinct = _per_case(np.unique(tc) // nt, n)
-        rework = activations - distinct
+        ready = np.nan_to_num(self.ready[timed], nan=-1.0)
+        by = np.lexsort((ready, tc))
+        tc, ready = tc[by], ready[by]
+        again = np.zeros(tc.size, dtype=np.bool_)
+        again[1:] = (tc[1:] == tc[:-1]) & (ready[1:] != ready[:-1])
+        rework = _per_case(tc[again] // nt, n)
         layers = [settings.layer(name) for name in self.lane_names] + [None]
         staff = np.array([layer in STAFF_LAYERS for layer in layers], dtype=np.bool_)
         customer = np.array([layer == "customer" for layer in layers], dtype=np.bool_)
@@ -428,10 +424,12 @@ class _Steps:
     def _touchpoint(self, settings: PilotSettings) -> Bools:
         """Per step: settings.is_touchpoint(task, lane), evaluated once per (task, lane) pair."""
         nl = len(self.lane_names) + 1
-        pairs, back = np.unique(self.task * nl + self.lane + 1, return_inverse=True)
+        pair = self.task * nl + self.lane + 1
+        table = np.zeros(max(1, len(self.task_ids)) * nl, dtype=np.bool_)
         names = (*self.lane_names, None)
-        flags = [settings.is_touchpoint(self.task_ids[p // nl], names[p % nl - 1]) for p in pairs.tolist()]
-        return np.array(flags, dtype=np.bool_)[back.reshape(-1)] if flags else np.zeros(0, dtype=np.bool_)
+        for p in np.flatnonzero(np.bincount(pair, minlength=table.size)).tolist():
+            table[p] = settings.is_touchpoint(self.task_ids[p // nl], names[p % nl - 1])
+        return np.asarray(table[pair], dtype=np.bool_)
 
     def _busy(self, n: int, timed: Bools) -> Floats:
         """Per case: the length (s) of the union of its steps' started -> completed intervals.
@@ -467,6 +465,19 @@ class _Steps:
         with np.errstate(invalid="ignore"):  # a case without timed steps: inf - inf
             out = (first_start - first_ready) / 1000.0
         return np.where(np.isfinite(out), out, np.nan)
+
+
+#: Step kinds as :func:`flowrun.store.analytics.step_rows` gives them (or as read from a type name).
+MANUAL, CONTAINER, AUTOMATED = 0, 1, 2
+
+
+def _kinds(values: Sequence[Any]) -> Ints:
+    """Step kinds: small integers as they are; BPMN type names mapped (other names are a person's task)."""
+    try:
+        return np.array(values, dtype=np.int64)
+    except (TypeError, ValueError):
+        names = {t: CONTAINER for t in CONTAINER_TYPES} | {t: AUTOMATED for t in AUTOMATED_TYPES}
+        return np.fromiter((names.get(v, MANUAL) for v in values), dtype=np.int64, count=len(values))
 
 
 def _codes(values: Sequence[Any], known: dict[Any, int]) -> Ints:
