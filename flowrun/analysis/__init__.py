@@ -17,7 +17,7 @@ from flowrun.analysis.compare import (
     outcome_kpi,
     to_dict,
 )
-from flowrun.analysis.measures import Cases, measure
+from flowrun.analysis.measures import Cases, cases_per_person_hour, measure
 
 __all__ = [
     "Cases",
@@ -29,6 +29,7 @@ __all__ = [
     "TaskResult",
     "TaskSide",
     "case_kpis",
+    "cases_per_person_hour",
     "compare",
     "measure",
     "outcome_kpi",

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from flowrun.analysis import stats
-from flowrun.analysis.measures import CASE_MEASURES, Bools, Cases, Floats
+from flowrun.analysis.blueprint import PilotSettings
+from flowrun.analysis.measures import CASE_MEASURES, CONDITIONAL, Bools, Cases, Floats, applies
 from flowrun.analysis.stats import MIN_GROUP, Statistic
 
 Kind = Literal["duration", "count", "score", "nps", "proportion"]
@@ -23,7 +24,7 @@ Kind = Literal["duration", "count", "score", "nps", "proportion"]
 #: The kinds a KPI of flowrun.yaml may have, and the unit each is reported in.
 OUTCOME_KINDS: dict[str, str] = {"score": "score", "nps": "score", "proportion": "proportion"}
 
-_UNITS: dict[str, Kind] = {"s": "duration", "count": "count"}
+_UNITS: dict[str, Kind] = {"s": "duration", "count": "count", "proportion": "proportion", "currency": "count"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,20 @@ class Kpi:
         return "nps" if self.kind == "nps" else "median"
 
 
-def case_kpis() -> list[Kpi]:
-    """The KPIs every case has: cycle, waiting and touch time, steps, handoffs, touchpoints, rework."""
-    return [Kpi(name, unit, _UNITS[unit], name) for name, unit in CASE_MEASURES.items()]
+def case_kpis(settings: PilotSettings | None = None) -> list[Kpi]:
+    """The KPIs of :data:`CASE_MEASURES` that mean something for a family with ``settings``.
+
+    Resolution time needs milestones, sla_met an SLA, cost hourly costs (its unit is the
+    settings' currency, "currency" when none is named). Without settings: the unconditional ones.
+    """
+    settings = settings or PilotSettings()
+    out = []
+    for name, unit in CASE_MEASURES.items():
+        if name == "manual_steps" or (name in CONDITIONAL and not applies(name, settings)):
+            continue  # manual_steps is steps under its explicit name: one KPI, not two tests
+        shown = (settings.currency or unit) if unit == "currency" else unit
+        out.append(Kpi(name, shown, _UNITS[unit], name))
+    return out
 
 
 def outcome_kpi(name: str, spec: Mapping[str, Any]) -> Kpi:
@@ -197,7 +209,7 @@ def compare(
 
 
 def _values(cases: Cases, kpi: Kpi) -> Floats:
-    if kpi.kind in ("duration", "count") and kpi.source in cases.measures:
+    if kpi.source in cases.measures and kpi.source in CASE_MEASURES:
         return cases.measures[kpi.source]
     return cases.outcomes.get(kpi.source, np.full(len(cases), np.nan))
 

@@ -14,14 +14,12 @@ from flowrun.errors import (
 )
 from flowrun.models import (
     INSTANCE_COMPLETED,
+    RUNNING,
 )
 
 if TYPE_CHECKING:
-    pass
-
-
-if TYPE_CHECKING:
     from flowrun.analysis import Cases, Comparison, Kpi
+    from flowrun.analysis.blueprint import PilotSettings
     from flowrun.store.analytics import Selection
 
 
@@ -33,7 +31,7 @@ def measure_cases(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Cases:
-    """Every case's measures: cycle, waiting and touch time, steps, handoffs, touchpoints, rework, outcomes.
+    """Every case's measures (see :mod:`flowrun.analysis.measures`) and outcomes, per the family's settings.
 
     Args:
         group: ``VARIANT``, ``@PILOT`` or ``VARIANT@PILOT``; None takes every case of the family.
@@ -83,14 +81,17 @@ def compare(
     groups = _analysis_groups(project, family, variants, names)
     sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
     outcomes = _outcome_kpis(project)
-    cases, task_names = _read_cases(project, sel, outcomes)
+    from flowrun.app.blueprints import pilot_settings
+
+    settings = pilot_settings(project, family)
+    cases, task_names = _read_cases(project, sel, outcomes, settings)
     masks = [_group_mask(cases, g) for g in groups]
     filters = {"pilot": pilot, "since": iso(since), "until": iso(until)}
     return analysis.compare(
         cases,
         (names[0], masks[0]),
         (names[1], masks[1]),
-        [*analysis.case_kpis(), *outcomes],
+        [*analysis.case_kpis(settings), *outcomes],
         task_names,
         seed=seed,
         resamples=resamples,
@@ -99,17 +100,25 @@ def compare(
     )
 
 
-def _read_cases(project: Project, sel: Selection, outcomes: list[Kpi]) -> tuple[Cases, dict[str, str]]:
-    """The selected cases' measures, and the names of the tasks they ran, in one read transaction."""
+def _read_cases(
+    project: Project, sel: Selection, outcomes: list[Kpi], settings: PilotSettings | None = None
+) -> tuple[Cases, dict[str, str]]:
+    """The selected cases' measures, and the names of the tasks they ran, in one read transaction.
+
+    Running cases are observed until the project clock's now, or ``until`` when that is earlier.
+    """
     from flowrun import analysis
+    from flowrun.app.blueprints import pilot_settings
     from flowrun.store import analytics
 
+    settings = settings or pilot_settings(project, sel.family)
     fields = list(dict.fromkeys(k.source for k in outcomes))
-    lanes = project.settings.customer_facing_lanes
+    now = _epoch(project.clock.now())
+    cutoff = now if sel.until is None or now is None else min(now, sel.until)
     with project.store.read() as tx:
         rows = analytics.case_rows(tx, sel, fields)
-        done = sum(1 for r in rows if r[3] == INSTANCE_COMPLETED)
-        cases = analysis.measure(rows, analytics.step_rows(tx, sel, done), fields, lanes)
+        kept = sum(1 for r in rows if r[3] in (INSTANCE_COMPLETED, RUNNING))
+        cases = analysis.measure(rows, analytics.step_rows(tx, sel, kept), fields, settings, cutoff)
         samples = [(iid, task) for iid, task in zip(cases.samples, cases.tasks, strict=True) if iid]
         names = analytics.task_names(tx, samples)
     return cases, names

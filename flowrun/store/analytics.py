@@ -40,14 +40,15 @@ STEP_TYPES = (
     "adHocSubProcess",
 )
 
-#: Steps that contain other steps: they count as a step, but their time is their inner steps' time.
-CONTAINER_TYPES = ("callActivity", "subprocess", "subProcess", "transaction", "adHocSubProcess")
-
 #: Columns of :func:`case_rows`, before one column per requested data field.
 CASE_COLUMNS = ("id", "variant", "pilot", "status", "start", "end")
 
 #: Columns of :func:`step_rows`.
-STEP_COLUMNS = ("instance_id", "bpmn_id", "lane", "container", "ready", "started", "completed", "ref")
+STEP_COLUMNS = ("instance_id", "bpmn_id", "lane", "kind", "ready", "started", "completed", "ref")
+
+#: Step types done by a system (kind 2); containers (kind 1) hold other steps; the rest are people's (kind 0).
+AUTOMATED_TYPES = ("serviceTask", "scriptTask", "businessRuleTask", "sendTask", "receiveTask")
+CONTAINER_TYPES = ("callActivity", "subprocess", "subProcess", "transaction", "adHocSubProcess")
 
 _CHUNK = 50_000
 
@@ -163,9 +164,11 @@ def case_rows(tx: Tx, sel: Selection, fields: Sequence[str] = ()) -> list[tuple[
 
 
 def step_rows(tx: Tx, sel: Selection, wanted: int) -> Iterator[list[tuple[Any, ...]]]:
-    """The completed steps of the selected completed cases, in chunks of rows of :data:`STEP_COLUMNS`.
+    """The completed steps of the selected completed and running cases, in chunks of :data:`STEP_COLUMNS`.
 
-    Times are epoch seconds; ``container`` is 1 for a call activity or subprocess, else 0;
+    Times are epoch seconds; ``kind`` is read from the task's type: 0 a person's task, 1 a container
+    (call activity, subprocess), 2 automated (service, script, business rule, send, receive);
+    running cases' steps are read for their milestones (resolution time of a running case);
     ``ref`` is the task row's id, which orders steps completed and ready at the same instant.
     On SQLite, when ``wanted`` (the number of cases the caller will keep) is at least half of
     all cases, every completed step is read in table order and the caller drops the steps of
@@ -176,8 +179,11 @@ def step_rows(tx: Tx, sel: Selection, wanted: int) -> Iterator[list[tuple[Any, .
     m = sql.mark
     steps = ", ".join(m for _ in STEP_TYPES)
     containers = ", ".join(f"'{t}'" for t in CONTAINER_TYPES)
+    automated = ", ".join(f"'{t}'" for t in AUTOMATED_TYPES)
+    # A small integer rather than the type name: a million short ints convert far faster than strings.
+    kind = f"CASE WHEN t.type IN ({containers}) THEN 1 WHEN t.type IN ({automated}) THEN 2 ELSE 0 END"
     columns = (
-        f"t.instance_id, t.bpmn_id, t.lane, CASE WHEN t.type IN ({containers}) THEN 1 ELSE 0 END, "
+        f"t.instance_id, t.bpmn_id, t.lane, {kind}, "
         f"{sql.epoch('t.ready_at')}, {sql.epoch('t.started_at')}, {sql.epoch('t.completed_at')}, t.id"
     )
     # "+t.status" keeps SQLite from reading nearly every row through ix_tasks_status.
@@ -190,9 +196,9 @@ def step_rows(tx: Tx, sel: Selection, wanted: int) -> Iterator[list[tuple[Any, .
         where, extra = sql.where(sel, "i")
         query = (
             f"SELECT {columns} FROM tasks t JOIN instances i ON i.id = t.instance_id "
-            f"WHERE {where} AND i.status = {m} AND {base}"
+            f"WHERE {where} AND i.status IN ({m}, {m}) AND {base}"
         )
-        params = [*extra, "completed", *params]
+        params = [*extra, "completed", "running", *params]
     yield from _chunks(tx, query, params)
 
 
