@@ -44,11 +44,13 @@ def test_hodges_lehmann_interval_matches_the_mann_whitney_verdict(groups: tuple[
 @pytest.mark.parametrize(("k1", "n1", "k2", "n2"), [(5, 56, 0, 29), (9, 10, 3, 10), (56, 70, 48, 80), (10, 10, 0, 20)])
 def test_newcombe_p_is_the_level_where_its_interval_touches_zero(k1: int, n1: int, k2: int, n2: int) -> None:
     p = stats.newcombe_p(k1, n1, k2, n2)
-    assert p is not None and 0 < p < 1
+    assert p is not None
+    assert 0 < p < 1
     z = sst.norm.isf(p / 2)
     tight = stats.newcombe(k1, n1, k2, n2, z * 0.999)
     loose = stats.newcombe(k1, n1, k2, n2, z * 1.001)
-    assert tight is not None and loose is not None
+    assert tight is not None
+    assert loose is not None
     assert tight[0] > 0 or tight[1] < 0
     assert loose[0] <= 0 <= loose[1]
 

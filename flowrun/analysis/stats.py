@@ -244,8 +244,7 @@ def newcombe_p(k1: int, n1: int, k2: int, n2: int) -> float | None:
     for _ in range(100):
         mid = (lo + hi) / 2
         ci = newcombe(k1, n1, k2, n2, mid)
-        assert ci is not None
-        if ci[0] > 0 or ci[1] < 0:  # interval at this z still excludes 0: the touching z is larger
+        if ci is not None and (ci[0] > 0 or ci[1] < 0):  # interval at this z still excludes 0: the touching z is larger
             lo = mid
         else:
             hi = mid
