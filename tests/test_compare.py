@@ -39,6 +39,12 @@ SPACING = timedelta(hours=2)
 
 KPI_KEYS = {
     "kpi",
+    "p_adjusted",
+    "primary",
+    "shift",
+    "shift_ci95",
+    "change_unit",
+    "notes",
     "unit",
     "statistic",
     "baseline",
@@ -230,7 +236,11 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
     tests = {k["kpi"]: (k["test"], k["ci_method"]) for k in data["kpis"]}
     assert tests["cycle_time"] == ("mann-whitney-u", "bootstrap-percentile")
     assert tests["nps"] == ("mann-whitney-u", "bootstrap-percentile")
-    assert tests["fcr"] == ("two-proportion-z", "newcombe-wilson")
+    assert tests["fcr"] == ("newcombe-inversion", "newcombe-wilson")
+    changes = {k["kpi"]: (k["change_unit"], k["rel_diff"]) for k in data["kpis"]}
+    assert changes["satisfaction"] == ("points", None)
+    assert changes["fcr"] == ("pp", None)
+    assert changes["cycle_time"][0] == "%"
     for t in data["tasks"]:
         assert set(t) == {"task", "name", "lane", "baseline", "variant"}
         for side in (t["baseline"], t["variant"]):
