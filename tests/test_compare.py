@@ -381,6 +381,22 @@ def test_unknown_groups_and_bad_options_are_refused(cli, pilot):
     bad = cli(root, "compare", "complaint", "--since", "March")
     assert bad.exit_code == 2
     assert "not a date" in bad.stderr
+    primary = cli(root, "compare", "complaint", "--primary", "speed")
+    assert primary.exit_code == 1
+    assert "unknown primary KPI 'speed'; use one of cycle_time, waiting_time" in primary.stderr
+    assert "Traceback" not in primary.stderr
+
+
+def test_primary_option_is_tested_alone_and_named(cli, pilot):
+    """--primary cycle_time: its adjusted p is its raw p, the others are Holm-adjusted, the text says so."""
+    data = json.loads(cli(pilot[0], "compare", "complaint", "--json", "--primary", "cycle_time").stdout)
+    cycle = next(k for k in data["kpis"] if k["kpi"] == "cycle_time")
+    assert cycle["primary"]
+    assert cycle["p_adjusted"] == cycle["p_value"]
+    others = [k for k in data["kpis"] if k["kpi"] != "cycle_time" and k["p_adjusted"] is not None]
+    assert all(k["p_adjusted"] >= k["p_value"] for k in others)
+    text = cli(pilot[0], "compare", "complaint", "--primary", "cycle_time").stdout
+    assert "Primary KPI: cycle_time" in text
 
 
 def test_the_same_seed_gives_the_same_intervals(pilot_project):
