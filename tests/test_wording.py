@@ -120,3 +120,17 @@ def test_a_primary_kpi_is_named_and_an_unknown_one_refused():
     assert verdicts(result)[-1].startswith("Primary KPI: fcr (tested at 5%)")
     with pytest.raises(ValueError, match="unknown primary KPI 'speed'; use one of cycle_time, fcr, nps"):
         compare(cases, *masks, KPIS, primary="speed")
+
+
+def test_equal_medians_say_what_moved():
+    """Medians 3 and 3 but a third of the answers moved from 1 to 5: the sentence tells the shift, not '3 to 3'."""
+    scores = [3] * 20 + [1] * 10 + [3] * 20 + [5] * 10
+    rows = [(f"c{i}", "b" if i < 30 else "v", None, "completed", 0.0, 60.0, True, s) for i, s in enumerate(scores)]
+    cases = measure(rows, [], fields=("fcr", "sat"))
+    kpi = outcome_kpi("sat", {"field": "sat", "kind": "score"})
+    result = compare(cases, ("b", np.arange(60) < 30), ("v", np.arange(60) >= 30), [kpi])
+    sat = result.kpis[0]
+    assert (sat.diff, sat.shift, sat.rel_diff, sat.change_unit) == (0.0, 2.0, None, "points")
+    assert sat.significant
+    assert kpi_sentence(sat).startswith("sat: median unchanged at 3")
+    assert "shifted by +2" in kpi_sentence(sat)

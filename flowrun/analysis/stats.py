@@ -204,7 +204,11 @@ def _kth_difference(xs: Array, ys: Array, k: int) -> float:
             hi = mid
         else:
             lo = mid
-    return hi if _count_at_most(xs, ys, lo) < k else lo
+    d = hi if _count_at_most(xs, ys, lo) < k else lo
+    # snap to the actual difference: the largest y - x <= d (bisection only brackets it)
+    idx = np.searchsorted(xs, ys - d, side="left")
+    ok = idx < xs.size
+    return float(np.max(ys[ok] - xs[idx[ok]]))
 
 
 def hodges_lehmann(baseline: Array, variant: Array, z: float = Z95) -> tuple[float, float, float] | None:
