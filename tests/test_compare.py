@@ -40,6 +40,12 @@ SPACING = timedelta(hours=2)
 
 KPI_KEYS = {
     "kpi",
+    "p_adjusted",
+    "primary",
+    "shift",
+    "shift_ci95",
+    "change_unit",
+    "notes",
     "unit",
     "statistic",
     "baseline",
@@ -235,7 +241,11 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
     tests = {k["kpi"]: (k["test"], k["ci_method"]) for k in data["kpis"]}
     assert tests["cycle_time"] == ("mann-whitney-u", "bootstrap-percentile")
     assert tests["nps"] == ("mann-whitney-u", "bootstrap-percentile")
-    assert tests["fcr"] == ("two-proportion-z", "newcombe-wilson")
+    assert tests["fcr"] == ("newcombe-inversion", "newcombe-wilson")
+    changes = {k["kpi"]: (k["change_unit"], k["rel_diff"]) for k in data["kpis"]}
+    assert changes["satisfaction"] == ("points", None)
+    assert changes["fcr"] == ("pp", None)
+    assert changes["cycle_time"][0] == "%"
     for t in data["tasks"]:
         assert set(t) == {"task", "name", "lane", "baseline", "variant"}
         for side in (t["baseline"], t["variant"]):
@@ -376,6 +386,22 @@ def test_unknown_groups_and_bad_options_are_refused(cli, pilot):
     bad = cli(root, "compare", "complaint", "--since", "March")
     assert bad.exit_code == 2
     assert "not a date" in bad.stderr
+    primary = cli(root, "compare", "complaint", "--primary", "speed")
+    assert primary.exit_code == 1
+    assert "unknown primary KPI 'speed'; use one of cycle_time, waiting_time" in primary.stderr
+    assert "Traceback" not in primary.stderr
+
+
+def test_primary_option_is_tested_alone_and_named(cli, pilot):
+    """--primary cycle_time: its adjusted p is its raw p, the others are Holm-adjusted, the text says so."""
+    data = json.loads(cli(pilot[0], "compare", "complaint", "--json", "--primary", "cycle_time").stdout)
+    cycle = next(k for k in data["kpis"] if k["kpi"] == "cycle_time")
+    assert cycle["primary"]
+    assert cycle["p_adjusted"] == cycle["p_value"]
+    others = [k for k in data["kpis"] if k["kpi"] != "cycle_time" and k["p_adjusted"] is not None]
+    assert all(k["p_adjusted"] >= k["p_value"] for k in others)
+    text = cli(pilot[0], "compare", "complaint", "--primary", "cycle_time").stdout
+    assert "Primary KPI: cycle_time" in text
 
 
 def test_the_same_seed_gives_the_same_intervals(pilot_project):

@@ -43,9 +43,10 @@ def test_significant_changes_get_one_sentence_each():
 
     assert lines == [
         "Significant at 5%:",
-        "  - cycle_time fell from 2h 14m to 1h 44m (median, -30m 00s, -22%; Mann-Whitney U p < 0.0001)",
-        "  - fcr rose from 50.0% to 90.0% (share, +40.0 pp, +80%; two-proportion z-test p = 0.0007)",
-        "  - nps rose from -80.0 to +33.3 (NPS, +113.3, +142%; Mann-Whitney U p < 0.0001)",
+        "  - cycle_time fell from 2h 14m to 1h 44m (median, -30m 00s, -22%; Mann-Whitney U p (Holm) < 0.0001)",
+        "  - fcr rose from 50.0% to 90.0% (share, +40.0 pp; Newcombe score test p (Holm) = 0.0007)",
+        "  - nps rose from -80.0 to +33.3 (NPS, +113.3; Mann-Whitney U p (Holm) < 0.0001)",
+        "No primary KPI: every p-value is Holm-adjusted over all KPIs.",
     ]
 
 
@@ -60,6 +61,7 @@ def test_a_change_that_is_not_significant_is_named_not_told():
     assert [line for line in lines if not line.startswith("  - ")] == [
         "Significant at 5%:",
         "Not significant at 5%: cycle_time.",
+        "No primary KPI: every p-value is Holm-adjusted over all KPIs.",
     ]
     assert kpi_sentence(result.kpis[1]) in lines[1]
 
@@ -103,3 +105,32 @@ def test_p_values_and_relative_changes():
     assert [p_value(p) for p in (None, 0.00001, 0.0514, 1.0)] == ["-", "<0.0001", "0.0514", "1.0000"]
     assert [relative(r) for r in (None, -0.774, 0.0)] == ["-", "-77.4%", "+0.0%"]
     assert relative(-0.223, 0) == "-22%"
+
+
+def test_a_primary_kpi_is_named_and_an_unknown_one_refused():
+    """A declared primary is tested alone at 5 % and named; a KPI name that does not exist is refused."""
+    rows = [(f"b{i}", "baseline", None, "completed", 0.0, 7200.0 + 60 * i, i % 2 == 0, 3 + i % 5) for i in range(30)]
+    rows += [(f"v{i}", "new", None, "completed", 0.0, 5400.0 + 60 * i, i % 10 != 0, 9 - i % 3) for i in range(30)]
+    cases = measure(rows, [], fields=("fcr", "nps"))
+    masks = (("baseline", np.arange(60) < 30), ("new", np.arange(60) >= 30))
+    result = compare(cases, *masks, KPIS, primary="fcr")
+    fcr = result.kpis[1]
+    assert fcr.primary
+    assert fcr.p_adjusted == fcr.p_value
+    assert verdicts(result)[-1].startswith("Primary KPI: fcr (tested at 5%)")
+    with pytest.raises(ValueError, match="unknown primary KPI 'speed'; use one of cycle_time, fcr, nps"):
+        compare(cases, *masks, KPIS, primary="speed")
+
+
+def test_equal_medians_say_what_moved():
+    """Medians 3 and 3 but a third of the answers moved from 1 to 5: the sentence tells the shift, not '3 to 3'."""
+    scores = [3] * 20 + [1] * 10 + [3] * 20 + [5] * 10
+    rows = [(f"c{i}", "b" if i < 30 else "v", None, "completed", 0.0, 60.0, True, s) for i, s in enumerate(scores)]
+    cases = measure(rows, [], fields=("fcr", "sat"))
+    kpi = outcome_kpi("sat", {"field": "sat", "kind": "score"})
+    result = compare(cases, ("b", np.arange(60) < 30), ("v", np.arange(60) >= 30), [kpi])
+    sat = result.kpis[0]
+    assert (sat.diff, sat.shift, sat.rel_diff, sat.change_unit) == (0.0, 2.0, None, "points")
+    assert sat.significant
+    assert kpi_sentence(sat).startswith("sat: median unchanged at 3")
+    assert "shifted by +2" in kpi_sentence(sat)

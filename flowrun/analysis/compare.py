@@ -102,6 +102,16 @@ class KpiResult:
     test: str
     significant: bool
     too_small: bool
+    #: Hodges-Lehmann shift (variant - baseline) and its 95 % MW-inversion interval (shift KPIs only).
+    shift: float | None = None
+    shift_ci95: tuple[float, float] | None = None
+    #: Holm-adjusted p (gatekept by the primary KPI); the verdict ``significant`` follows it.
+    p_adjusted: float | None = None
+    primary: bool = False
+    #: What the change is measured in: "%" of the baseline, "pp" (percentage points) or "points".
+    change_unit: str = "%"
+    #: Free-text caveats (censoring, power) other parts attach.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -179,11 +189,20 @@ def compare(
     resamples: int = stats.RESAMPLES,
     family: str = "",
     filters: Mapping[str, Any] | None = None,
+    primary: str | None = None,
 ) -> Comparison:
     """Compare the cases selected by two masks (each a (group name, mask over ``cases``) pair).
 
     Only completed cases enter the statistics; running and other cases are counted per group.
+    ``primary`` names the primary KPI, tested at :data:`~flowrun.analysis.stats.ALPHA`; the others
+    are Holm-adjusted and only confirmatory when the primary is significant (gatekeeping keeps the
+    family-wise error at ALPHA). Without a primary, Holm runs over every KPI.
+
+    Raises:
+        ValueError: ``primary`` is not one of ``kpis`` (the message lists them).
     """
+    if primary is not None and primary not in [k.name for k in kpis]:
+        raise ValueError(f"unknown primary KPI '{primary}'; use one of {', '.join(k.name for k in kpis)}")
     (bname, bmask), (vname, vmask) = baseline, variant
     groups = [_group(bname, cases, bmask), _group(vname, cases, vmask)]
     bdone, vdone = bmask & cases.completed, vmask & cases.completed
@@ -192,6 +211,7 @@ def compare(
         values = _values(cases, kpi)
         rng = np.random.default_rng([seed, zlib.crc32(kpi.name.encode())])
         results.append(_kpi(kpi, values[bdone], values[vdone], rng, resamples))
+    results = _adjust(results, primary)
     tasks = _tasks(cases, bdone, vdone, names or {})
     lanes = _lanes(cases, bdone, vdone)
     return Comparison(
@@ -206,6 +226,26 @@ def compare(
         resamples=resamples,
         filters=dict(filters or {}),
     )
+
+
+def _adjust(results: list[KpiResult], primary: str | None) -> list[KpiResult]:
+    """Holm-adjusted p-values and verdicts; the primary alone at ALPHA, gatekeeping the rest."""
+    from dataclasses import replace
+
+    tested = [r for r in results if r.p_value is not None and not r.too_small]
+    head = [r for r in tested if r.kpi == primary]
+    rest = [r for r in tested if r.kpi != primary]
+    gate = not head or head[0].p_value is not None and head[0].p_value < stats.ALPHA
+    adjusted = dict(zip([r.kpi for r in rest], stats.holm([r.p_value or 1.0 for r in rest]), strict=True))
+    if head:
+        adjusted[primary or ""] = head[0].p_value or 1.0
+    out = []
+    for r in results:
+        p_adj = adjusted.get(r.kpi)
+        is_primary = r.kpi == primary
+        ok = p_adj is not None and p_adj < stats.ALPHA and (is_primary or gate)
+        out.append(replace(r, p_adjusted=p_adj, primary=is_primary, significant=ok and not r.too_small))
+    return out
 
 
 def _values(cases: Cases, kpi: Kpi) -> Floats:
@@ -229,17 +269,40 @@ def _side(values: Floats, kind: Statistic) -> Side:
 def _kpi(kpi: Kpi, base: Floats, var: Floats, rng: np.random.Generator, resamples: int) -> KpiResult:
     b, v = _side(base, kpi.statistic), _side(var, kpi.statistic)
     diff = None if b.value is None or v.value is None else v.value - b.value
-    rel = None if diff is None or not b.value else diff / abs(b.value)
+    relative = kpi.kind in ("duration", "count")
+    rel = None if diff is None or not b.value or not relative else diff / abs(b.value)
+    unit = "%" if relative else "pp" if kpi.kind == "proportion" else "points"
+    shift: tuple[float, float, float] | None = None
     if kpi.kind == "proportion":
         k1, k2 = int(np.nansum(base > 0.5)), int(np.nansum(var > 0.5))
         ci, ci_method = stats.newcombe(k1, b.n, k2, v.n), "newcombe-wilson"
-        p, test = stats.two_proportions(k1, b.n, k2, v.n), "two-proportion-z"
+        # the p at which the Newcombe interval touches 0: verdict and interval never disagree
+        p, test = stats.newcombe_p(k1, b.n, k2, v.n), "newcombe-inversion"
     else:
         ci, ci_method = stats.bootstrap_diff(base, var, kpi.statistic, rng, resamples), "bootstrap-percentile"
         p, test = stats.mann_whitney(base, var), "mann-whitney-u"
+        if kpi.kind != "nps":
+            shift = stats.hodges_lehmann(base, var)
     too_small = b.n < MIN_GROUP or v.n < MIN_GROUP
     significant = p is not None and p < stats.ALPHA and not too_small
-    return KpiResult(kpi.name, kpi.unit, kpi.statistic, b, v, diff, rel, ci, ci_method, p, test, significant, too_small)
+    return KpiResult(
+        kpi.name,
+        kpi.unit,
+        kpi.statistic,
+        b,
+        v,
+        diff,
+        rel,
+        ci,
+        ci_method,
+        p,
+        test,
+        significant,
+        too_small,
+        shift=None if shift is None else shift[0],
+        shift_ci95=None if shift is None else (shift[1], shift[2]),
+        change_unit=unit,
+    )
 
 
 def _task_side(mask: Bools, waiting: Floats, touch: Floats) -> TaskSide | None:
@@ -359,6 +422,12 @@ def _kpi_dict(k: KpiResult) -> dict[str, Any]:
         "ci95": list(k.ci95) if k.ci95 is not None else None,
         "ci_method": k.ci_method,
         "p_value": k.p_value,
+        "p_adjusted": k.p_adjusted,
+        "primary": k.primary,
+        "shift": k.shift,
+        "shift_ci95": list(k.shift_ci95) if k.shift_ci95 is not None else None,
+        "change_unit": k.change_unit,
+        "notes": k.notes,
         "test": k.test,
         "significant": k.significant,
         "too_small": k.too_small,

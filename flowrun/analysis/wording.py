@@ -16,7 +16,7 @@ LEVEL = f"{ALPHA:.0%}"
 TOO_SMALL_MARK = f"n<{MIN_GROUP}"
 
 _WHAT = {"median": "median", "mean": "share", "nps": "NPS"}
-_TESTS = {"mann-whitney-u": "Mann-Whitney U"}
+_TESTS = {"mann-whitney-u": "Mann-Whitney U", "newcombe-inversion": "Newcombe score test"}
 
 
 def verdicts(result: Comparison) -> list[str]:
@@ -38,6 +38,14 @@ def verdicts(result: Comparison) -> list[str]:
     small = [k.kpi for k in result.kpis if k.too_small]
     if small:
         lines.append(f"Too few cases to judge (fewer than {MIN_GROUP} in a group): {', '.join(small)}.")
+    head = [k.kpi for k in result.kpis if k.primary]
+    if head:
+        lines.append(
+            f"Primary KPI: {head[0]} (tested at {LEVEL}); the others are Holm-adjusted and confirmatory only "
+            f"when {head[0]} is significant."
+        )
+    elif any(k.p_adjusted is not None for k in result.kpis):
+        lines.append("No primary KPI: every p-value is Holm-adjusted over all KPIs.")
     return lines
 
 
@@ -45,12 +53,21 @@ def kpi_sentence(k: KpiResult) -> str:
     """One KPI's change, e.g. ``cycle time fell from 2h 00m to 1h 30m (median, -30m 00s, -25%;
     Mann-Whitney U p = 0.0123)``: the headline values, the change, and the test that judged it.
     """
-    verb = "fell" if (k.diff or 0) < 0 else "rose"
     rel = "" if k.rel_diff is None else f", {relative(k.rel_diff, 0)}"
     test = _TESTS.get(k.test, "two-proportion z-test")
-    op = "<" if k.p_value is not None and k.p_value < P_FLOOR else "="
+    p = k.p_adjusted if k.p_adjusted is not None else k.p_value
+    op = "<" if p is not None and p < P_FLOOR else "="
+    adj = "" if k.primary or k.p_adjusted is None else " (Holm)"
+    if k.diff == 0 and k.shift is not None:
+        # equal medians: say what moved (the Hodges-Lehmann shift), never "rose from 0 to 0"
+        return (
+            f"{k.kpi}: median unchanged at {kpi_value(k.baseline.value, k.unit, k.statistic)}, but values shifted "
+            f"by {kpi_value(k.shift, k.unit, k.statistic, True)} (Hodges-Lehmann); {test} p{adj} {op} "
+            f"{p_value(p).lstrip('<')}"
+        )
+    verb = "fell" if (k.diff or 0) < 0 else "rose"
     return (
         f"{k.kpi} {verb} from {kpi_value(k.baseline.value, k.unit, k.statistic)} to "
         f"{kpi_value(k.variant.value, k.unit, k.statistic)} ({_WHAT[k.statistic]}, "
-        f"{kpi_value(k.diff, k.unit, k.statistic, True)}{rel}; {test} p {op} {p_value(k.p_value).lstrip('<')})"
+        f"{kpi_value(k.diff, k.unit, k.statistic, True)}{rel}; {test} p{adj} {op} {p_value(p).lstrip('<')})"
     )

@@ -58,6 +58,7 @@ def compare(
     until: datetime | None = None,
     seed: int = 0,
     resamples: int = 2000,
+    primary: str | None = None,
 ) -> Comparison:
     """Compare two groups of a family's completed cases KPI by KPI, with 95 % intervals and tests.
 
@@ -68,12 +69,15 @@ def compare(
         pilot: only cases of this pilot, in both groups.
         since, until: only cases that started at or after ``since`` and before ``until``.
         seed, resamples: of the bootstrap intervals (the same seed gives the same intervals).
+        primary: the primary KPI (tested alone at 5 %, gatekeeping the Holm-adjusted others);
+            by default flowrun.yaml's ``families: FAMILY: primary:``, else none (Holm over all).
 
     Raises:
         NotFoundError: unknown family, variant or pilot, or no second group to compare with.
-        DataError: both groups are the same.
+        DataError: both groups are the same, or ``primary`` is not one of the KPIs.
     """
     from flowrun import analysis
+    from flowrun.app.blueprints import pilot_settings
     from flowrun.store.analytics import Selection
 
     variants = _family_variants(project, family)
@@ -81,22 +85,26 @@ def compare(
     groups = _analysis_groups(project, family, variants, names)
     sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
     outcomes = _outcome_kpis(project)
-    from flowrun.app.blueprints import pilot_settings
-
     settings = pilot_settings(project, family)
     cases, task_names = _read_cases(project, sel, outcomes, settings)
     masks = [_group_mask(cases, g) for g in groups]
     filters = {"pilot": pilot, "since": iso(since), "until": iso(until)}
+    kpis = [*analysis.case_kpis(settings), *outcomes]
+    if primary is None:
+        primary = settings.primary
+    if primary is not None and primary not in [k.name for k in kpis]:
+        raise DataError(f"unknown primary KPI '{primary}'; use one of {', '.join(k.name for k in kpis)}")
     return analysis.compare(
         cases,
         (names[0], masks[0]),
         (names[1], masks[1]),
-        [*analysis.case_kpis(settings), *outcomes],
+        kpis,
         task_names,
         seed=seed,
         resamples=resamples,
         family=family,
         filters=filters,
+        primary=primary,
     )
 
 

@@ -29,6 +29,9 @@ GROUP_HELP = "VARIANT, @PILOT or VARIANT@PILOT"
 @click.option(
     "--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the bootstrap intervals."
 )
+@click.option(
+    "--primary", metavar="KPI", help="The primary KPI (overrides flowrun.yaml); the others are Holm-adjusted."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every number as JSON (durations in seconds).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the KPI table as CSV.")
 @pass_app
@@ -41,6 +44,7 @@ def compare_cmd(
     since: str | None,
     until: str | None,
     seed: int,
+    primary: str | None,
     as_json: bool,
     as_csv: bool,
 ) -> None:
@@ -63,6 +67,7 @@ def compare_cmd(
         _bound(since, "--since", end=False),
         _bound(until, "--until", end=True),
         seed=seed,
+        primary=primary,
     )
     if as_json:
         echo_json(to_dict(result))

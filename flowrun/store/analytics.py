@@ -159,7 +159,8 @@ def case_rows(tx: Tx, sel: Selection, fields: Sequence[str] = ()) -> list[tuple[
     where, params = sql.where(sel, "i")
     values = ", ".join(sql.field("i.data") for _ in fields)
     columns = f"i.id, i.variant, i.pilot, i.status, {sql.epoch('i.created_at')}, {sql.epoch('i.ended_at')}"
-    query = f"SELECT {columns}{', ' + values if fields else ''} FROM instances i WHERE {where}"
+    query = f"SELECT {columns}{', ' + values if fields else ''} FROM instances i WHERE {where} ORDER BY i.id"
+    # ordered: no statistic may depend on the order the database happens to return rows in
     return _fetchall(tx, query, [*(sql.field_param(f) for f in fields), *params])
 
 
