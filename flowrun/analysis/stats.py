@@ -1,19 +1,13 @@
-"""The statistics a pilot comparison needs: summaries, intervals for a difference, and tests.
+"""The statistics a pilot comparison needs: summaries, and for each kind of KPI one test with the interval
+that inverts it, so that a verdict and its interval never disagree (docs/pilots.md, "The statistics").
 
-* Durations, counts and scores: the median is the headline. The 95 % interval of the
-  difference in medians is a percentile bootstrap; the test is Mann-Whitney U (two-sided).
-* Rates (first-contact resolution): the proportion is the headline. The interval of the
-  difference is Newcombe's hybrid score interval built from two Wilson intervals; the test is
-  the pooled two-proportion z-test (two-sided), the same as a chi-squared test without
-  continuity correction.
-* NPS: 100 x (promoters 9-10 minus detractors 0-6) / responses, in points. Bootstrap interval
-  of the difference, Mann-Whitney U on the raw 0-10 answers.
+* Durations, counts and scores: the Hodges-Lehmann shift, with the shifts Mann-Whitney does not
+  reject as its interval (:class:`MannWhitney`: exact given the ties on small pilots, else normal).
+* Proportions: Newcombe's hybrid score interval and the level at which it touches 0 (:func:`newcombe_p`).
+* NPS: the difference of two NPS as a trinomial contrast, with its Wald interval and z-test (:func:`nps_test`).
+* Holm's step-down adjustment (:func:`holm`), effect sizes (rank-biserial, Cohen's h).
 
-Every bootstrap is seeded, so the same data give the same interval. Small samples are
-resampled directly (``resamples`` x n draws). Above :data:`EXACT_LIMIT` draws the bootstrap
-distribution of the median is sampled from its closed form instead, which costs O(n) rather than
-O(resamples x n): the k-th smallest value of a resample is at most the j-th smallest value of the
-sample exactly when at least k of the n draws fall at or below it, a binomial event.
+Nothing is resampled; numpy and the standard library only (no scipy import at run time).
 """
 
 from __future__ import annotations
@@ -34,10 +28,6 @@ Statistic = Literal["median", "mean", "nps"]
 MIN_GROUP = 10
 #: Significance level of every test.
 ALPHA = 0.05
-#: Resamples of a bootstrap, unless asked otherwise.
-RESAMPLES = 2000
-#: Up to this many draws (resamples x n), a bootstrap resamples the data directly.
-EXACT_LIMIT = 2_000_000
 #: The 97.5th percentile of the standard normal distribution.
 Z95 = 1.959963984540054
 
@@ -78,29 +68,6 @@ def statistic(values: Array, kind: Statistic) -> float | None:
     return float(np.median(x) if kind == "median" else np.mean(x))
 
 
-def mann_whitney(baseline: Array, variant: Array) -> float | None:
-    """Two-sided p-value of the Mann-Whitney U test (scipy's exact or tie-corrected normal method)."""
-    from scipy import stats
-
-    x, y = _clean(baseline), _clean(variant)
-    if x.size == 0 or y.size == 0:
-        return None
-    return float(stats.mannwhitneyu(y, x, alternative="two-sided").pvalue)
-
-
-def two_proportions(k1: int, n1: int, k2: int, n2: int) -> float | None:
-    """Two-sided p-value of the pooled z-test that k1/n1 and k2/n2 come from one proportion."""
-    from scipy import stats
-
-    if n1 == 0 or n2 == 0:
-        return None
-    pooled = (k1 + k2) / (n1 + n2)
-    if pooled in (0.0, 1.0):
-        return 1.0  # every case in both groups has the same outcome: no evidence of a difference
-    z = (k2 / n2 - k1 / n1) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(2 * stats.norm.sf(abs(z)))
-
-
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n (without continuity correction)."""
     if n == 0:
@@ -121,68 +88,6 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float,
     l2, u2 = wilson(k2, n2, z)
     d = p2 - p1
     return (d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
-
-
-def bootstrap_diff(
-    baseline: Array,
-    variant: Array,
-    kind: Statistic,
-    rng: np.random.Generator,
-    resamples: int = RESAMPLES,
-) -> tuple[float, float] | None:
-    """95 % percentile-bootstrap interval of statistic(variant) - statistic(baseline).
-
-    The two groups are resampled independently, each from its own values.
-    """
-    x, y = _clean(baseline), _clean(variant)
-    if x.size == 0 or y.size == 0:
-        return None
-    diffs = _replicates(y, kind, rng, resamples) - _replicates(x, kind, rng, resamples)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return (float(lo), float(hi))
-
-
-def _replicates(x: Array, kind: Statistic, rng: np.random.Generator, resamples: int) -> Array:
-    """The statistic of ``resamples`` bootstrap resamples of ``x``."""
-    n = x.size
-    if kind == "nps":
-        counts = rng.multinomial(n, [np.mean(x <= 6), np.mean((x > 6) & (x < 9)), np.mean(x >= 9)], size=resamples)
-        return np.asarray(100.0 * (counts[:, 2] - counts[:, 0]) / n, dtype=np.float64)
-    if kind == "median" and n * resamples > EXACT_LIMIT:
-        return _median_replicates(np.sort(x), rng, resamples)
-    out = np.empty(resamples)
-    step = max(1, EXACT_LIMIT // n)
-    for start in range(0, resamples, step):
-        stop = min(resamples, start + step)
-        sample = x[rng.integers(0, n, size=(stop - start, n))]
-        out[start:stop] = np.median(sample, axis=1) if kind == "median" else sample.mean(axis=1)
-    return out
-
-
-def _median_replicates(ordered: Array, rng: np.random.Generator, resamples: int) -> Array:
-    """Bootstrap medians drawn from their exact distribution over the sorted sample.
-
-    P(k-th smallest of a resample <= ordered[j-1]) = P(Binomial(n, j/n) >= k). For an odd n the
-    median is the ((n+1)/2)-th smallest and this is exact; for an even n the two middle order
-    statistics are drawn with one uniform number (so the lower never exceeds the upper), which
-    keeps each one's distribution exact and their gap approximately right.
-    """
-    from scipy import stats
-
-    n = ordered.size
-    u = rng.random(resamples)
-    # Outside k +- 12 sqrt(n) the binomial probability is 0 or 1 to double precision: skip it.
-    reach = int(12 * math.sqrt(n)) + 1
-
-    def kth(k: int) -> Array:
-        lo, hi = max(1, k - reach), min(n, k + reach)
-        cdf = stats.binom.sf(k - 1, n, np.arange(lo, hi + 1) / n)
-        cdf[-1] = 1.0
-        return ordered[np.searchsorted(cdf, u, side="left") + lo - 1]
-
-    if n % 2:
-        return kth((n + 1) // 2)
-    return np.asarray((kth(n // 2) + kth(n // 2 + 1)) / 2.0, dtype=np.float64)
 
 
 def _clean(values: Array) -> Array:
