@@ -89,14 +89,14 @@ def blueprint_problems(settings: Settings) -> list[Problem]:
         _layers(settings)
     except ProjectError as exc:
         issues.append(_Issue(CONFIG_NAME, None, None, *_split(str(exc))))
-    seen_lanes: set[str] = set()
+    seen_lanes: dict[str, str] = {}  # casefolded -> as the diagrams write it
     for family in settings.families:
         try:
             diagrams = _diagrams(settings, family)
         except ProjectError:
             continue
         for _, _, blueprint in diagrams:
-            seen_lanes.update(lane.casefold() for lane in blueprint.lanes)
+            seen_lanes.update((lane.casefold(), lane) for lane in blueprint.lanes)
         pilot = settings.pilots.get(family)
         if pilot is not None:
             issues += _resolution_issues(family, pilot.resolution, diagrams)
@@ -104,7 +104,7 @@ def blueprint_problems(settings: Settings) -> list[Problem]:
         for key, names in (("lanes", settings.lanes), ("hourly_cost", settings.hourly_cost)):
             unknown = [lane for lane in names if lane.casefold() not in seen_lanes]
             if unknown:
-                have = ", ".join(sorted(seen_lanes)) or "none"
+                have = ", ".join(sorted(seen_lanes.values())) or "none"
                 warnings.append(
                     _Issue(
                         CONFIG_NAME,
