@@ -11,13 +11,13 @@ from flowrun import app
 from flowrun.analysis.blueprint import LANE_CLASSES
 from flowrun.analysis.measures import measure
 from flowrun.app.blueprints import pilot_settings
-from flowrun.config import LANE_LAYERS, find_project, load_settings
+from flowrun.config import LANE_LAYERS, Settings, find_project, load_settings
 from flowrun.errors import ProjectError
 
 BASE = "processes: {complaint: {baseline: processes/b.bpmn}}\n"
 
 
-def _settings(tmp_path: Path, text: str):
+def _settings(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "flowrun.yaml"
     path.write_text(BASE + text, encoding="utf-8")
     return load_settings(path)
@@ -26,7 +26,8 @@ def _settings(tmp_path: Path, text: str):
 def test_every_key_is_read():
     """Lanes, costs, currency and a family's primary KPI, milestones and SLA, as written in flowrun.yaml."""
     s = load_settings(Path(app.example_dir()) / "flowrun.yaml")
-    assert s.lanes["Call Centre"] == "frontstage" and s.lanes["Specialist"] == "backstage"
+    assert s.lanes["Call Centre"] == "frontstage"
+    assert s.lanes["Specialist"] == "backstage"
     assert s.hourly_cost == {
         "Call Centre": 32.0,
         "Front Office": 36.0,
@@ -98,7 +99,8 @@ def test_the_example_classifies_lanes_costs_and_milestones(example):
     assert example.layer("customer") == "customer"
     assert example.layer("Call Centre") == example.layer("Front Office") == "frontstage"
     assert {example.layer(x) for x in ("Back Office", "Specialist", "Supervisor")} == {"backstage"}
-    assert example.hourly_cost["front office"] == 36.0 and example.currency == "EUR"
+    assert example.hourly_cost["front office"] == 36.0
+    assert example.currency == "EUR"
     assert example.resolution == {"Task_ReplyToCustomer", "Task_ResolveAtFirstContact", "Task_ConfirmResolution"}
     assert (example.sla_seconds, example.primary) == (172800.0, "cycle_time")
 
