@@ -384,15 +384,20 @@ def _families(raw: Any, path: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def _lane_layers(raw: Any, path: Path) -> dict[str, str]:
-    """``lanes: {LANE: customer|frontstage|backstage|support}``; layers compare without case."""
-    usage = f"map each lane name to its layer, one of {', '.join(LANE_LAYERS)}, e.g. lanes: {{Call Centre: frontstage}}"
+def _mapping(raw: Any, key: str, usage: str, path: Path) -> dict[Any, Any]:
+    """The mapping under ``key`` ({} when absent); anything else is refused with ``usage``."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ProjectError(f"{path}: 'lanes' must {usage}")
+        raise ProjectError(f"{path}: '{key}' must {usage}")
+    return raw
+
+
+def _lane_layers(raw: Any, path: Path) -> dict[str, str]:
+    """``lanes: {LANE: customer|frontstage|backstage|support}``; layers compare without case."""
+    usage = f"map each lane name to its layer, one of {', '.join(LANE_LAYERS)}, e.g. lanes: {{Call Centre: frontstage}}"
     out: dict[str, str] = {}
-    for lane, layer in raw.items():
+    for lane, layer in _mapping(raw, "lanes", usage, path).items():
         text = layer.strip().casefold() if isinstance(layer, str) else None
         if text not in LANE_LAYERS:
             raise ProjectError(f"{path}: lanes: '{lane}' has the layer {layer!r}; {usage}")
@@ -403,12 +408,8 @@ def _lane_layers(raw: Any, path: Path) -> dict[str, str]:
 def _hourly_cost(raw: Any, path: Path) -> dict[str, float]:
     """``hourly_cost: {LANE: NUMBER}``: the cost of one person-hour, a finite number >= 0."""
     usage = "map each lane name to the cost of one person-hour, a number >= 0, e.g. hourly_cost: {Call Centre: 32}"
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{path}: 'hourly_cost' must {usage}")
     out: dict[str, float] = {}
-    for lane, cost in raw.items():
+    for lane, cost in _mapping(raw, "hourly_cost", usage, path).items():
         ok = isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < float("inf")
         if not ok:
             raise ProjectError(f"{path}: hourly_cost: '{lane}' is {cost!r}; {usage}")
@@ -427,12 +428,9 @@ def _currency(raw: Any, path: Path) -> str:
 def _pilots(raw: Any, families: dict[str, dict[str, str]], path: Path) -> dict[str, FamilyPilot]:
     """``families: {FAMILY: {primary: KPI, resolution: [TASK_ID, ...], sla: DURATION}}``."""
     usage = "e.g. families: {complaint: {primary: cycle_time, resolution: [Task_ReplyToCustomer], sla: 48h}}"
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{path}: 'families' must map each process family to its pilot settings, {usage}")
     out: dict[str, FamilyPilot] = {}
-    for family, entry in raw.items():
+    entries = _mapping(raw, "families", f"map each process family to its pilot settings, {usage}", path)
+    for family, entry in entries.items():
         where = f"{path}: families: {family}"
         if str(family) not in families:
             known = ", ".join(families) or "none yet"

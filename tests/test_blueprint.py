@@ -122,20 +122,27 @@ def test_the_example_overrides_touchpoints_per_variant(example):
 def test_fewer_customer_contacts_show_in_the_measures(example):
     """The specialist path of each variant, measured: 5 contacts in the baseline, 4 re-engineered."""
     rows = [("b", "baseline", None, "completed", 0.0, 100.0), ("r", "reengineered", None, "completed", 0.0, 100.0)]
+    baseline: list[tuple[str, ...]] = [
+        ("Task_RecordComplaint", "Call Centre"),
+        ("Task_AnalyseNeeds", "Back Office"),
+        ("Task_SpecialistAssessment", "Specialist"),
+        ("Task_DraftResolution", "Back Office"),
+        ("Task_ReplyToCustomer", "Call Centre"),
+        ("Task_SatisfactionSurvey", "Customer"),
+    ]
+    reengineered: list[tuple[str, ...]] = [
+        ("Task_RecordAndAssess", "Front Office"),
+        ("Task_CheckEntitlement", "Front Office", "serviceTask"),
+        ("Task_SetServiceLevel", "Front Office", "scriptTask"),
+        ("Task_InformCustomer", "Front Office"),
+        ("Task_SpecialistAssessment", "Specialist"),
+        ("Task_ConfirmResolution", "Front Office"),
+        ("Task_SatisfactionSurvey", "Customer"),
+    ]
     steps = [
-        ("b", "Task_RecordComplaint", "Call Centre", "userTask", 0, 0, 1000, 1),
-        ("b", "Task_AnalyseNeeds", "Back Office", "userTask", 1000, 1000, 2000, 2),
-        ("b", "Task_SpecialistAssessment", "Specialist", "userTask", 2000, 2000, 3000, 3),
-        ("b", "Task_DraftResolution", "Back Office", "userTask", 3000, 3000, 4000, 4),
-        ("b", "Task_ReplyToCustomer", "Call Centre", "userTask", 4000, 4000, 5000, 5),
-        ("b", "Task_SatisfactionSurvey", "Customer", "userTask", 5000, 5000, 6000, 6),
-        ("r", "Task_RecordAndAssess", "Front Office", "userTask", 0, 0, 1000, 7),
-        ("r", "Task_CheckEntitlement", "Front Office", "serviceTask", 1000, 1000, 1000, 8),
-        ("r", "Task_SetServiceLevel", "Front Office", "scriptTask", 1000, 1000, 1000, 9),
-        ("r", "Task_InformCustomer", "Front Office", "userTask", 1000, 1000, 2000, 10),
-        ("r", "Task_SpecialistAssessment", "Specialist", "userTask", 1000, 1000, 3000, 11),
-        ("r", "Task_ConfirmResolution", "Front Office", "userTask", 3000, 3000, 4000, 12),
-        ("r", "Task_SatisfactionSurvey", "Customer", "userTask", 4000, 4000, 5000, 13),
+        (iid, task, lane, kind[0] if kind else "userTask", 1000 * i, 1000 * i, 1000 * (i + 1), 100 * n + i)
+        for n, (iid, path) in enumerate([("b", baseline), ("r", reengineered)])
+        for i, (task, lane, *kind) in enumerate(path)
     ]
     cases = measure(rows, [steps], (), example)
     assert cases.case("b")["touchpoints"] == 5
