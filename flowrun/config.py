@@ -287,7 +287,7 @@ def load_settings(path: Path) -> Settings:
         lanes=_lane_layers(raw.get("lanes"), path),
         hourly_cost=_hourly_cost(raw.get("hourly_cost"), path),
         currency=_currency(raw.get("currency"), path),
-        pilots=_pilots(raw.get("families"), families, path),
+        pilots=_pilots(raw.get("families"), path),
         root=root,
         processes_dir=processes_dir,
         forms_dir=forms_dir,
@@ -425,16 +425,17 @@ def _currency(raw: Any, path: Path) -> str:
     return raw.strip()
 
 
-def _pilots(raw: Any, families: dict[str, dict[str, str]], path: Path) -> dict[str, FamilyPilot]:
-    """``families: {FAMILY: {primary: KPI, resolution: [TASK_ID, ...], sla: DURATION}}``."""
+def _pilots(raw: Any, path: Path) -> dict[str, FamilyPilot]:
+    """``families: {FAMILY: {primary: KPI, resolution: [TASK_ID, ...], sla: DURATION}}``.
+
+    A family need not be under ``processes:`` (an imported log's family has no diagrams);
+    ``flowrun validate`` warns about one that is not.
+    """
     usage = "e.g. families: {complaint: {primary: cycle_time, resolution: [Task_ReplyToCustomer], sla: 48h}}"
     out: dict[str, FamilyPilot] = {}
     entries = _mapping(raw, "families", f"map each process family to its pilot settings, {usage}", path)
     for family, entry in entries.items():
         where = f"{path}: families: {family}"
-        if str(family) not in families:
-            known = ", ".join(families) or "none yet"
-            raise ProjectError(f"{where}: no such family under 'processes:' ({known}); name one of them")
         if entry is None:
             entry = {}
         if not isinstance(entry, dict):

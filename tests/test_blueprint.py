@@ -67,7 +67,6 @@ def test_sla_durations(tmp_path, sla, seconds):
         ("families: {complaint: {primary: ''}}\n", "'primary'", "primary: cycle_time"),
         ("families: {complaint: {resolution: {a: 1}}}\n", "'resolution'", "resolution: [Task_ReplyToCustomer]"),
         ("families: {complaint: {goal: fast}}\n", "unknown settings ['goal']", "primary, resolution, sla"),
-        ("families: {claims: {primary: cycle_time}}\n", "families: claims", "complaint"),
         ("families: [complaint]\n", "'families'", "families: {complaint:"),
         ("customer_facing_lanes: Customer\n", "'customer_facing_lanes'", "[Customer]"),
     ],
@@ -192,7 +191,9 @@ def test_unknown_milestones_and_lanes_are_named(cli, project_dir):
     """A milestone no diagram has is an error naming the ids the diagrams have; an unknown lane a warning."""
     path = project_dir / "flowrun.yaml"
     text = path.read_text(encoding="utf-8").replace("Task_ConfirmResolution]", "Task_Confirm]")
-    path.write_text(text.replace("Supervisor: 60}", "Supervisor: 60, Back Ofice: 40}"), encoding="utf-8")
+    text = text.replace("Supervisor: 60}", "Supervisor: 60, Back Ofice: 40}")
+    text = text.replace("  complaint:\n    primary:", "  claims: {sla: 2d}\n  complaint:\n    primary:")
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ProjectError) as err:
         pilot_settings(app.Project(find_project(explicit=project_dir)), "complaint")
     assert "flowrun.yaml: families: complaint: resolution names Task_Confirm" in str(err.value)
@@ -201,3 +202,4 @@ def test_unknown_milestones_and_lanes_are_named(cli, project_dir):
     assert result.exit_code != 0
     assert "resolution names Task_Confirm," in result.output
     assert "hourly_cost: no diagram of the project has the lane(s) Back Ofice" in result.output
+    assert "families: claims is not a family under 'processes:' (complaint)" in result.output

@@ -78,7 +78,8 @@ def blueprint_problems(settings: Settings) -> list[Problem]:
 
     Errors: milestone tasks no diagram of the family has, a lane given two layers (bad
     touchpoint values are each file's own check). Warnings: lanes named under ``lanes:`` or
-    ``hourly_cost:`` that no diagram of the project has (a typo there silently costs nothing).
+    ``hourly_cost:`` that no diagram of the project has (a typo there silently costs nothing),
+    and entries under ``families:`` that are not under ``processes:``.
     Diagrams that cannot be read are left to the file checks.
     """
     from flowrun.models import Problem
@@ -100,6 +101,18 @@ def blueprint_problems(settings: Settings) -> list[Problem]:
         pilot = settings.pilots.get(family)
         if pilot is not None:
             issues += _resolution_issues(family, pilot.resolution, diagrams)
+    for family in settings.pilots:
+        if family not in settings.families:
+            known = ", ".join(settings.families) or "none"
+            warnings.append(
+                _Issue(
+                    CONFIG_NAME,
+                    None,
+                    None,
+                    f"families: {family} is not a family under 'processes:' ({known}), so its milestones are unchecked",
+                    "fine for an imported log's family; otherwise write the family's name as under 'processes:'",
+                )
+            )
     if settings.families:
         for key, names in (("lanes", settings.lanes), ("hourly_cost", settings.hourly_cost)):
             unknown = [lane for lane in names if lane.casefold() not in seen_lanes]
