@@ -40,6 +40,10 @@ SPACING = timedelta(hours=2)
 
 KPI_KEYS = {
     "kpi",
+    "ci_adjusted",
+    "ci_adjusted_level",
+    "effect_size",
+    "effect_size_name",
     "p_adjusted",
     "primary",
     "shift",
@@ -242,8 +246,8 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
         assert isinstance(k["significant"], bool)
         assert len(k["ci95"]) == 2
     tests = {k["kpi"]: (k["test"], k["ci_method"]) for k in data["kpis"]}
-    assert tests["cycle_time"] == ("mann-whitney-u", "bootstrap-percentile")
-    assert tests["nps"] == ("mann-whitney-u", "bootstrap-percentile")
+    assert tests["cycle_time"] == ("mann-whitney-exact", "hodges-lehmann-mann-whitney")  # 30 + 30 cases: exact
+    assert tests["nps"] == ("nps-difference-z", "trinomial-wald-pseudo-half")
     assert tests["fcr"] == ("newcombe-inversion", "newcombe-wilson")
     changes = {k["kpi"]: (k["change_unit"], k["rel_diff"]) for k in data["kpis"]}
     assert changes["satisfaction"] == ("points", None)
@@ -407,13 +411,27 @@ def test_primary_option_is_tested_alone_and_named(cli, pilot):
     assert "Primary KPI: cycle_time" in text
 
 
-def test_the_same_seed_gives_the_same_intervals(pilot_project):
-    """Bootstrap intervals are reproducible with the seed and change with another seed."""
-    first = to_dict(app.compare(pilot_project, "complaint", seed=5))
-    again = to_dict(app.compare(pilot_project, "complaint", seed=5))
-    other = to_dict(app.compare(pilot_project, "complaint", seed=6))
-    assert first == again
-    assert [k["ci95"] for k in first["kpis"]] != [k["ci95"] for k in other["kpis"]]
+def test_the_result_does_not_depend_on_row_order_or_chance(pilot_project):
+    """Every method is exact or closed-form: the same data give the same numbers, whatever order the
+    database returns the cases in (the cases are shuffled here before they are compared)."""
+    from flowrun import analysis
+    from flowrun.analysis.compare import _values
+
+    first = to_dict(app.compare(pilot_project, "complaint"))
+    assert first == to_dict(app.compare(pilot_project, "complaint"))
+    assert first["seed"] is None
+    assert first["resamples"] == 0
+    cases = app.measure_cases(pilot_project, "complaint")
+    kpis = analysis.case_kpis()
+    base = np.array([v == "baseline" for v in cases.variants])
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(cases))
+    for kpi in kpis:
+        values = _values(cases, kpi)
+        done = cases.completed
+        a = analysis.stats.shift_test(values[base & done], values[~base & done])
+        b = analysis.stats.shift_test(values[order][(base & done)[order]], values[order][(~base & done)[order]])
+        assert a == b, kpi.name
 
 
 def test_measures_agree_with_a_plain_sql_reference(sqlite_pilot_project):

@@ -261,11 +261,6 @@ def test_unicode_digits_are_not_a_ref(cli, busy_dir, project):
         app.retry(project, str(2**70))
 
 
-def test_compare_seed_out_of_range_is_a_usage_error(cli, project_dir):
-    result = cli(project_dir, "compare", "complaint", "--seed", "-3")
-    refused(result, 2, "--seed")
-
-
 # -- message correlation --------------------------------------------------------------------------
 
 CORRELATED = """<?xml version="1.0" encoding="UTF-8"?>

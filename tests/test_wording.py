@@ -43,9 +43,10 @@ def test_significant_changes_get_one_sentence_each():
 
     assert lines == [
         "Significant at 5%:",
-        "  - cycle_time fell from 2h 14m to 1h 44m (median, -30m 00s, -22%; Mann-Whitney U p (Holm) < 0.0001)",
+        "  - cycle_time fell from 2h 14m to 1h 44m (median, -30m 00s, -22%; shift -30m 00s; "
+        "exact Mann-Whitney p (Holm) < 0.0001)",
         "  - fcr rose from 50.0% to 90.0% (share, +40.0 pp; Newcombe score test p (Holm) = 0.0007)",
-        "  - nps rose from -80.0 to +33.3 (NPS, +113.3; Mann-Whitney U p (Holm) < 0.0001)",
+        "  - nps rose from -80.0 to +33.3 (NPS, +113.3; NPS difference z-test p (Holm) < 0.0001)",
         "No primary KPI: every p-value is Holm-adjusted over all KPIs.",
     ]
 

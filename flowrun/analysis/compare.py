@@ -7,9 +7,8 @@ KPI is flagged ``too_small``: its numbers are shown but it is never called signi
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -110,8 +109,14 @@ class KpiResult:
     primary: bool = False
     #: What the change is measured in: "%" of the baseline, "pp" (percentage points) or "points".
     change_unit: str = "%"
-    #: Free-text caveats (censoring, power) other parts attach.
+    #: Free-text caveats (censoring, power, gatekeeping) other parts attach.
     notes: list[str] = field(default_factory=list)
+    #: Effect size and its name: "rank-biserial" (shifts), "cohens-h" (proportions), "none" (NPS).
+    effect_size: float | None = None
+    effect_size_name: str = "none"
+    #: The interval at the level that matches the adjusted verdict (Holm step or ALPHA for the primary).
+    ci_adjusted: tuple[float, float] | None = None
+    ci_adjusted_level: float | None = None
 
     @property
     def verdict(self) -> str:
@@ -170,8 +175,6 @@ class Comparison:
     tasks: list[TaskResult]
     lanes: list[TaskResult]
     warnings: list[str]
-    seed: int
-    resamples: int
     filters: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -185,8 +188,6 @@ def compare(
     variant: tuple[str, Bools],
     kpis: Sequence[Kpi],
     names: Mapping[str, str] | None = None,
-    seed: int = 0,
-    resamples: int = stats.RESAMPLES,
     family: str = "",
     filters: Mapping[str, Any] | None = None,
     primary: str | None = None,
@@ -207,11 +208,12 @@ def compare(
     groups = [_group(bname, cases, bmask), _group(vname, cases, vmask)]
     bdone, vdone = bmask & cases.completed, vmask & cases.completed
     results = []
+    intervals: dict[str, IntervalAt] = {}
     for kpi in kpis:
         values = _values(cases, kpi)
-        rng = np.random.default_rng([seed, zlib.crc32(kpi.name.encode())])
-        results.append(_kpi(kpi, values[bdone], values[vdone], rng, resamples))
-    results = _adjust(results, primary)
+        result, intervals[kpi.name] = _kpi(kpi, values[bdone], values[vdone])
+        results.append(result)
+    results = _adjust(results, intervals, primary)
     tasks = _tasks(cases, bdone, vdone, names or {})
     lanes = _lanes(cases, bdone, vdone)
     return Comparison(
@@ -222,29 +224,52 @@ def compare(
         tasks=tasks,
         lanes=lanes,
         warnings=_warnings(groups, results),
-        seed=seed,
-        resamples=resamples,
         filters=dict(filters or {}),
     )
 
 
-def _adjust(results: list[KpiResult], primary: str | None) -> list[KpiResult]:
-    """Holm-adjusted p-values and verdicts; the primary alone at ALPHA, gatekeeping the rest."""
-    from dataclasses import replace
+def _adjust(results: list[KpiResult], intervals: Mapping[str, IntervalAt], primary: str | None) -> list[KpiResult]:
+    """Holm-adjusted p-values, verdicts and intervals; the primary alone at ALPHA, gatekeeping the rest.
 
+    Each secondary's adjusted interval is at the level of its Holm step (ALPHA / (m - i) for the
+    i-th smallest p, 0-based), or of the step where Holm stopped for the KPIs after it, so it
+    excludes 0 exactly when the adjusted verdict is significant. When a primary is declared and
+    not significant, the secondaries are not tested (gatekeeping) and get no adjusted interval.
+    """
     tested = [r for r in results if r.p_value is not None and not r.too_small]
     head = [r for r in tested if r.kpi == primary]
-    rest = [r for r in tested if r.kpi != primary]
-    gate = not head or head[0].p_value is not None and head[0].p_value < stats.ALPHA
+    rest = sorted((r for r in tested if r.kpi != primary), key=lambda r: (r.p_value or 1.0, r.kpi))
+    gate = not head or (head[0].p_value or 1.0) < stats.ALPHA
+    m = len(rest)
     adjusted = dict(zip([r.kpi for r in rest], stats.holm([r.p_value or 1.0 for r in rest]), strict=True))
+    stop = next((i for i, r in enumerate(rest) if (r.p_value or 1.0) >= stats.ALPHA / (m - i)), m)
+    levels = {r.kpi: 1 - stats.ALPHA / (m - min(i, stop)) for i, r in enumerate(rest)}
     if head:
-        adjusted[primary or ""] = head[0].p_value or 1.0
+        adjusted[head[0].kpi] = head[0].p_value or 1.0
+        levels[head[0].kpi] = 1 - stats.ALPHA
     out = []
     for r in results:
         p_adj = adjusted.get(r.kpi)
         is_primary = r.kpi == primary
         ok = p_adj is not None and p_adj < stats.ALPHA and (is_primary or gate)
-        out.append(replace(r, p_adjusted=p_adj, primary=is_primary, significant=ok and not r.too_small))
+        level = levels.get(r.kpi) if (is_primary or gate) else None
+        ci_adj = None
+        if level is not None:
+            ci_adj = r.ci95 if abs(level - (1 - stats.ALPHA)) < 1e-12 else intervals[r.kpi](level)
+        notes = list(r.notes)
+        if p_adj is not None and not (is_primary or gate):
+            notes.append(f"not tested: the primary KPI {primary} showed no significant change (gatekeeping)")
+        out.append(
+            replace(
+                r,
+                p_adjusted=p_adj,
+                primary=is_primary,
+                significant=ok and not r.too_small,
+                ci_adjusted=ci_adj,
+                ci_adjusted_level=level,
+                notes=notes,
+            )
+        )
     return out
 
 
@@ -266,26 +291,55 @@ def _side(values: Floats, kind: Statistic) -> Side:
     return Side(s.n, s.median, s.p90, s.mean, stats.statistic(values, kind))
 
 
-def _kpi(kpi: Kpi, base: Floats, var: Floats, rng: np.random.Generator, resamples: int) -> KpiResult:
+#: Gives a KPI's interval at another confidence level (for the Holm-adjusted interval).
+IntervalAt = Callable[[float], tuple[float, float] | None]
+
+
+def _kpi(kpi: Kpi, base: Floats, var: Floats) -> tuple[KpiResult, IntervalAt]:
+    """One KPI's sides, change, interval and the test that matches it (see docs/pilots.md, "The statistics")."""
     b, v = _side(base, kpi.statistic), _side(var, kpi.statistic)
     diff = None if b.value is None or v.value is None else v.value - b.value
     relative = kpi.kind in ("duration", "count")
     rel = None if diff is None or not b.value or not relative else diff / abs(b.value)
     unit = "%" if relative else "pp" if kpi.kind == "proportion" else "points"
-    shift: tuple[float, float, float] | None = None
+    shift: float | None = None
+    ci: tuple[float, float] | None = None
+    p: float | None = None
+    effect: float | None = None
+    interval_at: IntervalAt = _no_interval
     if kpi.kind == "proportion":
         k1, k2 = int(np.nansum(base > 0.5)), int(np.nansum(var > 0.5))
-        ci, ci_method = stats.newcombe(k1, b.n, k2, v.n), "newcombe-wilson"
-        # the p at which the Newcombe interval touches 0: verdict and interval never disagree
-        p, test = stats.newcombe_p(k1, b.n, k2, v.n), "newcombe-inversion"
+        n1, n2 = b.n, v.n
+        ci_method, test, effect_name = "newcombe-wilson", "newcombe-inversion", "cohens-h"
+        if n1 and n2:
+            ci, p = stats.newcombe(k1, n1, k2, n2), stats.newcombe_p(k1, n1, k2, n2)
+            effect = stats.cohens_h(k1 / n1, k2 / n2)
+
+            def interval_at(level: float) -> tuple[float, float] | None:
+                return stats.newcombe(k1, n1, k2, n2, stats.z_for(level))
+
+    elif kpi.kind == "nps":
+        ci_method, test, effect_name = "trinomial-wald-pseudo-half", "nps-difference-z", "none"
+        result = stats.nps_test(base, var)
+        if result is not None:
+            ci, p = result.ci, result.p
+
+            def interval_at(level: float) -> tuple[float, float] | None:
+                found = stats.nps_test(base, var, level)
+                return None if found is None else found.ci
+
     else:
-        ci, ci_method = stats.bootstrap_diff(base, var, kpi.statistic, rng, resamples), "bootstrap-percentile"
-        p, test = stats.mann_whitney(base, var), "mann-whitney-u"
-        if kpi.kind != "nps":
-            shift = stats.hodges_lehmann(base, var)
+        ci_method, test, effect_name = "hodges-lehmann-mann-whitney", "mann-whitney", "rank-biserial"
+        mw = stats.MannWhitney(base, var)
+        found_shift = stats.shift_test(base, var, mw=mw)
+        if found_shift is not None:
+            shift, ci, p, effect = found_shift.shift, found_shift.ci, found_shift.p, found_shift.rank_biserial
+            test = "mann-whitney-exact" if found_shift.exact else "mann-whitney-normal"
+            interval_at = mw.interval
+
     too_small = b.n < MIN_GROUP or v.n < MIN_GROUP
     significant = p is not None and p < stats.ALPHA and not too_small
-    return KpiResult(
+    result_ = KpiResult(
         kpi.name,
         kpi.unit,
         kpi.statistic,
@@ -299,10 +353,17 @@ def _kpi(kpi: Kpi, base: Floats, var: Floats, rng: np.random.Generator, resample
         test,
         significant,
         too_small,
-        shift=None if shift is None else shift[0],
-        shift_ci95=None if shift is None else (shift[1], shift[2]),
+        shift=shift,
+        shift_ci95=ci if shift is not None else None,
         change_unit=unit,
+        effect_size=effect,
+        effect_size_name=effect_name,
     )
+    return result_, interval_at
+
+
+def _no_interval(level: float) -> tuple[float, float] | None:
+    return None
 
 
 def _task_side(mask: Bools, waiting: Floats, touch: Floats) -> TaskSide | None:
@@ -402,8 +463,9 @@ def to_dict(c: Comparison) -> dict[str, Any]:
         "warnings": c.warnings,
         "alpha": stats.ALPHA,
         "min_group": MIN_GROUP,
-        "seed": c.seed,
-        "resamples": c.resamples,
+        # every method is exact or closed-form: no resampling, so nothing depends on a seed
+        "seed": None,
+        "resamples": 0,
     }
 
 
@@ -426,6 +488,10 @@ def _kpi_dict(k: KpiResult) -> dict[str, Any]:
         "primary": k.primary,
         "shift": k.shift,
         "shift_ci95": list(k.shift_ci95) if k.shift_ci95 is not None else None,
+        "ci_adjusted": list(k.ci_adjusted) if k.ci_adjusted is not None else None,
+        "ci_adjusted_level": k.ci_adjusted_level,
+        "effect_size": k.effect_size,
+        "effect_size_name": k.effect_size_name,
         "change_unit": k.change_unit,
         "notes": k.notes,
         "test": k.test,

@@ -1,25 +1,21 @@
-"""The statistics a pilot comparison needs: summaries, intervals for a difference, and tests.
+"""The statistics a pilot comparison needs: summaries, and for each kind of KPI one test with the interval
+that inverts it, so that a verdict and its interval never disagree (docs/pilots.md, "The statistics").
 
-* Durations, counts and scores: the median is the headline. The 95 % interval of the
-  difference in medians is a percentile bootstrap; the test is Mann-Whitney U (two-sided).
-* Rates (first-contact resolution): the proportion is the headline. The interval of the
-  difference is Newcombe's hybrid score interval built from two Wilson intervals; the test is
-  the pooled two-proportion z-test (two-sided), the same as a chi-squared test without
-  continuity correction.
-* NPS: 100 x (promoters 9-10 minus detractors 0-6) / responses, in points. Bootstrap interval
-  of the difference, Mann-Whitney U on the raw 0-10 answers.
+* Durations, counts and scores: the Hodges-Lehmann shift, with the shifts Mann-Whitney does not
+  reject as its interval (:class:`MannWhitney`: exact given the ties on small pilots, else normal).
+* Proportions: Newcombe's hybrid score interval and the level at which it touches 0 (:func:`newcombe_p`).
+* NPS: the difference of two NPS as a trinomial contrast, with its Wald interval and z-test (:func:`nps_test`).
+* Holm's step-down adjustment (:func:`holm`), effect sizes (rank-biserial, Cohen's h).
 
-Every bootstrap is seeded, so the same data give the same interval. Small samples are
-resampled directly (``resamples`` x n draws). Above :data:`EXACT_LIMIT` draws the bootstrap
-distribution of the median is sampled from its closed form instead, which costs O(n) rather than
-O(resamples x n): the k-th smallest value of a resample is at most the j-th smallest value of the
-sample exactly when at least k of the n draws fall at or below it, a binomial event.
+Nothing is resampled; numpy and the standard library only (no scipy import at run time).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -32,10 +28,6 @@ Statistic = Literal["median", "mean", "nps"]
 MIN_GROUP = 10
 #: Significance level of every test.
 ALPHA = 0.05
-#: Resamples of a bootstrap, unless asked otherwise.
-RESAMPLES = 2000
-#: Up to this many draws (resamples x n), a bootstrap resamples the data directly.
-EXACT_LIMIT = 2_000_000
 #: The 97.5th percentile of the standard normal distribution.
 Z95 = 1.959963984540054
 
@@ -76,29 +68,6 @@ def statistic(values: Array, kind: Statistic) -> float | None:
     return float(np.median(x) if kind == "median" else np.mean(x))
 
 
-def mann_whitney(baseline: Array, variant: Array) -> float | None:
-    """Two-sided p-value of the Mann-Whitney U test (scipy's exact or tie-corrected normal method)."""
-    from scipy import stats
-
-    x, y = _clean(baseline), _clean(variant)
-    if x.size == 0 or y.size == 0:
-        return None
-    return float(stats.mannwhitneyu(y, x, alternative="two-sided").pvalue)
-
-
-def two_proportions(k1: int, n1: int, k2: int, n2: int) -> float | None:
-    """Two-sided p-value of the pooled z-test that k1/n1 and k2/n2 come from one proportion."""
-    from scipy import stats
-
-    if n1 == 0 or n2 == 0:
-        return None
-    pooled = (k1 + k2) / (n1 + n2)
-    if pooled in (0.0, 1.0):
-        return 1.0  # every case in both groups has the same outcome: no evidence of a difference
-    z = (k2 / n2 - k1 / n1) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(2 * stats.norm.sf(abs(z)))
-
-
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n (without continuity correction)."""
     if n == 0:
@@ -119,68 +88,6 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float,
     l2, u2 = wilson(k2, n2, z)
     d = p2 - p1
     return (d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
-
-
-def bootstrap_diff(
-    baseline: Array,
-    variant: Array,
-    kind: Statistic,
-    rng: np.random.Generator,
-    resamples: int = RESAMPLES,
-) -> tuple[float, float] | None:
-    """95 % percentile-bootstrap interval of statistic(variant) - statistic(baseline).
-
-    The two groups are resampled independently, each from its own values.
-    """
-    x, y = _clean(baseline), _clean(variant)
-    if x.size == 0 or y.size == 0:
-        return None
-    diffs = _replicates(y, kind, rng, resamples) - _replicates(x, kind, rng, resamples)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return (float(lo), float(hi))
-
-
-def _replicates(x: Array, kind: Statistic, rng: np.random.Generator, resamples: int) -> Array:
-    """The statistic of ``resamples`` bootstrap resamples of ``x``."""
-    n = x.size
-    if kind == "nps":
-        counts = rng.multinomial(n, [np.mean(x <= 6), np.mean((x > 6) & (x < 9)), np.mean(x >= 9)], size=resamples)
-        return np.asarray(100.0 * (counts[:, 2] - counts[:, 0]) / n, dtype=np.float64)
-    if kind == "median" and n * resamples > EXACT_LIMIT:
-        return _median_replicates(np.sort(x), rng, resamples)
-    out = np.empty(resamples)
-    step = max(1, EXACT_LIMIT // n)
-    for start in range(0, resamples, step):
-        stop = min(resamples, start + step)
-        sample = x[rng.integers(0, n, size=(stop - start, n))]
-        out[start:stop] = np.median(sample, axis=1) if kind == "median" else sample.mean(axis=1)
-    return out
-
-
-def _median_replicates(ordered: Array, rng: np.random.Generator, resamples: int) -> Array:
-    """Bootstrap medians drawn from their exact distribution over the sorted sample.
-
-    P(k-th smallest of a resample <= ordered[j-1]) = P(Binomial(n, j/n) >= k). For an odd n the
-    median is the ((n+1)/2)-th smallest and this is exact; for an even n the two middle order
-    statistics are drawn with one uniform number (so the lower never exceeds the upper), which
-    keeps each one's distribution exact and their gap approximately right.
-    """
-    from scipy import stats
-
-    n = ordered.size
-    u = rng.random(resamples)
-    # Outside k +- 12 sqrt(n) the binomial probability is 0 or 1 to double precision: skip it.
-    reach = int(12 * math.sqrt(n)) + 1
-
-    def kth(k: int) -> Array:
-        lo, hi = max(1, k - reach), min(n, k + reach)
-        cdf = stats.binom.sf(k - 1, n, np.arange(lo, hi + 1) / n)
-        cdf[-1] = 1.0
-        return ordered[np.searchsorted(cdf, u, side="left") + lo - 1]
-
-    if n % 2:
-        return kth((n + 1) // 2)
-    return np.asarray((kth(n // 2) + kth(n // 2 + 1)) / 2.0, dtype=np.float64)
 
 
 def _clean(values: Array) -> Array:
@@ -211,27 +118,275 @@ def _kth_difference(xs: Array, ys: Array, k: int) -> float:
     return float(np.max(ys[ok] - xs[idx[ok]]))
 
 
-def hodges_lehmann(baseline: Array, variant: Array, z: float = Z95) -> tuple[float, float, float] | None:
-    """Hodges-Lehmann shift of ``variant`` over ``baseline`` and its interval (normal-approximation MW).
+#: Up to this many values in both groups together, Mann-Whitney's p comes from its exact permutation distribution.
+EXACT_MW_LIMIT = 60
+#: Up to this many pairs, the pairwise differences are sorted in memory (8 bytes each).
+PAIRS_IN_MEMORY = 250_000
+#: Continuity correction of the normal approximation, in pairs (scipy's default).
+CONTINUITY = 0.5
 
-    The shift is the median of all pairwise differences variant - baseline; the interval is
-    the classic pair of order statistics of those differences obtained by inverting the
-    Mann-Whitney test (Lehmann 1975), with the normal approximation for the critical count.
-    Differences are counted with sorted arrays and ``searchsorted``, never materialised, so
-    50,000 cases per group cost O(n log n) per bisection step. None when a group is empty.
+
+@dataclass(frozen=True)
+class Shift:
+    """A shift KPI compared: the Hodges-Lehmann shift, its interval, the matching test and effect size.
+
+    Attributes:
+        shift: median of all pairwise differences variant - baseline.
+        ci: the interval at the level asked for; None when the groups are too small to bound it.
+        p: two-sided Mann-Whitney p-value; ``p < 1 - level`` exactly when ``ci`` excludes 0.
+        exact: whether ``p`` is from the exact permutation distribution (else the normal one).
+        rank_biserial: (#(variant > baseline) - #(variant < baseline)) / pairs, in [-1, 1].
     """
-    xs, ys = np.sort(_clean(baseline)), np.sort(_clean(variant))
-    m, n = xs.size, ys.size
-    if m == 0 or n == 0:
+
+    shift: float
+    ci: tuple[float, float] | None
+    p: float
+    exact: bool
+    rank_biserial: float
+
+
+def z_for(level: float) -> float:
+    """The two-sided standard-normal critical value of a confidence level (0.95 -> 1.96)."""
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+class MannWhitney:
+    """Mann-Whitney's U of ``variant`` shifted by any amount against ``baseline``, and its null distribution.
+
+    ``U(d) = #(y - x > d) + #(y - x = d) / 2`` over all pairs. The null distribution is the one of
+    the observed data (shift 0): exact under permutation, given the ties, for up to
+    :data:`EXACT_MW_LIMIT` values, else normal with the tie-corrected variance and a continuity
+    correction of half a pair (then ``p`` equals scipy's ``mannwhitneyu(method="asymptotic")``).
+    A shift d is accepted at a level when ``|U(d) - mn/2| <= h(level)``; the interval is the set of
+    accepted shifts, so at shift 0 it excludes 0 exactly when ``p < 1 - level``.
+    """
+
+    def __init__(self, baseline: Array, variant: Array) -> None:
+        self.xs, self.ys = np.sort(_clean(baseline)), np.sort(_clean(variant))
+        self.m, self.n = self.xs.size, self.ys.size
+        self.total = self.m * self.n
+        self.exact = 0 < self.m + self.n <= EXACT_MW_LIMIT
+        self.sigma = _u_sigma(self.xs, self.ys) if self.total else 0.0
+        self._dist = _exact_distances(self.xs, self.ys) if self.exact and self.total else None
+        # Small groups: all pairwise differences, sorted, make every count one binary search.
+        small = self.total <= PAIRS_IN_MEMORY
+        self._diffs = np.sort((self.ys[:, None] - self.xs[None, :]).ravel()) if small else None
+
+    def at_most(self, d: float) -> int:
+        """#(y - x <= d)."""
+        if self._diffs is not None:
+            return int(np.searchsorted(self._diffs, d, side="right"))
+        return _count_at_most(self.xs, self.ys, d)
+
+    def below(self, d: float) -> int:
+        """#(y - x < d)."""
+        if self._diffs is not None:
+            return int(np.searchsorted(self._diffs, d, side="left"))
+        return _count_below(self.xs, self.ys, d)
+
+    def kth(self, k: int) -> float:
+        """The k-th smallest (1-based) pairwise difference."""
+        if self._diffs is not None:
+            return float(self._diffs[k - 1])
+        return _kth_difference(self.xs, self.ys, k)
+
+    def u(self, d: float) -> float:
+        """U of the variant shifted down by ``d``."""
+        above = self.total - self.at_most(d)
+        equal = self.total - above - self.below(d)
+        return above + equal / 2
+
+    def p(self) -> float:
+        """Two-sided p-value at shift 0."""
+        dist = abs(self.u(0.0) - self.total / 2)
+        if self._dist is not None:
+            values, probs = self._dist
+            return float(min(1.0, probs[values >= dist - 1e-9].sum()))
+        if self.sigma == 0.0:
+            return 1.0
+        return min(1.0, math.erfc(max(0.0, dist - CONTINUITY) / self.sigma / math.sqrt(2)))
+
+    def half_width(self, level: float) -> float | None:
+        """h: the largest |U - mn/2| accepted at ``level``; None when every U is accepted."""
+        alpha = 1 - level
+        if self._dist is not None:
+            values, probs = self._dist
+            tail = np.cumsum(probs[::-1])[::-1]  # P(D >= values[i])
+            ok = values[tail >= alpha - 1e-12]
+            h = float(ok.max()) if ok.size else 0.0
+        else:
+            h = z_for(level) * self.sigma + CONTINUITY
+        return None if h >= self.total / 2 else h  # |U - mn/2| never exceeds mn/2
+
+    def interval(self, level: float) -> tuple[float, float] | None:
+        """The shifts accepted at ``level``, as a closed interval (None when unbounded or empty).
+
+        The set is an interval because U falls as the shift grows. Its ends are pairwise
+        differences; an end that is itself not accepted (U jumps over the bound there) is reported
+        halfway to the next difference inside, or at 0 when 0 lies in that gap and is accepted.
+        """
+        h = self.half_width(level)
+        if h is None or self.total == 0:
+            return None
+        t_hi, t_lo = self.total / 2 + h, self.total / 2 - h
+        k = math.ceil(self.total - t_hi - 1e-9)  # smallest d with #(<= d) >= k has U(d+) <= t_hi
+        big = self.total - math.floor(self.total - t_lo + 1e-9)  # ... #(>= d) >= big has U(d-) >= t_lo
+        if k < 1 or big < 1:
+            return None
+        lo = self.kth(k)
+        if self.u(lo) > t_hi + 1e-9:  # lo itself not accepted: the accepted set starts just above it
+            nxt = self._next_above(lo)
+            lo = 0.0 if lo < 0.0 < nxt else (lo + nxt) / 2
+        hi = self.kth(self.total - big + 1)
+        if self.u(hi) < t_lo - 1e-9:
+            prev = self._next_below(hi)
+            hi = 0.0 if prev < 0.0 < hi else (hi + prev) / 2
+        return None if lo > hi else (lo, hi)
+
+    def _next_above(self, d: float) -> float:
+        below = self.at_most(d)
+        return self.kth(below + 1) if below < self.total else d
+
+    def _next_below(self, d: float) -> float:
+        below = self.below(d)
+        return self.kth(below) if below > 0 else d
+
+
+def shift_test(baseline: Array, variant: Array, level: float = 0.95, mw: MannWhitney | None = None) -> Shift | None:
+    """Hodges-Lehmann shift, its Mann-Whitney interval at ``level`` and the p-value of the same test.
+
+    See :class:`MannWhitney` (pass ``mw`` when it is already built for these groups).
+    Pairwise differences are counted with sorted arrays and
+    ``searchsorted``, never materialised (O(n log n) per bisection step). None when a group is empty.
+    """
+    mw = mw or MannWhitney(baseline, variant)
+    if mw.total == 0:
         return None
-    total = m * n
-    if total % 2:
-        shift = _kth_difference(xs, ys, total // 2 + 1)
-    else:
-        shift = (_kth_difference(xs, ys, total // 2) + _kth_difference(xs, ys, total // 2 + 1)) / 2
-    c = math.floor(total / 2 - z * math.sqrt(total * (m + n + 1) / 12))
-    c = max(c, 1)
-    return (shift, _kth_difference(xs, ys, c), _kth_difference(xs, ys, total - c + 1))
+    total = mw.total
+    shift = mw.kth(total // 2 + 1) if total % 2 else (mw.kth(total // 2) + mw.kth(total // 2 + 1)) / 2
+    rb = 2 * mw.u(0.0) / total - 1
+    return Shift(shift, mw.interval(level), mw.p(), mw.exact, rb)
+
+
+def _count_below(xs: Array, ys: Array, d: float) -> int:
+    """How many pairwise differences y - x are < d (``xs`` sorted)."""
+    # y - x < d  <=>  x > y - d
+    return int(xs.size * ys.size - np.searchsorted(xs, ys - d, side="right").sum())
+
+
+def _exact_distances(xs: Array, ys: Array) -> tuple[Array, Array]:
+    """The exact permutation distribution of |U - mn/2| given the ties: its values and probabilities.
+
+    U = (sum of the variant's mid-ranks) - n(n+1)/2. Doubled mid-ranks are whole numbers, so the
+    number of ways n of the N values reach each doubled rank sum is a small dynamic programme.
+    """
+    m, n = xs.size, ys.size
+    if n > m:  # |U - mn/2| has the same distribution either way round: pick the smaller group
+        xs, ys, m, n = ys, xs, n, m
+    pooled = np.concatenate([xs, ys])
+    _, first, counts = np.unique(np.sort(pooled), return_index=True, return_counts=True)
+    mid = first + (counts + 1) / 2.0  # 1-based mid-rank of each distinct value
+    doubled = np.rint(2 * mid).astype(np.int64)
+    top = int(np.sum(doubled * counts))
+    # ways[j, s]: ways to pick j values with doubled rank sum s (relative weights, renormalised).
+    # Tied values share a rank: t of a tie of c values add t x its rank in C(c, t) ways.
+    ways = np.zeros((n + 1, top + 1))
+    ways[0, 0] = 1.0
+    for i, (r, c) in enumerate(zip(doubled.tolist(), counts.tolist(), strict=True)):
+        if c == 1:  # numpy buffers the overlapping operands, so this reads the old rows
+            ways[1:, r:] += ways[:-1, : top + 1 - r]
+        else:
+            new = ways.copy()
+            for t in range(1, min(c, n) + 1):
+                new[t:, t * r :] += math.comb(c, t) * ways[: n + 1 - t, : top + 1 - t * r]
+            ways = new
+        if i % 16 == 15 or c > 1:
+            ways /= max(1.0, float(ways.max()))
+    probs = ways[n] / ways[n].sum()
+    sums = np.nonzero(probs)[0]
+    u = sums / 2.0 - n * (n + 1) / 2
+    dist = np.abs(u - m * n / 2)
+    values, inverse = np.unique(np.round(dist, 6), return_inverse=True)
+    return np.asarray(values, dtype=np.float64), np.asarray(np.bincount(inverse, weights=probs[sums]), dtype=np.float64)
+
+
+def sorted_clean(values: Array) -> Array:
+    """The values without NaN, sorted."""
+    return np.sort(_clean(values))
+
+
+def _u_sigma(xs: Array, ys: Array) -> float:
+    """Standard deviation of Mann-Whitney's U under the null, corrected for ties."""
+    m, n = xs.size, ys.size
+    big = m + n
+    _, counts = np.unique(np.concatenate([xs, ys]), return_counts=True)
+    ties = float(np.sum(counts.astype(np.float64) ** 3 - counts))
+    var = m * n / 12.0 * ((big + 1) - ties / (big * (big - 1))) if big > 1 else 0.0
+    return math.sqrt(max(var, 0.0))
+
+
+@dataclass(frozen=True)
+class NpsDiff:
+    """The difference of two NPS, in points: the estimate, its interval and the matching Wald test."""
+
+    diff: float
+    ci: tuple[float, float]
+    p: float
+
+
+def nps_test(baseline: Array, variant: Array, level: float = 0.95) -> NpsDiff | None:
+    """Difference of NPS (variant - baseline) as a difference of trinomial proportions.
+
+    NPS = 100 (P - D) / n is a linear contrast of a multinomial, with variance
+    100^2 (p + d - (p - d)^2) / n. Like Agresti and Caffo's interval for two proportions, each
+    group gets :data:`NPS_PSEUDO` extra answers of each kind (promoter, passive, detractor) for the
+    centre and the variance, which keeps the coverage near 95 % from 11 answers a group on (checked
+    by simulation in tests/test_stats_simulation.py) and the variance above 0 when every answer is
+    the same. The test is the same statistic, ``z = centre / se``:
+    ``p < 1 - level`` exactly when the interval excludes 0. None when a group has no answers.
+    """
+    x, y = _clean(baseline), _clean(variant)
+    if x.size == 0 or y.size == 0:
+        return None
+    (c1, v1), (c2, v2) = _nps_moments(x), _nps_moments(y)
+    centre = c2 - c1
+    se = math.sqrt(v1 + v2)
+    z = z_for(level)
+    p = math.erfc(abs(centre) / se / math.sqrt(2))
+    raw = float(nps(y) or 0.0) - float(nps(x) or 0.0)
+    return NpsDiff(raw, (centre - z * se, centre + z * se), min(1.0, p))
+
+
+#: Pseudo-answers of each kind (promoter, passive, detractor) added to a group for the NPS interval.
+NPS_PSEUDO = 0.5
+
+
+def _nps_moments(x: Array) -> tuple[float, float]:
+    n = x.size + 3 * NPS_PSEUDO
+    pro = (np.count_nonzero(x >= 9) + NPS_PSEUDO) / n
+    det = (np.count_nonzero(x <= 6) + NPS_PSEUDO) / n
+    return 100.0 * (pro - det), 100.0**2 * (pro + det - (pro - det) ** 2) / n
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Cohen's h for two proportions: 2 asin(sqrt p2) - 2 asin(sqrt p1)."""
+    return 2 * math.asin(math.sqrt(p2)) - 2 * math.asin(math.sqrt(p1))
+
+
+def inverted_p(interval_at: Callable[[float], tuple[float, float] | None]) -> float:
+    """The level at which an interval family just touches 0: ``p < 1 - level`` iff it excludes 0 there.
+
+    ``interval_at(z)`` gives the interval at critical value z; bisection on z.
+    """
+    lo, hi = 0.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        ci = interval_at(mid)
+        if ci is not None and (ci[0] > 0 or ci[1] < 0):
+            lo = mid
+        else:
+            hi = mid
+    return math.erfc(hi / math.sqrt(2))
 
 
 def newcombe_p(k1: int, n1: int, k2: int, n2: int) -> float | None:
@@ -244,15 +399,7 @@ def newcombe_p(k1: int, n1: int, k2: int, n2: int) -> float | None:
         return None
     if k1 * n2 == k2 * n1:
         return 1.0
-    lo, hi = 0.0, 40.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        ci = newcombe(k1, n1, k2, n2, mid)
-        if ci is not None and (ci[0] > 0 or ci[1] < 0):  # interval at this z still excludes 0: the touching z is larger
-            lo = mid
-        else:
-            hi = mid
-    return math.erfc(hi / math.sqrt(2))
+    return inverted_p(lambda z: newcombe(k1, n1, k2, n2, z))
 
 
 def holm(pvalues: list[float]) -> list[float]:

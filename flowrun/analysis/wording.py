@@ -16,7 +16,12 @@ LEVEL = f"{ALPHA:.0%}"
 TOO_SMALL_MARK = f"n<{MIN_GROUP}"
 
 _WHAT = {"median": "median", "mean": "share", "nps": "NPS"}
-_TESTS = {"mann-whitney-u": "Mann-Whitney U", "newcombe-inversion": "Newcombe score test"}
+_TESTS = {
+    "mann-whitney-exact": "exact Mann-Whitney",
+    "mann-whitney-normal": "Mann-Whitney",
+    "newcombe-inversion": "Newcombe score test",
+    "nps-difference-z": "NPS difference z-test",
+}
 
 
 def verdicts(result: Comparison) -> list[str]:
@@ -54,7 +59,7 @@ def kpi_sentence(k: KpiResult) -> str:
     Mann-Whitney U p = 0.0123)``: the headline values, the change, and the test that judged it.
     """
     rel = "" if k.rel_diff is None else f", {relative(k.rel_diff, 0)}"
-    test = _TESTS.get(k.test, "two-proportion z-test")
+    test = _TESTS.get(k.test, k.test)
     p = k.p_adjusted if k.p_adjusted is not None else k.p_value
     op = "<" if p is not None and p < P_FLOOR else "="
     adj = "" if k.primary or k.p_adjusted is None else " (Holm)"
@@ -66,8 +71,9 @@ def kpi_sentence(k: KpiResult) -> str:
             f"{p_value(p).lstrip('<')}"
         )
     verb = "fell" if (k.diff or 0) < 0 else "rose"
+    shift = "" if k.shift is None else f"; shift {kpi_value(k.shift, k.unit, k.statistic, True)}"
     return (
         f"{k.kpi} {verb} from {kpi_value(k.baseline.value, k.unit, k.statistic)} to "
         f"{kpi_value(k.variant.value, k.unit, k.statistic)} ({_WHAT[k.statistic]}, "
-        f"{kpi_value(k.diff, k.unit, k.statistic, True)}{rel}; {test} p{adj} {op} {p_value(p).lstrip('<')})"
+        f"{kpi_value(k.diff, k.unit, k.statistic, True)}{rel}{shift}; {test} p{adj} {op} {p_value(p).lstrip('<')})"
     )

@@ -56,8 +56,6 @@ def compare(
     pilot: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    seed: int = 0,
-    resamples: int = 2000,
     primary: str | None = None,
 ) -> Comparison:
     """Compare two groups of a family's completed cases KPI by KPI, with 95 % intervals and tests.
@@ -68,7 +66,6 @@ def compare(
             the other one.
         pilot: only cases of this pilot, in both groups.
         since, until: only cases that started at or after ``since`` and before ``until``.
-        seed, resamples: of the bootstrap intervals (the same seed gives the same intervals).
         primary: the primary KPI (tested alone at 5 %, gatekeeping the Holm-adjusted others);
             by default flowrun.yaml's ``families: FAMILY: primary:``, else none (Holm over all).
 
@@ -100,8 +97,6 @@ def compare(
         (names[1], masks[1]),
         kpis,
         task_names,
-        seed=seed,
-        resamples=resamples,
         family=family,
         filters=filters,
         primary=primary,
