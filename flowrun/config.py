@@ -171,6 +171,26 @@ def _lexical(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
+#: The layers of a service blueprint a lane can belong to (the same as
+#: :data:`flowrun.analysis.blueprint.LANE_CLASSES`, which sits above this module).
+LANE_LAYERS = ("customer", "frontstage", "backstage", "support")
+
+
+@dataclass(frozen=True)
+class FamilyPilot:
+    """One family's entry under ``families:``: what its pilot is judged on.
+
+    Attributes:
+        primary: the primary KPI's name (checked against the KPIs by compare), None when not set.
+        resolution: milestone task ids (BPMN ids); the diagrams are checked by the app, not here.
+        sla_seconds: the service level on resolution time, in seconds; None when not set.
+    """
+
+    primary: str | None = None
+    resolution: tuple[str, ...] = ()
+    sla_seconds: float | None = None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``flowrun.yaml`` says, with paths resolved.
@@ -185,6 +205,10 @@ class Settings:
         service_policies: service topic -> retries, backoff and whether only workers run it.
         customer_facing_lanes: lanes whose tasks are customer touchpoints.
         kpis: KPI name -> ``{"field": ..., "kind": ...}``.
+        lanes: lane name as written -> its service-blueprint layer (one of :data:`LANE_LAYERS`).
+        hourly_cost: lane name as written -> cost of one person-hour in that lane (>= 0).
+        currency: the unit of ``hourly_cost``, "" when none is set.
+        pilots: family -> what its pilot measures against (``families:`` in flowrun.yaml).
     """
 
     root: Path
@@ -196,6 +220,10 @@ class Settings:
     service_policies: dict[str, ServicePolicy] = field(default_factory=dict)
     customer_facing_lanes: tuple[str, ...] = ()
     kpis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lanes: dict[str, str] = field(default_factory=dict)
+    hourly_cost: dict[str, float] = field(default_factory=dict)
+    currency: str = ""
+    pilots: dict[str, FamilyPilot] = field(default_factory=dict)
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the project folder when inside it (POSIX separators)."""
@@ -247,12 +275,19 @@ def load_settings(path: Path) -> Settings:
     families = _families(raw.get("processes") or {}, path)
     services, policies = _services(raw.get("services") or {}, path)
     lanes = raw.get("customer_facing_lanes") or []
-    if not isinstance(lanes, list):
-        raise ProjectError(f"{path}: 'customer_facing_lanes' must be a list of lane names")
+    if not isinstance(lanes, list) or not all(isinstance(x, str) for x in lanes):
+        raise ProjectError(
+            f"{path}: 'customer_facing_lanes' must be a list of lane names, e.g. [Customer]; "
+            "or classify every lane under 'lanes:' (Customer: customer)"
+        )
     kpis = raw.get("kpis") or {}
     if not isinstance(kpis, dict):
         raise ProjectError(f"{path}: 'kpis' must map KPI names to {{field: ..., kind: ...}}")
     return Settings(
+        lanes=_lane_layers(raw.get("lanes"), path),
+        hourly_cost=_hourly_cost(raw.get("hourly_cost"), path),
+        currency=_currency(raw.get("currency"), path),
+        pilots=_pilots(raw.get("families"), path),
         root=root,
         processes_dir=processes_dir,
         forms_dir=forms_dir,
@@ -347,3 +382,117 @@ def _families(raw: Any, path: Path) -> dict[str, dict[str, str]]:
                 ) from None
         out[str(family)] = {str(k): v for k, v in variants.items()}
     return out
+
+
+def _mapping(raw: Any, key: str, usage: str, path: Path) -> dict[Any, Any]:
+    """The mapping under ``key`` ({} when absent); anything else is refused with ``usage``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{path}: '{key}' must {usage}")
+    return raw
+
+
+def _lane_layers(raw: Any, path: Path) -> dict[str, str]:
+    """``lanes: {LANE: customer|frontstage|backstage|support}``; layers compare without case."""
+    usage = f"map each lane name to its layer, one of {', '.join(LANE_LAYERS)}, e.g. lanes: {{Call Centre: frontstage}}"
+    out: dict[str, str] = {}
+    for lane, layer in _mapping(raw, "lanes", usage, path).items():
+        text = layer.strip().casefold() if isinstance(layer, str) else None
+        if text not in LANE_LAYERS:
+            raise ProjectError(f"{path}: lanes: '{lane}' has the layer {layer!r}; {usage}")
+        out[str(lane)] = text
+    return out
+
+
+def _hourly_cost(raw: Any, path: Path) -> dict[str, float]:
+    """``hourly_cost: {LANE: NUMBER}``: the cost of one person-hour, a finite number >= 0."""
+    usage = "map each lane name to the cost of one person-hour, a number >= 0, e.g. hourly_cost: {Call Centre: 32}"
+    out: dict[str, float] = {}
+    for lane, cost in _mapping(raw, "hourly_cost", usage, path).items():
+        ok = isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < float("inf")
+        if not ok:
+            raise ProjectError(f"{path}: hourly_cost: '{lane}' is {cost!r}; {usage}")
+        out[str(lane)] = float(cost)
+    return out
+
+
+def _currency(raw: Any, path: Path) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 20:
+        raise ProjectError(f"{path}: 'currency' must be a short text such as EUR, the unit of hourly_cost")
+    return raw.strip()
+
+
+def _pilots(raw: Any, path: Path) -> dict[str, FamilyPilot]:
+    """``families: {FAMILY: {primary: KPI, resolution: [TASK_ID, ...], sla: DURATION}}``.
+
+    A family need not be under ``processes:`` (an imported log's family has no diagrams);
+    ``flowrun validate`` warns about one that is not.
+    """
+    usage = "e.g. families: {complaint: {primary: cycle_time, resolution: [Task_ReplyToCustomer], sla: 48h}}"
+    out: dict[str, FamilyPilot] = {}
+    entries = _mapping(raw, "families", f"map each process family to its pilot settings, {usage}", path)
+    for family, entry in entries.items():
+        where = f"{path}: families: {family}"
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise ProjectError(f"{where} must be a mapping of primary, resolution and sla, {usage}")
+        unknown = sorted(str(k) for k in set(entry) - {"primary", "resolution", "sla"})
+        if unknown:
+            raise ProjectError(f"{where}: unknown settings {unknown}; the settings are primary, resolution, sla")
+        primary = entry.get("primary")
+        if primary is not None and (not isinstance(primary, str) or not primary.strip()):
+            raise ProjectError(f"{where}: 'primary' must name one KPI, e.g. primary: cycle_time")
+        resolution = entry.get("resolution") or []
+        if isinstance(resolution, str):
+            resolution = [resolution]
+        if not isinstance(resolution, list) or not all(isinstance(t, str) and t.strip() for t in resolution):
+            raise ProjectError(
+                f"{where}: 'resolution' must list the milestone tasks' ids, e.g. resolution: [Task_ReplyToCustomer]"
+            )
+        sla = entry.get("sla")
+        out[str(family)] = FamilyPilot(
+            primary=primary.strip() if primary else None,
+            resolution=tuple(dict.fromkeys(t.strip() for t in resolution)),
+            sla_seconds=None if sla is None else _duration(sla, f"{where}: sla"),
+        )
+    return out
+
+
+#: ``48h``, ``2d``, ``90m``, ``1.5 h``, ``30s``, ``1w``: a number and one unit.
+_SHORT_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)", re.IGNORECASE)
+#: ISO 8601 durations of weeks, days, hours, minutes and seconds (``PT48H``, ``P2DT4H``, ``P1W``).
+_ISO_DURATION = re.compile(
+    r"P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?",
+    re.IGNORECASE,
+)
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def _duration(value: Any, where: str) -> float:
+    """A positive duration in seconds: a number of seconds, ``48h``/``2d``/``90m``, or ISO 8601 ``PT48H``.
+
+    Months and years are refused: their length varies, and a service level is a fixed time.
+
+    Raises:
+        ProjectError: anything else; the message names ``where`` and the forms accepted.
+    """
+    fix = "write a duration such as 48h, 2d, 90m, PT48H or a number of seconds"
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        short = _SHORT_DURATION.fullmatch(text)
+        iso = _ISO_DURATION.fullmatch(text)
+        if short:
+            seconds = float(short.group(1)) * _UNIT_SECONDS[short.group(2).lower()]
+        elif iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
+            parts = [float(g) if g else 0.0 for g in iso.groups()]
+            seconds = sum(p * u for p, u in zip(parts, (604800.0, 86400.0, 3600.0, 60.0, 1.0), strict=True))
+    if seconds is None or not 0 < seconds < float("inf"):
+        raise ProjectError(f"{where} is {value!r}; {fix} (more than 0)")
+    return seconds

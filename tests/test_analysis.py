@@ -29,6 +29,10 @@ BASELINE_EXPECTED = {
     "over-100-approved": (6, 3, 0),  # CC BO BO Su CC | Cu
     "rejected-then-approved": (8, 5, 2),  # CC BO BO Su BO Su CC | Cu: draft and approval done twice
 }
+#: The example's hourly costs (flowrun.yaml) and the baseline's contacts with the customer: record,
+#: the back office's call-back (Analyse needs), the specialist's call, the reply and the survey.
+RATE = {"Call Centre": 32, "Back Office": 38, "Specialist": 55, "Supervisor": 60, "Customer": 0}
+CONTACTS = {"Record complaint", "Analyse needs", "Specialist assessment", "Reply to customer", "Satisfaction survey"}
 
 
 @pytest.mark.parametrize("path", list(BASELINE))
@@ -40,6 +44,10 @@ def test_baseline_path_measures(project, path):
 
     steps, handoffs, rework = BASELINE_EXPECTED[path]
     waiting, touch = _sums(steps)
+    names = [name for name, _ in BASELINE[path]]
+    reply = names.index("Reply to customer")
+    cost = sum(timing(i)[1] * RATE[LANE[name]] for i, name in enumerate(names)) / 3600
+    assert case.pop("cost") == pytest.approx(cost)
     assert case == {
         "id": iid,
         "variant": "baseline",
@@ -49,13 +57,15 @@ def test_baseline_path_measures(project, path):
         "touch_time": touch,
         "steps": steps,
         "handoffs": handoffs,
-        "touchpoints": 1,  # the survey, in the Customer lane
+        "touchpoints": sum(name in CONTACTS for name in names),
         "customer_effort": 1,
         "rework": rework,
         "rework_rate": float(rework > 0),
         "response_time": timing(0)[0],
         "manual_steps": steps,
         "automated_steps": 0,
+        "resolution_time": sum(sum(timing(i)) for i in range(reply + 1)),  # up to the reply's end
+        "sla_met": 1.0,  # well within 48 h
         "satisfaction": 4,
         "nps": 9,
         "resolved_first_contact": 0,
@@ -69,7 +79,8 @@ def test_reengineered_first_contact_measures(project):
     case = app.measure_cases(project, "complaint", group="reengineered").case(iid)
 
     waiting, touch = _sums(3)
-    assert (case["steps"], case["handoffs"], case["touchpoints"], case["rework"]) == (3, 0, 1, 0)
+    # Touchpoints: record-and-assess (one contact, resolved on it) and the survey.
+    assert (case["steps"], case["handoffs"], case["touchpoints"], case["rework"]) == (3, 0, 2, 0)
     assert (case["manual_steps"], case["automated_steps"]) == (3, 2)  # entitlement and SLA target are services
     assert (case["waiting_time"], case["touch_time"], case["cycle_time"]) == (waiting, touch, waiting + touch)
     assert (case["satisfaction"], case["nps"], case["resolved_first_contact"]) == (4, 9, 1)
@@ -98,7 +109,8 @@ def test_parallel_branches_are_ordered_by_completion(project, clock):
 
     case = app.measure_cases(project, "complaint").case(iid)
 
-    assert (case["steps"], case["handoffs"], case["touchpoints"], case["rework"]) == (5, 2, 1, 0)
+    # Touchpoints: record, inform, confirm, survey; the specialist does not call in this variant.
+    assert (case["steps"], case["handoffs"], case["touchpoints"], case["rework"]) == (5, 2, 4, 0)
     assert case["waiting_time"] == 300 + 120 + 60 + 3600
     assert case["touch_time"] == 420 + 180 + 1800 + 240 + 120
     assert case["cycle_time"] == 720 + 300 + 1800 + 60 + 240 + 3600 + 120

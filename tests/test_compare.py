@@ -222,6 +222,7 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
         "waiting_time",
         "touch_time",
         "response_time",
+        "resolution_time",  # the example names milestones, an SLA and costs (flowrun.yaml)
         "steps",
         "automated_steps",
         "handoffs",
@@ -229,6 +230,8 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
         "customer_effort",
         "rework",
         "rework_rate",
+        "sla_met",
+        "cost",
         "satisfaction",
         "nps",
         "fcr",
@@ -296,7 +299,7 @@ def test_csv_parses_with_the_csv_module(cli, pilot):
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
 
     assert [r["kpi"] for r in rows][:3] == ["cycle_time", "waiting_time", "touch_time"]
-    assert len(rows) == 14
+    assert len(rows) == 17
     cycle = rows[0]
     assert int(cycle["baseline_n"]) == N_PER_VARIANT
     assert float(cycle["diff"]) == pytest.approx(float(cycle["variant_median"]) - float(cycle["baseline_median"]))

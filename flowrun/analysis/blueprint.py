@@ -38,6 +38,7 @@ class PilotSettings:
 
     lanes: Mapping[str, LaneClass] = field(default_factory=dict)
     touchpoints: Mapping[str, bool] = field(default_factory=dict)
+    variant_touchpoints: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     hourly_cost: Mapping[str, float] = field(default_factory=dict)
     currency: str = ""
     resolution: frozenset[str] = frozenset()
@@ -50,8 +51,9 @@ class PilotSettings:
             return None
         return self.lanes.get(lane.casefold(), DEFAULT_LAYER)
 
-    def is_touchpoint(self, task: str, lane: str | None) -> bool:
-        """Whether a step of ``task`` in ``lane`` crosses the line of interaction."""
-        if task in self.touchpoints:
-            return self.touchpoints[task]
+    def is_touchpoint(self, task: str, lane: str | None, variant: str | None = None) -> bool:
+        """Whether a step of ``task`` in ``lane`` (of ``variant``, when known) crosses the line of interaction."""
+        overrides = self.variant_touchpoints.get(variant, self.touchpoints) if variant else self.touchpoints
+        if task in overrides:
+            return overrides[task]
         return self.layer(lane) in TOUCHPOINT_LAYERS

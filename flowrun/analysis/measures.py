@@ -179,7 +179,7 @@ def measure(
     kept = {iid: i for i, iid in enumerate(ids) if completed[i] or running[i]}
     every = _Steps.read(step_chunks, kept)
     n = len(ids)
-    per, resolved_at = every.per_case(n, settings)
+    per, resolved_at = every.per_case(n, settings, tuple(str(x) for x in columns[1]))
     life = end - start
     per["cycle_time"] = life
     per["waiting_time"] = life - per.pop("busy")
@@ -378,8 +378,13 @@ class _Steps:
             self.ready[keep], self.started[keep], self.done[keep], self.task_ids, self.lane_names,
         )  # fmt: skip
 
-    def per_case(self, n: int, settings: PilotSettings) -> tuple[dict[str, Floats], Floats]:
-        """Sums and counts per case (index 0..n-1), plus the time (s) each first reached a milestone."""
+    def per_case(
+        self, n: int, settings: PilotSettings, variants: Sequence[str] = ()
+    ) -> tuple[dict[str, Floats], Floats]:
+        """Sums and counts per case (index 0..n-1), plus the time (s) each first reached a milestone.
+
+        ``variants`` (per case) lets each variant's diagram decide its tasks' touchpoints.
+        """
         timed = ~self.container
         case, manual = self.case, self.manual
         nt = max(1, len(self.task_ids))
@@ -407,7 +412,7 @@ class _Steps:
             "manual_steps": _per_case(case[manual], n),
             "automated_steps": _per_case(case[timed & ~manual], n),
             "handoffs": _per_case(hc[1:][change], n),
-            "touchpoints": _per_case(case[timed], n, self._touchpoint(settings)[timed]),
+            "touchpoints": _per_case(case[timed], n, self._touchpoint(settings, variants)[timed]),
             "customer_effort": _per_case(case[timed], n, customer[self.lane][timed]),
             "rework": rework,
             "rework_rate": (rework > 0).astype(np.float64),
@@ -421,15 +426,25 @@ class _Steps:
         np.minimum.at(resolved, case[hit], self.done[hit] / 1000.0)
         return out, np.where(np.isinf(resolved), np.nan, resolved)
 
-    def _touchpoint(self, settings: PilotSettings) -> Bools:
-        """Per step: settings.is_touchpoint(task, lane), evaluated once per (task, lane) pair."""
+    def _touchpoint(self, settings: PilotSettings, variants: Sequence[str] = ()) -> Bools:
+        """Per step: settings.is_touchpoint(task, lane, variant), evaluated once per distinct triple.
+
+        The variant matters only for variants with overrides of their own; the others share one code.
+        """
+        own = [v if v in settings.variant_touchpoints else None for v in variants]
+        kinds: dict[str | None, int] = {None: 0}
+        codes = np.array([kinds.setdefault(v, len(kinds)) for v in own] or [0], dtype=np.int64)
+        names_of = list(kinds)
         nl = len(self.lane_names) + 1
-        pair = self.task * nl + self.lane + 1
-        table = np.zeros(max(1, len(self.task_ids)) * nl, dtype=np.bool_)
+        nt = max(1, len(self.task_ids))
+        step_kind = codes[self.case] if len(own) and self.case.size else np.zeros(self.case.size, dtype=np.int64)
+        triple = (step_kind * nt + self.task) * nl + self.lane + 1
+        table = np.zeros(len(kinds) * nt * nl, dtype=np.bool_)
         names = (*self.lane_names, None)
-        for p in np.flatnonzero(np.bincount(pair, minlength=table.size)).tolist():
-            table[p] = settings.is_touchpoint(self.task_ids[p // nl], names[p % nl - 1])
-        return np.asarray(table[pair], dtype=np.bool_)
+        for p in np.flatnonzero(np.bincount(triple, minlength=table.size)).tolist():
+            kind, rest = divmod(p, nt * nl)
+            table[p] = settings.is_touchpoint(self.task_ids[rest // nl], names[rest % nl - 1], names_of[kind])
+        return np.asarray(table[triple], dtype=np.bool_)
 
     def _busy(self, n: int, timed: Bools) -> Floats:
         """Per case: the length (s) of the union of its steps' started -> completed intervals.

@@ -48,7 +48,10 @@ def validate(project: Project | None, paths: Sequence[Path] = ()) -> ValidationR
     check_form = _form_checker(s) if s is not None else None
     problems: list[Problem] = []
     if s is not None and not paths:
+        from flowrun.app.blueprints import blueprint_problems
+
         problems += _links_leading_out(s)
+        problems += blueprint_problems(s)
     for path in targets:
         display = s.rel(path) if s is not None else str(path)
         search_dir = s.processes_dir if s is not None and path.resolve().parent == s.processes_dir.resolve() else None

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from flowrun.engine.validate._common import Context, FormCheck, namespace_of
+from flowrun.engine.validate.blueprint import check_touchpoints
 from flowrun.engine.validate.code import check_code, check_timers
 from flowrun.engine.validate.dmn import check_dmn
 from flowrun.engine.validate.loading import check_loading, from_model_error, unexpected_problem
@@ -74,7 +75,7 @@ def check_file(
         return ctx.problems
     else:
         stages = (check_schema, check_ids, check_flows, check_elements, check_code, check_timers)
-        stages += (check_tasks, check_calls, check_loading)
+        stages += (check_tasks, check_touchpoints, check_calls, check_loading)
     for stage in stages:
         try:
             stage(ctx)
