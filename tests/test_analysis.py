@@ -130,7 +130,11 @@ def test_running_cases_have_no_measures_and_are_counted_apart(project):
     result = app.compare(project, "complaint")
     assert (result.baseline.n, result.baseline.running) == (1, 1)
     cycle = next(k for k in result.kpis if k.kpi == "cycle_time")
-    assert cycle.baseline.n == 1
+    # the running case is censored in cycle time (Kaplan-Meier, log-rank), not dropped ...
+    assert (cycle.baseline.n, cycle.censored, cycle.test) == (2, (1, 0), "log-rank")
+    # ... and left out of the KPIs a running case has no value of yet
+    steps = next(k for k in result.kpis if k.kpi == "steps")
+    assert (steps.baseline.n, steps.censored) == (1, (0, 0))
 
 
 def test_steps_of_running_and_failed_cases_are_ignored():

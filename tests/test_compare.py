@@ -40,6 +40,8 @@ SPACING = timedelta(hours=2)
 
 KPI_KEYS = {
     "kpi",
+    "ci_null",
+    "censored",
     "ci_adjusted",
     "ci_adjusted_level",
     "effect_size",
@@ -177,13 +179,17 @@ def test_reengineered_cycle_time_improvement_is_significant(pilot_project):
     assert (result.baseline.n, result.variant.n) == (N_PER_VARIANT, N_PER_VARIANT)
     assert (result.baseline.running, result.variant.running) == (1, 1)
     cycle = next(k for k in result.kpis if k.kpi == "cycle_time")
+    # one running case per group: censored, so cycle time is judged by Kaplan-Meier and log-rank
+    assert (cycle.censored, cycle.test, cycle.ci_null) == ((1, 1), "log-rank", 1.0)
+    assert (cycle.baseline.n, cycle.variant.n) == (N_PER_VARIANT + 1, N_PER_VARIANT + 1)
     assert cycle.significant
     assert cycle.verdict == "significant decrease"
     assert cycle.p_value is not None
     assert cycle.p_value < 0.001
     assert cycle.ci95 is not None
     assert cycle.diff is not None
-    assert cycle.ci95[0] < cycle.diff < cycle.ci95[1] < 0
+    assert 1 < cycle.ci95[0] < cycle.ci95[1]  # the re-engineered cases finish sooner: hazard ratio above 1
+    assert cycle.diff < 0
     assert cycle.variant.median is not None
     assert cycle.baseline.median is not None
     assert cycle.diff == cycle.variant.median - cycle.baseline.median
@@ -246,7 +252,8 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
         assert isinstance(k["significant"], bool)
         assert len(k["ci95"]) == 2
     tests = {k["kpi"]: (k["test"], k["ci_method"]) for k in data["kpis"]}
-    assert tests["cycle_time"] == ("mann-whitney-exact", "hodges-lehmann-mann-whitney")  # 30 + 30 cases: exact
+    assert tests["cycle_time"] == ("log-rank", "peto-hazard-ratio")  # a running case per group: censored
+    assert tests["touch_time"] == ("mann-whitney-exact", "hodges-lehmann-mann-whitney")  # 30 + 30 cases: exact
     assert tests["nps"] == ("nps-difference-z", "trinomial-wald-pseudo-half")
     assert tests["fcr"] == ("newcombe-inversion", "newcombe-wilson")
     changes = {k["kpi"]: (k["change_unit"], k["rel_diff"]) for k in data["kpis"]}
@@ -301,7 +308,8 @@ def test_csv_parses_with_the_csv_module(cli, pilot):
     assert [r["kpi"] for r in rows][:3] == ["cycle_time", "waiting_time", "touch_time"]
     assert len(rows) == 17
     cycle = rows[0]
-    assert int(cycle["baseline_n"]) == N_PER_VARIANT
+    assert int(cycle["baseline_n"]) == N_PER_VARIANT + 1  # the running case is censored, not dropped
+    assert (cycle["baseline_censored"], cycle["variant_censored"], cycle["ci_null"]) == ("1", "1", "1.0")
     assert float(cycle["diff"]) == pytest.approx(float(cycle["variant_median"]) - float(cycle["baseline_median"]))
     assert cycle["significant"] == "true"
     assert float(cycle["ci95_low"]) < float(cycle["ci95_high"])
@@ -315,12 +323,13 @@ def test_table_renders_with_human_durations(cli, pilot):
 
     assert "complaint: baseline (baseline) vs reengineered (variant)" in out
     assert "baseline: 30 completed case(s), 1 running" in out
-    assert re.search(r"cycle_time\s+baseline\s+30\s+\d+h \d\dm", out)
+    assert re.search(r"cycle_time\s+baseline\s+31\s+\d+h \d\dm", out)
+    assert re.search(r"HR \d+\.\d\d-\d+\.\d\d", out)
     assert "Significant at 5%:" in out
     assert re.search(r"cycle_time fell from \d+h \d\dm to \d+h \d\dm \(median, -\d+h \d\dm, -\d+%", out)
     assert "Per task: median waiting and touch time" in out
     assert re.search(r"Record complaint\s+Call Centre\s+30\s+\S+.*-\s+not run", out)
-    assert "still running are left out" in out
+    assert "still running are censored at the cut-off in cycle_time" in out
 
 
 def test_since_and_until_filter_by_case_start(cli, pilot):

@@ -123,6 +123,6 @@ def test_null_pilots_call_something_significant_in_at_most_five_percent(primary:
         result = compare(cases, ("baseline", mask), ("reengineered", ~mask), KPIS, primary=primary)  # type: ignore[arg-type]
         for k in result.kpis:  # the verdict always matches the adjusted interval
             if k.ci_adjusted is not None:
-                assert k.significant == (k.ci_adjusted[0] > 0 or k.ci_adjusted[1] < 0), k
+                assert k.significant == (k.ci_adjusted[0] > k.ci_null or k.ci_adjusted[1] < k.ci_null), k
         false += bool(result.significant)
     assert false / PILOTS <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / PILOTS)

@@ -117,6 +117,10 @@ class KpiResult:
     #: The interval at the level that matches the adjusted verdict (Holm step or ALPHA for the primary).
     ci_adjusted: tuple[float, float] | None = None
     ci_adjusted_level: float | None = None
+    #: The value of "no change" on the interval's scale: 0 for differences, 1 for a hazard ratio.
+    ci_null: float = 0.0
+    #: Cases still running at the cut-off, per group, censored in a survival estimate (else (0, 0)).
+    censored: tuple[int, int] = (0, 0)
 
     @property
     def verdict(self) -> str:
@@ -210,8 +214,12 @@ def compare(
     results = []
     intervals: dict[str, IntervalAt] = {}
     for kpi in kpis:
-        values = _values(cases, kpi)
-        result, intervals[kpi.name] = _kpi(kpi, values[bdone], values[vdone])
+        censored = _censored(cases, kpi, bmask, vmask)
+        if censored is not None:
+            result, intervals[kpi.name] = censored
+        else:
+            values = _values(cases, kpi)
+            result, intervals[kpi.name] = _kpi(kpi, values[bdone], values[vdone])
         results.append(result)
     results = _adjust(results, intervals, primary)
     tasks = _tasks(cases, bdone, vdone, names or {})
@@ -362,6 +370,60 @@ def _kpi(kpi: Kpi, base: Floats, var: Floats) -> tuple[KpiResult, IntervalAt]:
     return result_, interval_at
 
 
+def _censored(cases: Cases, kpi: Kpi, bmask: Bools, vmask: Bools) -> tuple[KpiResult, IntervalAt] | None:
+    """A duration with cases still running at the cut-off: Kaplan-Meier medians, log-rank, hazard ratio.
+
+    None when the KPI has no censored observations in either group (then the usual methods apply).
+    The interval is of the hazard ratio of finishing (variant / baseline; above 1 the variant's
+    cases finish sooner), Peto's log-rank estimate: it excludes 1 exactly when the log-rank test rejects.
+    """
+    from flowrun.analysis import survival
+
+    observed = cases.observed.get(kpi.source) if kpi.kind == "duration" else None
+    if observed is None:
+        return None
+    time, event = observed
+    seen = ~np.isnan(time)
+    bo, vo = bmask & seen, vmask & seen
+    running = int(np.count_nonzero(~event[bo])), int(np.count_nonzero(~event[vo]))
+    if not any(running):
+        return None
+    km_b, km_v = survival.kaplan_meier(time[bo], event[bo]), survival.kaplan_meier(time[vo], event[vo])
+    b = Side(km_b.n, km_b.median, None, None, km_b.median)
+    v = Side(km_v.n, km_v.median, None, None, km_v.median)
+    diff = None if b.value is None or v.value is None else v.value - b.value
+    rel = None if diff is None or not b.value else diff / abs(b.value)
+    test = survival.logrank(time[bo], event[bo], time[vo], event[vo])
+    too_small = b.n < MIN_GROUP or v.n < MIN_GROUP
+    p = None if test is None else test.p
+    note = (
+        f"{running[0]} + {running[1]} case(s) still running at the cut-off are censored, not dropped: "
+        "Kaplan-Meier medians, log-rank test, interval of the hazard ratio of finishing (variant / baseline)"
+    )
+    result = KpiResult(
+        kpi.name,
+        kpi.unit,
+        kpi.statistic,
+        b,
+        v,
+        diff,
+        rel,
+        None if test is None else test.interval(),
+        "peto-hazard-ratio",
+        p,
+        "log-rank",
+        p is not None and p < stats.ALPHA and not too_small,
+        too_small,
+        change_unit="%",
+        notes=[note],
+        effect_size=None if test is None else test.hazard_ratio,
+        effect_size_name="hazard-ratio",
+        ci_null=1.0,
+        censored=running,
+    )
+    return result, (lambda level: None if test is None else test.interval(level))
+
+
 def _no_interval(level: float) -> tuple[float, float] | None:
     return None
 
@@ -435,9 +497,23 @@ def _warnings(groups: Sequence[Group], results: Sequence[KpiResult]) -> list[str
                 "intervals are unreliable"
             )
         if g.running:
-            out.append(f"group '{g.name}': {g.running} case(s) still running are left out of every statistic")
+            survived = [k.kpi for k in results if any(k.censored)]
+            where = (
+                f"censored at the cut-off in {', '.join(survived)} (Kaplan-Meier, log-rank) and left out of "
+                "the other KPIs"
+                if survived
+                else "left out of every statistic"
+            )
+            out.append(f"group '{g.name}': {g.running} case(s) still running are {where}")
         if g.other:
             out.append(f"group '{g.name}': {g.other} case(s) that failed or were cancelled are left out")
+    for side, g in (("baseline", groups[0]), ("variant", groups[1])):
+        empty = [k.kpi for k in results if k.unit in ("score", "proportion") and getattr(k, side).n == 0]
+        if g.n and empty:
+            out.append(
+                f"group '{g.name}' has {g.n} completed case(s) but no values of {', '.join(empty)}: their data "
+                "lack those fields (an imported log without them? import it with --data-column)"
+            )
     small = [k.kpi for k in results if k.too_small and min(k.baseline.n, k.variant.n) > 0]
     small = [k for k in small if all(g.n >= MIN_GROUP for g in groups)]
     if small:
@@ -492,6 +568,8 @@ def _kpi_dict(k: KpiResult) -> dict[str, Any]:
         "ci_adjusted_level": k.ci_adjusted_level,
         "effect_size": k.effect_size,
         "effect_size_name": k.effect_size_name,
+        "ci_null": k.ci_null,
+        "censored": {"baseline": k.censored[0], "variant": k.censored[1]},
         "change_unit": k.change_unit,
         "notes": k.notes,
         "test": k.test,

@@ -41,7 +41,7 @@ def kaplan_meier(time: Floats, event: Bools) -> KaplanMeier:
     t, e = np.asarray(time, dtype=np.float64), np.asarray(event, dtype=np.bool_)
     times = np.unique(t[e])
     at_risk, deaths = _at_risk(t, times), _events(t[e], times)
-    surv = np.cumprod(1.0 - deaths / np.maximum(at_risk, 1))
+    surv = np.asarray(np.cumprod(1.0 - deaths / np.maximum(at_risk, 1)), dtype=np.float64)
     below = np.nonzero(surv <= 0.5)[0]
     median = float(times[below[0]]) if below.size else None
     return KaplanMeier(times, surv, median, int(t.size), int((~e).sum()))

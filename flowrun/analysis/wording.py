@@ -21,6 +21,7 @@ _TESTS = {
     "mann-whitney-normal": "Mann-Whitney",
     "newcombe-inversion": "Newcombe score test",
     "nps-difference-z": "NPS difference z-test",
+    "log-rank": "log-rank test (running cases censored)",
 }
 
 

@@ -118,6 +118,9 @@ CSV_COLUMNS = (
     "primary",
     "significant",
     "too_small",
+    "ci_null",
+    "baseline_censored",
+    "variant_censored",
     "notes",
 )
 
@@ -144,7 +147,8 @@ def kpi_csv(result: Comparison) -> str:
         ]
         cells = ["" if v is None else spreadsheet_text(v) for v in row]
         flags = [str(x).lower() for x in (k.primary, k.significant, k.too_small)]
-        writer.writerow([*cells, *flags, spreadsheet_text("; ".join(k.notes)) if k.notes else ""])
+        censored = [str(k.ci_null), str(k.censored[0]), str(k.censored[1])]
+        writer.writerow([*cells, *flags, *censored, spreadsheet_text("; ".join(k.notes)) if k.notes else ""])
     return out.getvalue()
 
 
@@ -203,7 +207,7 @@ def kpi_table(result: Comparison) -> Any:
         for side, group in ((k.baseline, result.baseline.name), (k.variant, result.variant.name)):
             rows.append([k.kpi if not rows else "", group, str(side.n), *_side_cells(k, side)])
         rel = relative(k.rel_diff)
-        ci = "-" if k.ci95 is None else "[" + ", ".join(kpi_value(x, k.unit, k.statistic, True) for x in k.ci95) + "]"
+        ci = _interval(k, k.ci95)
         mark = "*" if k.significant else TOO_SMALL_MARK if k.too_small else ""
         change = kpi_value(k.shift if k.shift is not None else k.diff, k.unit, k.statistic, signed=True)
         rows[0] += ["", "", "", "", "", ""]
@@ -211,6 +215,15 @@ def kpi_table(result: Comparison) -> Any:
         table.add_row(*rows[0])
         table.add_row(*rows[1], style="bold" if k.significant else None, end_section=True)
     return table
+
+
+def _interval(k: KpiResult, ci: tuple[float, float] | None) -> str:
+    """An interval in the KPI's unit, or a hazard ratio's (``HR 0.41-0.88``) for censored durations."""
+    if ci is None:
+        return "-"
+    if k.ci_null == 1.0:
+        return f"HR {ci[0]:.2f}-{ci[1]:.2f}"
+    return "[" + ", ".join(kpi_value(x, k.unit, k.statistic, True) for x in ci) + "]"
 
 
 def _side_cells(k: KpiResult, side: Side) -> list[str]:
