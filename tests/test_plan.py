@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,3 +94,88 @@ def test_nonsense_changes_are_refused(durations: np.ndarray) -> None:
         cases_needed(durations, -1.5, "duration")
     with pytest.raises(ValueError, match="outside"):
         cases_needed(np.ones(20), 10, "proportion")
+
+
+# --- `flowrun plan` on a small project: 12 baseline cases, 3 re-engineered ones ------------------
+
+
+@pytest.fixture(scope="module")
+def small_pilot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flowrun import app
+    from flowrun.clock import ManualClock
+    from flowrun.config import find_project
+    from tests.helpers import T0
+    from tests.test_compare import _baseline_steps, _reengineered_steps, _run_case
+
+    root = tmp_path_factory.mktemp("plan") / "proj"
+    app.init_project(root)
+    clock = ManualClock(T0)
+    project = app.Project(find_project(explicit=root), clock)
+    rng = random.Random(11)
+    for i in range(15):
+        clock.set(T0 + timedelta(hours=2 * i))
+        baseline = i < 12
+        steps = _baseline_steps(rng) if baseline else _reengineered_steps(rng)
+        _run_case(project, clock, f"complaint:{'baseline' if baseline else 'reengineered'}", steps, rng, baseline)
+    project.store.close()
+    return root
+
+
+def _plan_json(cli: Any, root: Path, *args: str) -> dict[str, Any]:
+    result = cli(root, "plan", "complaint", "--json", *args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_plan_defaults_cover_the_projects_kpis(cli: Any, small_pilot: Path) -> None:
+    data = _plan_json(cli, small_pilot)
+    assert data["baseline"] == "baseline"
+    assert (data["alpha"], data["power"]) == (0.05, 0.8)
+    rows = {r["kpi"]: r for r in data["rows"]}
+    assert list(rows) == ["cycle_time", "waiting_time", "satisfaction", "nps", "fcr"]
+    assert set(rows["cycle_time"]) == {
+        "kpi", "kind", "unit", "n", "baseline", "change", "change_text", "needed", "detectable"
+    }  # fmt: skip
+    assert rows["cycle_time"]["n"] == 12
+    assert rows["cycle_time"]["change"] == pytest.approx(-0.2)
+    assert rows["nps"]["change"] == 10
+    # Smaller changes need more cases; a bigger power too.
+    half = _plan_json(cli, small_pilot, "--change", "cycle_time=-10%")["rows"][0]
+    assert half["needed"] > rows["cycle_time"]["needed"]
+    strong = _plan_json(cli, small_pilot, "--change", "cycle_time=-20%", "--power", "0.9")["rows"][0]
+    assert strong["needed"] > rows["cycle_time"]["needed"]
+
+
+def test_plan_table_names_each_kpi_and_the_cases_needed(cli: Any, small_pilot: Path) -> None:
+    result = cli(small_pilot, "plan", "complaint", "--change", "cycle_time=-30%", "--change", "fcr=+20")
+    assert result.exit_code == 0, result.stderr
+    assert "cases per group" in result.stdout
+    assert "cycle_time" in result.stdout
+    assert "-30%" in result.stdout
+    assert "+20.0 pp" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("speed=-20%", "no KPI 'speed'"),
+        ("cycle_time=-150%", "-100%"),
+        ("cycle_time=fast", "not a number"),
+        ("cycle_time=-20", "percentage"),
+        ("cycle_time", "KPI=CHANGE"),
+        ("nps=+10%", "points"),
+    ],
+)
+def test_bad_changes_are_usage_errors(cli: Any, small_pilot: Path, change: str, message: str) -> None:
+    result = cli(small_pilot, "plan", "complaint", "--change", change)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_baseline_with_too_few_cases_is_refused(cli: Any, small_pilot: Path) -> None:
+    result = cli(small_pilot, "plan", "complaint", "--baseline", "reengineered")
+    assert result.exit_code == 1
+    assert "at least 10" in result.stderr
+    assert "Traceback" not in result.stderr
