@@ -34,6 +34,27 @@ class KaplanMeier:
     median: float | None
     n: int
     censored: int
+    greenwood: Floats | None = None
+
+    def median_interval(self, level: float = 0.95) -> tuple[float | None, float | None]:
+        """Brookmeyer-Crowley interval of the median from the log-log Greenwood band of the curve.
+
+        The interval is every time whose pointwise band contains 0.5: its lower end is the first
+        time the band's lower limit is at or below 0.5, its upper end the first time the upper
+        limit is (None when the band never falls that far: the data cannot bound it).
+        """
+        from statistics import NormalDist
+
+        if self.greenwood is None or self.times.size == 0:
+            return (None, None)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        lower, upper = _loglog_band(self.survival, self.greenwood, z)
+        lo = np.nonzero(lower <= 0.5)[0]
+        hi = np.nonzero(upper <= 0.5)[0]
+        return (
+            float(self.times[lo[0]]) if lo.size else None,
+            float(self.times[hi[0]]) if hi.size else None,
+        )
 
 
 def kaplan_meier(time: Floats, event: Bools) -> KaplanMeier:
@@ -44,7 +65,21 @@ def kaplan_meier(time: Floats, event: Bools) -> KaplanMeier:
     surv = np.asarray(np.cumprod(1.0 - deaths / np.maximum(at_risk, 1)), dtype=np.float64)
     below = np.nonzero(surv <= 0.5)[0]
     median = float(times[below[0]]) if below.size else None
-    return KaplanMeier(times, surv, median, int(t.size), int((~e).sum()))
+    # Greenwood's sum d / (n (n - d)); infinite once the curve reaches 0 (nobody left at risk).
+    with np.errstate(divide="ignore"):
+        terms = np.where(at_risk > deaths, deaths / (at_risk * np.maximum(at_risk - deaths, 1)), np.inf)
+    return KaplanMeier(times, surv, median, int(t.size), int((~e).sum()), np.cumsum(terms))
+
+
+def _loglog_band(surv: Floats, greenwood: Floats, z: float) -> tuple[Floats, Floats]:
+    """Pointwise log-log (Kalbfleisch-Prentice) band of a Kaplan-Meier curve: S ** exp(+- z se)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_s = np.log(surv)
+        se = np.sqrt(greenwood) / np.abs(log_s)
+        lower = np.where(surv >= 1.0, 1.0, surv ** np.exp(z * se))
+        upper = np.where(surv >= 1.0, 1.0, surv ** np.exp(-z * se))
+    dead = surv <= 0.0
+    return np.where(dead, 0.0, lower), np.where(dead, 0.0, upper)
 
 
 @dataclass(frozen=True)
@@ -105,3 +140,65 @@ def _events(event_times: Floats, times: Floats) -> Floats:
     ordered = np.sort(event_times)
     hits = np.searchsorted(ordered, times, side="right") - np.searchsorted(ordered, times, side="left")
     return np.asarray(hits, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CensoredResult:
+    """A censored duration KPI compared between a baseline and a variant (what compare reports).
+
+    Attributes:
+        base_median, var_median: Kaplan-Meier medians (None when a curve never reaches 0.5).
+        base_interval, var_interval: their Brookmeyer-Crowley intervals at ``level``.
+        difference: variant median minus baseline median (None unless both exist).
+        p: two-sided log-rank p-value (1.0 when there is no event to compare).
+        hazard_ratio: Peto's estimate; above 1 the variant's cases finish sooner.
+        interval: the hazard ratio's interval at ``level``; it excludes 1 exactly when
+            ``p < 1 - level`` (None without information), so test and interval never disagree.
+        significant: ``p < 1 - level``.
+        base_censored, var_censored: cases still running at the cut-off in each group.
+        test, effect: method names to print.
+    """
+
+    base_median: float | None
+    var_median: float | None
+    base_interval: tuple[float | None, float | None]
+    var_interval: tuple[float | None, float | None]
+    difference: float | None
+    p: float
+    hazard_ratio: float | None
+    interval: tuple[float, float] | None
+    significant: bool
+    base_censored: int
+    var_censored: int
+    level: float
+    test: str = "log-rank"
+    effect: str = "hazard ratio (Peto, log-rank)"
+
+
+def compare_censored(base_t: Floats, base_e: Bools, var_t: Floats, var_e: Bools, alpha: float = 0.05) -> CensoredResult:
+    """Compare right-censored durations (``*_e`` False: still running at the cut-off).
+
+    ``alpha`` is the two-sided level of the test and of every interval (``1 - alpha``); pass a
+    Holm-adjusted alpha to keep the interval consistent with the adjusted test.
+    """
+    level = 1.0 - alpha
+    base, var = kaplan_meier(base_t, base_e), kaplan_meier(var_t, var_e)
+    test = logrank(base_t, base_e, var_t, var_e)
+    diff = None
+    if base.median is not None and var.median is not None:
+        diff = var.median - base.median
+    p = test.p if test is not None else 1.0
+    return CensoredResult(
+        base_median=base.median,
+        var_median=var.median,
+        base_interval=base.median_interval(level),
+        var_interval=var.median_interval(level),
+        difference=diff,
+        p=p,
+        hazard_ratio=test.hazard_ratio if test is not None and test.variance > 0 else None,
+        interval=test.interval(level) if test is not None else None,
+        significant=p < alpha,
+        base_censored=base.censored,
+        var_censored=var.censored,
+        level=level,
+    )

@@ -19,6 +19,7 @@ The modules, by what they hold:
 from flowrun.app.checks import validate
 from flowrun.app.logs import ExportResult, ImportResult, export_log, import_log
 from flowrun.app.pilots import compare, measure_cases
+from flowrun.app.planning import plan
 from flowrun.app.project import (
     Project,
     db_upgrade,
@@ -55,6 +56,7 @@ __all__ = [
     "list_processes",
     "measure_cases",
     "next_due",
+    "plan",
     "resolve_instance",
     "resolve_process",
     "retry",
