@@ -179,3 +179,33 @@ def test_a_baseline_with_too_few_cases_is_refused(cli: Any, small_pilot: Path) -
     assert result.exit_code == 1
     assert "at least 10" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_compare_calls_a_small_null_pilot_under_powered_and_a_large_one_not() -> None:
+    """No real change: 12 + 12 cases cannot show a 20 % cut or a 10-point NPS rise, so compare says so
+    on those KPIs and in a warning; with 1,500 cases a group the same KPI gets no such note."""
+    import numpy as np
+
+    from flowrun.analysis import Kpi, compare, measure
+
+    def pilot(n: int) -> Any:
+        rng = np.random.default_rng(n)
+        rows = []
+        for i in range(2 * n):
+            start = 1_700_000_000.0 + i
+            life = round(float(rng.lognormal(8.0, 0.7)), 3)
+            rows.append(
+                (f"c{i:05d}", "b" if i < n else "v", None, "completed", start, start + life, float(rng.integers(0, 11)))
+            )
+        cases = measure(rows, [], ["nps"])
+        mask = np.array([v == "b" for v in cases.variants])
+        kpis = [Kpi("cycle_time", "s", "duration", "cycle_time"), Kpi("nps", "score", "nps", "nps")]
+        return compare(cases, ("b", mask), ("v", ~mask), kpis)
+
+    small = pilot(12)
+    notes = {k.kpi: " ".join(k.notes) for k in small.kpis if not k.significant}
+    assert all("under-powered: with 12 cases a group" in notes[name] for name in notes)
+    assert any(w.startswith("under-powered for") for w in small.warnings)
+    large = pilot(1500)
+    cycle = large.kpis[0]
+    assert not any("under-powered" in n for n in cycle.notes)

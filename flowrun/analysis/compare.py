@@ -213,6 +213,7 @@ def compare(
     bdone, vdone = bmask & cases.completed, vmask & cases.completed
     results = []
     intervals: dict[str, IntervalAt] = {}
+    baselines: dict[str, Floats] = {}
     for kpi in kpis:
         censored = _censored(cases, kpi, bmask, vmask)
         if censored is not None:
@@ -220,8 +221,10 @@ def compare(
         else:
             values = _values(cases, kpi)
             result, intervals[kpi.name] = _kpi(kpi, values[bdone], values[vdone])
+            baselines[kpi.name] = values[bdone]
         results.append(result)
     results = _adjust(results, intervals, primary)
+    results = [_power_note(r, kpis, baselines) for r in results]
     tasks = _tasks(cases, bdone, vdone, names or {})
     lanes = _lanes(cases, bdone, vdone)
     return Comparison(
@@ -424,6 +427,45 @@ def _censored(cases: Cases, kpi: Kpi, bmask: Bools, vmask: Bools) -> tuple[KpiRe
     return result, (lambda level: None if test is None else test.interval(level))
 
 
+#: Above this many cases a group, a pilot is not called under-powered (and the search is skipped).
+POWER_CHECK_LIMIT = 2000
+
+
+def _power_note(r: KpiResult, kpis: Sequence[Kpi], baselines: Mapping[str, Floats]) -> KpiResult:
+    """A note on a KPI reported as no change when the pilot was too small to see a sizeable one.
+
+    The change 80 % power needs at the pilot's size (the smaller group), searched in the improving
+    direction from the baseline's own values (:func:`flowrun.analysis.power.detectable_change`).
+    """
+    from flowrun.analysis import power
+
+    n = min(r.baseline.n, r.variant.n)
+    base = baselines.get(r.kpi)
+    kind = next((k.kind for k in kpis if k.name == r.kpi), None)
+    if r.significant or r.too_small or base is None or kind is None or n > POWER_CHECK_LIMIT:
+        return r
+    x = base[~np.isnan(base)]
+    if x.size < MIN_GROUP or np.ptp(x) == 0:
+        return r
+    size = power.detectable_change(x, n, kind)
+    if kind in ("duration", "count"):
+        big = size is None or size <= -0.2  # a cut of less than 20 % would usually be missed
+        text = "none up to -99%" if size is None else f"{size:+.0%}"
+    elif kind == "proportion":
+        big, text = size is None or size >= 10, "none" if size is None else f"{size:+.1f} pp"
+    elif kind == "nps":
+        big, text = size is None or size >= 10, "none" if size is None else f"{size:+.1f} points"
+    else:
+        big, text = size is None or size >= 0.5, "none" if size is None else f"{size:+.2f} points"
+    if not big:
+        return r
+    note = (
+        f"under-powered: with {n} cases a group the pilot detects (at 80 % power) only a change of {text} or more; "
+        "'no significant change' does not show there is none (flowrun plan tells how many cases it needs)"
+    )
+    return replace(r, notes=[*r.notes, note])
+
+
 def _no_interval(level: float) -> tuple[float, float] | None:
     return None
 
@@ -514,6 +556,12 @@ def _warnings(groups: Sequence[Group], results: Sequence[KpiResult]) -> list[str
                 f"group '{g.name}' has {g.n} completed case(s) but no values of {', '.join(empty)}: their data "
                 "lack those fields (an imported log without them? import it with --data-column)"
             )
+    weak = [k.kpi for k in results if any(n.startswith("under-powered") for n in k.notes)]
+    if weak:
+        out.append(
+            f"under-powered for {', '.join(weak)}: a change of a size a team would act on would usually be "
+            "missed with this many cases (see each KPI's note in --json; flowrun plan FAMILY sizes a pilot)"
+        )
     small = [k.kpi for k in results if k.too_small and min(k.baseline.n, k.variant.n) > 0]
     small = [k for k in small if all(g.n >= MIN_GROUP for g in groups)]
     if small:

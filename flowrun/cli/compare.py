@@ -206,7 +206,11 @@ def kpi_table(result: Comparison) -> Any:
         rows: list[list[str]] = []
         for side, group in ((k.baseline, result.baseline.name), (k.variant, result.variant.name)):
             rows.append([k.kpi if not rows else "", group, str(side.n), *_side_cells(k, side)])
-        rel = relative(k.rel_diff)
+        # "rel." belongs to the change shown: the shift's share of the baseline median where there is one
+        shown_rel = k.rel_diff
+        if k.shift is not None and k.rel_diff is not None and k.baseline.median:
+            shown_rel = k.shift / abs(k.baseline.median)
+        rel = relative(shown_rel)
         ci = _interval(k, k.ci95)
         mark = "*" if k.significant else TOO_SMALL_MARK if k.too_small else ""
         change = kpi_value(k.shift if k.shift is not None else k.diff, k.unit, k.statistic, signed=True)
