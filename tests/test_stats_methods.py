@@ -155,3 +155,18 @@ def test_cohens_h_by_hand() -> None:
 
 def test_holm_against_a_hand_list() -> None:
     assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_large_groups_select_the_exact_pairwise_differences() -> None:
+    """Above the in-memory limit (here 600 x 650 continuous values) the k-th difference found by
+    counting is still exactly the k-th of all pairwise differences, at the extremes too."""
+    rng = np.random.default_rng(8)
+    x, y = np.sort(rng.lognormal(5, 1, 600)), np.sort(rng.lognormal(5.1, 1, 650))
+    mw = stats.MannWhitney(x, y)
+    diffs = np.sort((y[:, None] - x[None, :]).ravel())
+    assert diffs.size > stats.PAIRS_IN_MEMORY
+    for k in (1, 2, diffs.size // 3, diffs.size // 2, diffs.size // 2 + 1, diffs.size - 1, diffs.size):
+        assert mw.kth(k) == diffs[k - 1]
+    for d in (diffs[0], diffs[diffs.size // 2], 0.0, diffs[-1]):
+        assert mw.at_most(float(d)) == np.count_nonzero(diffs <= d)
+        assert mw.below(float(d)) == np.count_nonzero(diffs < d)

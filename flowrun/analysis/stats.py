@@ -101,26 +101,47 @@ def _count_at_most(xs: Array, ys: Array, d: float) -> int:
 
 
 def _kth_difference(xs: Array, ys: Array, k: int) -> float:
-    """The k-th smallest (1-based) pairwise difference y - x, by bisection on its value."""
-    lo, hi = float(ys[0] - xs[-1]), float(ys[-1] - xs[0])
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if mid in (lo, hi):
+    """The k-th smallest (1-based) pairwise difference y - x (``xs``, ``ys`` sorted), without materialising them all.
+
+    Keeps a bracket (lo, hi] with #(<= lo) < k <= #(<= hi), narrowed by interpolating the count
+    (every other step by halving, so it always converges), until at most a few differences per
+    value lie inside; those are then listed and the right one picked with ``np.partition``.
+    About a dozen O(n log n) counts, where plain bisection on the value needs some fifty.
+    """
+    # one unit outside the extremes, so rounding in y - d cannot drop the extreme pairs from the counts
+    lo, hi = float(ys[0] - xs[-1]) - 1.0, float(ys[-1] - xs[0]) + 1.0
+    c_lo, c_hi = 0, xs.size * ys.size
+    enough = 4 * (xs.size + ys.size) + 1000
+    for step in range(200):
+        if c_hi - c_lo <= enough:
             break
-        if _count_at_most(xs, ys, mid) >= k:
-            hi = mid
+        if step % 2 == 0:
+            mid = lo + (hi - lo) * (k - c_lo) / (c_hi - c_lo)
         else:
-            lo = mid
-    d = hi if _count_at_most(xs, ys, lo) < k else lo
-    # snap to the actual difference: the largest y - x <= d (bisection only brackets it)
-    idx = np.searchsorted(xs, ys - d, side="left")
-    ok = idx < xs.size
-    return float(np.max(ys[ok] - xs[idx[ok]]))
+            mid = (lo + hi) / 2
+        if not lo < mid < hi:
+            mid = (lo + hi) / 2
+            if not lo < mid < hi:
+                break
+        c = _count_at_most(xs, ys, mid)
+        if c >= k:
+            hi, c_hi = mid, c
+        else:
+            lo, c_lo = mid, c
+    # the differences in (lo, hi]: for each y, the x with y - hi <= x < y - lo
+    starts = np.searchsorted(xs, ys - hi, side="left")
+    ends = np.searchsorted(xs, ys - lo, side="left")
+    lens = ends - starts
+    rows = np.repeat(np.arange(ys.size), lens)
+    cols = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+    inside = ys[rows] - xs[cols]
+    rank = min(max(k - c_lo, 1), inside.size)
+    return float(np.partition(inside, rank - 1)[rank - 1])
 
 
 #: Up to this many values in both groups together, Mann-Whitney's p comes from its exact permutation distribution.
 EXACT_MW_LIMIT = 60
-#: Up to this many pairs, the pairwise differences are sorted in memory (8 bytes each).
+#: Up to this many pairs of distinct values, their differences are sorted in memory (16 bytes each).
 PAIRS_IN_MEMORY = 250_000
 #: Continuity correction of the normal approximation, in pairs (scipy's default).
 CONTINUITY = 0.5
@@ -168,26 +189,36 @@ class MannWhitney:
         self.exact = 0 < self.m + self.n <= EXACT_MW_LIMIT
         self.sigma = _u_sigma(self.xs, self.ys) if self.total else 0.0
         self._dist = _exact_distances(self.xs, self.ys) if self.exact and self.total else None
-        # Small groups: all pairwise differences, sorted, make every count one binary search.
-        small = self.total <= PAIRS_IN_MEMORY
-        self._diffs = np.sort((self.ys[:, None] - self.xs[None, :]).ravel()) if small else None
+        # Few distinct values (small groups, or counts and scores with many ties): the differences of
+        # distinct values, sorted, with how many pairs each stands for, make every count one search.
+        xv, xc = np.unique(self.xs, return_counts=True)
+        yv, yc = np.unique(self.ys, return_counts=True)
+        self._diffs: Array | None = None
+        self._cum = np.zeros(0, dtype=np.int64)
+        if 0 < xv.size * yv.size <= PAIRS_IN_MEMORY:
+            diffs = (yv[:, None] - xv[None, :]).ravel()
+            order = np.argsort(diffs, kind="stable")
+            self._diffs = diffs[order]
+            self._cum = np.cumsum((yc[:, None] * xc[None, :]).ravel()[order])
 
     def at_most(self, d: float) -> int:
         """#(y - x <= d)."""
         if self._diffs is not None:
-            return int(np.searchsorted(self._diffs, d, side="right"))
+            i = int(np.searchsorted(self._diffs, d, side="right"))
+            return int(self._cum[i - 1]) if i else 0
         return _count_at_most(self.xs, self.ys, d)
 
     def below(self, d: float) -> int:
         """#(y - x < d)."""
         if self._diffs is not None:
-            return int(np.searchsorted(self._diffs, d, side="left"))
+            i = int(np.searchsorted(self._diffs, d, side="left"))
+            return int(self._cum[i - 1]) if i else 0
         return _count_below(self.xs, self.ys, d)
 
     def kth(self, k: int) -> float:
         """The k-th smallest (1-based) pairwise difference."""
         if self._diffs is not None:
-            return float(self._diffs[k - 1])
+            return float(self._diffs[int(np.searchsorted(self._cum, k, side="left"))])
         return _kth_difference(self.xs, self.ys, k)
 
     def u(self, d: float) -> float:
