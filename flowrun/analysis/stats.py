@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -97,7 +97,30 @@ def _clean(values: Array) -> Array:
 def _count_at_most(xs: Array, ys: Array, d: float) -> int:
     """How many pairwise differences y - x are <= d, with ``xs`` sorted, without materialising them."""
     # y - x <= d  <=>  x >= y - d; for each y, the x at or above y - d are the tail of xs.
-    return int(xs.size * ys.size - np.searchsorted(xs, ys - d, side="left").sum())
+    return int(xs.size * ys.size - _first_within(xs, ys, d, strict=False).sum())
+
+
+def _first_within(xs: Array, ys: Array, d: float, strict: bool) -> Any:
+    """For each y, the first index i such that every x from xs[i] on has y - x <= d (< d if ``strict``).
+
+    ``searchsorted`` on y - d finds it up to rounding (y - (y - x) need not be x in floating
+    point); the loop moves each index by the differences as computed, so counts agree exactly
+    with the differences :func:`_kth_difference` lists, also at a difference's own value.
+    """
+    idx = np.searchsorted(xs, ys - d, side="right" if strict else "left")
+    m = xs.size
+
+    def within(i: Any) -> Any:
+        diff = ys - xs[np.minimum(i, m - 1)]
+        return diff < d if strict else diff <= d
+
+    for _ in range(64):
+        down = (idx > 0) & within(idx - 1)  # the one before also qualifies
+        up = (idx < m) & ~within(idx)  # this one does not
+        if not (down.any() or up.any()):
+            break
+        idx = idx - down + up
+    return idx
 
 
 def _kth_difference(xs: Array, ys: Array, k: int) -> float:
@@ -129,8 +152,8 @@ def _kth_difference(xs: Array, ys: Array, k: int) -> float:
         else:
             lo, c_lo = mid, c
     # the differences in (lo, hi]: for each y, the x with y - hi <= x < y - lo
-    starts = np.searchsorted(xs, ys - hi, side="left")
-    ends = np.searchsorted(xs, ys - lo, side="left")
+    starts = _first_within(xs, ys, hi, strict=False)
+    ends = _first_within(xs, ys, lo, strict=False)
     lens = ends - starts
     rows = np.repeat(np.arange(ys.size), lens)
     cols = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
@@ -302,7 +325,7 @@ def shift_test(baseline: Array, variant: Array, level: float = 0.95, mw: MannWhi
 def _count_below(xs: Array, ys: Array, d: float) -> int:
     """How many pairwise differences y - x are < d (``xs`` sorted)."""
     # y - x < d  <=>  x > y - d
-    return int(xs.size * ys.size - np.searchsorted(xs, ys - d, side="right").sum())
+    return int(xs.size * ys.size - _first_within(xs, ys, d, strict=True).sum())
 
 
 def _exact_distances(xs: Array, ys: Array) -> tuple[Array, Array]:
