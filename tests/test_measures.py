@@ -201,3 +201,13 @@ def test_app_observes_running_cases_until_the_project_clock(project, clock):
     assert bool(event[j]) is False
     assert time[j] == pytest.approx((clock.now() - started).total_seconds())
     assert clock.now() > T0
+
+
+def test_sla_without_milestones_is_kept_on_cycle_time():
+    """No resolution milestone: the 100 s SLA is judged on cycle time (100 s kept, 101 s missed)."""
+    settings = PilotSettings(lanes=SETTINGS.lanes, sla_seconds=100.0)
+    rows = [("in", "v", None, "completed", 0.0, 100.0), ("late", "v", None, "completed", 0.0, 101.0)]
+    steps = [_step("in", "Take", "Front", 0, 5, 10), _step("late", "Take", "Front", 0, 5, 10)]
+    cases = measure(rows, [steps], (), settings)
+    assert (cases.case("in")["sla_met"], cases.case("late")["sla_met"]) == (1, 0)
+    assert "resolution_time" not in cases.measures
