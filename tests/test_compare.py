@@ -219,10 +219,17 @@ def test_json_has_exactly_the_documented_keys(cli, pilot):
         "seed",
         "resamples",
     }
+    per_hour = {name: g.pop("cases_per_person_hour") for name, g in data["groups"].items()}
     assert data["groups"] == {
         "baseline": {"n": N_PER_VARIANT, "running": 1, "other": 0},
         "reengineered": {"n": N_PER_VARIANT, "running": 1, "other": 0},
     }
+    # completed cases per hour of people's touch time, from the per-case touch times
+    touch = {k["kpi"]: k for k in data["kpis"]}["touch_time"]
+    assert touch["baseline"]["n"] == N_PER_VARIANT
+    for name in ("baseline", "reengineered"):
+        side = touch["baseline" if name == "baseline" else "variant"]
+        assert per_hour[name] == pytest.approx(N_PER_VARIANT / (side["mean"] * N_PER_VARIANT / 3600))
     assert [k["kpi"] for k in data["kpis"]] == [
         "cycle_time",
         "waiting_time",
@@ -502,8 +509,8 @@ def test_a_family_without_cases_compares_to_nothing_significant(cli, project_dir
     """With no cases yet, every KPI is empty and flagged too small, and the text says so."""
     data = _compare_json(cli, project_dir)
     assert data["groups"] == {
-        "baseline": {"n": 0, "running": 0, "other": 0},
-        "reengineered": {"n": 0, "running": 0, "other": 0},
+        "baseline": {"n": 0, "running": 0, "other": 0, "cases_per_person_hour": None},
+        "reengineered": {"n": 0, "running": 0, "other": 0, "cases_per_person_hour": None},
     }
     assert all(k["diff"] is None and k["too_small"] and not k["significant"] for k in data["kpis"])
     assert data["tasks"] == []

@@ -15,7 +15,7 @@ import numpy as np
 
 from flowrun.analysis import stats
 from flowrun.analysis.blueprint import PilotSettings
-from flowrun.analysis.measures import CASE_MEASURES, CONDITIONAL, Bools, Cases, Floats, applies
+from flowrun.analysis.measures import CASE_MEASURES, CONDITIONAL, Bools, Cases, Floats, applies, cases_per_person_hour
 from flowrun.analysis.stats import MIN_GROUP, Statistic
 
 Kind = Literal["duration", "count", "score", "nps", "proportion"]
@@ -166,6 +166,8 @@ class Group:
     n: int
     running: int
     other: int
+    #: Completed cases per person-hour of manual touch time (staff efficiency); None without any.
+    cases_per_person_hour: float | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,10 @@ def compare(
     if primary is not None and primary not in [k.name for k in kpis]:
         raise ValueError(f"unknown primary KPI '{primary}'; use one of {', '.join(k.name for k in kpis)}")
     (bname, bmask), (vname, vmask) = baseline, variant
-    groups = [_group(bname, cases, bmask), _group(vname, cases, vmask)]
+    groups = [
+        replace(_group(bname, cases, bmask), cases_per_person_hour=cases_per_person_hour(cases, bmask)),
+        replace(_group(vname, cases, vmask), cases_per_person_hour=cases_per_person_hour(cases, vmask)),
+    ]
     bdone, vdone = bmask & cases.completed, vmask & cases.completed
     results = []
     intervals: dict[str, IntervalAt] = {}
@@ -577,7 +582,10 @@ def to_dict(c: Comparison) -> dict[str, Any]:
     return {
         "family": c.family,
         "filters": c.filters,
-        "groups": {g.name: {"n": g.n, "running": g.running, "other": g.other} for g in (c.baseline, c.variant)},
+        "groups": {
+            g.name: {"n": g.n, "running": g.running, "other": g.other, "cases_per_person_hour": g.cases_per_person_hour}
+            for g in (c.baseline, c.variant)
+        },
         "baseline": c.baseline.name,
         "variant": c.variant.name,
         "kpis": [_kpi_dict(k) for k in c.kpis],

@@ -166,6 +166,8 @@ def comparison_text(result: Comparison) -> None:
     for g in (b, v):
         extra = f", {g.running} running" if g.running else ""
         extra += f", {g.other} failed or cancelled" if g.other else ""
+        if g.cases_per_person_hour is not None:
+            extra += f"; {g.cases_per_person_hour:.2f} cases per person-hour"
         c.print(f"  {g.name}: {g.n} completed case(s){extra}", markup=False)
     filters = {k: val for k, val in result.filters.items() if val}
     if filters:
