@@ -517,3 +517,68 @@ def test_a_family_without_cases_compares_to_nothing_significant(cli, project_dir
     text = cli(project_dir, "compare", "complaint")
     assert text.exit_code == 0, text.stderr
     assert "group 'baseline' has no completed cases, fewer than 10" in text.stdout
+
+
+def test_every_kpi_test_equals_scipy_on_the_pilot(cli, pilot, pilot_project):
+    """The pilot's per-case values, judged independently: exact Mann-Whitney (scipy) where no value
+    ties, scipy's permutation test where they do, Wilson/Newcombe for shares, the NPS z by hand;
+    and each KPI's interval excludes its null value exactly when its p is below 5 %."""
+    from scipy import stats as sst
+
+    from flowrun.analysis import case_kpis
+    from flowrun.analysis.compare import _values
+    from flowrun.app.blueprints import pilot_settings
+
+    data = _compare_json(cli, pilot[0])
+    cases = app.measure_cases(pilot_project, "complaint")
+    base = np.array([v == "baseline" for v in cases.variants]) & cases.completed
+    var = np.array([v == "reengineered" for v in cases.variants]) & cases.completed
+    measured = {k.name: k for k in case_kpis(pilot_settings(pilot_project, "complaint"))}
+    checked = {"exact": 0, "permutation": 0}
+    for k in data["kpis"]:
+        if k["p_value"] is not None and k["ci95"] is not None:
+            excludes = k["ci95"][0] > k["ci_null"] or k["ci95"][1] < k["ci_null"]
+            assert excludes == (k["p_value"] < 0.05), k["kpi"]
+        if k["test"] != "mann-whitney-exact":
+            continue
+        source = measured.get(k["kpi"])
+        kind = source.kind if source else "score"
+        values = _values(cases, source) if source else cases.outcomes[k["kpi"]]
+        x, y = values[base], values[var]
+        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+        if np.unique(np.concatenate([x, y])).size == x.size + y.size:
+            expected = sst.mannwhitneyu(y, x, method="exact").pvalue
+            assert k["p_value"] == pytest.approx(expected, rel=1e-9), k["kpi"]
+            checked["exact"] += 1
+        elif kind != "proportion":
+            perm = sst.permutation_test(
+                (x, y),
+                lambda a, b, axis: sst.mannwhitneyu(b, a, axis=axis).statistic,
+                n_resamples=4000,
+                random_state=0,
+                vectorized=True,
+            )
+            assert abs(k["p_value"] - perm.pvalue) <= 4 * np.sqrt(max(perm.pvalue, 0.01) / 4000) + 1e-9, k["kpi"]
+            checked["permutation"] += 1
+    assert checked["exact"] >= 2, checked
+    assert checked["permutation"] >= 2, checked
+    fcr = next(k for k in data["kpis"] if k["kpi"] == "fcr")
+    f = cases.outcomes["resolved_first_contact"]
+    k1, n1 = int(np.nansum(f[base])), int(np.count_nonzero(~np.isnan(f[base])))
+    k2, n2 = int(np.nansum(f[var])), int(np.count_nonzero(~np.isnan(f[var])))
+    w1 = sst.binomtest(k1, n1).proportion_ci(method="wilson")
+    w2 = sst.binomtest(k2, n2).proportion_ci(method="wilson")
+    p1, p2 = k1 / n1, k2 / n2
+    assert fcr["ci95"][0] == pytest.approx(p2 - p1 - np.hypot(p2 - w2.low, w1.high - p1))
+    assert fcr["ci95"][1] == pytest.approx(p2 - p1 + np.hypot(w2.high - p2, p1 - w1.low))
+    nps = next(k for k in data["kpis"] if k["kpi"] == "nps")
+    a, b = cases.outcomes["nps"][base], cases.outcomes["nps"][var]
+
+    def moments(v: np.ndarray) -> tuple[float, float]:
+        v = v[~np.isnan(v)]
+        n = v.size + 1.5
+        pro, det = (np.count_nonzero(v >= 9) + 0.5) / n, (np.count_nonzero(v <= 6) + 0.5) / n
+        return 100 * (pro - det), 1e4 * (pro + det - (pro - det) ** 2) / n
+
+    (c1, v1), (c2, v2) = moments(a), moments(b)
+    assert nps["p_value"] == pytest.approx(2 * sst.norm.sf(abs(c2 - c1) / np.sqrt(v1 + v2)))
