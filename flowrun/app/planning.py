@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from flowrun.app.pilots import _family_variants, _outcome_kpis, measure_cases
 from flowrun.app.project import Project
 from flowrun.errors import DataError
@@ -114,6 +112,8 @@ def plan(
         DataError: fewer than :data:`MIN_BASELINE` completed baseline cases.
         NotFoundError: the family or group does not exist.
     """
+    import numpy as np  # here, not at import: `flowrun tasks` and `do` must not load numpy
+
     from flowrun import analysis
     from flowrun.analysis import power as pw
     from flowrun.app.blueprints import pilot_settings
