@@ -149,9 +149,13 @@ NO_SURVEY = 0.03  # share of cases without survey answers (left out of those KPI
 STATE_BYTES = 6000  # a completed case's stored engine state is 5.8-6.8 kB in the shipped example
 
 
-def _fmt(us: int) -> str:
-    """SQLAlchemy's SQLite storage text of the UTC time BASE_TIME + us microseconds."""
-    return (BASE_TIME + timedelta(microseconds=us)).isoformat(" ", "microseconds")
+#: BASE_TIME (UTC) as flowrun stores times on SQLite: whole microseconds since 1970 (flowrun.store.schema.to_micros).
+BASE_MICROS = (BASE_TIME - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+def _fmt(us: int) -> int:
+    """flowrun's SQLite storage of the UTC time BASE_TIME + us microseconds."""
+    return BASE_MICROS + us
 
 
 def _case(

@@ -461,16 +461,16 @@ def test_measures_agree_with_a_plain_sql_reference(sqlite_pilot_project):
     reference = f"""
         WITH s AS (
           SELECT instance_id AS iid, bpmn_id, lane, type, ready_at,
-                 (julianday(completed_at) - julianday(started_at)) * 86400.0 AS h,
+                 (completed_at - started_at) / 1e6 AS h,
                  LAG(lane) OVER (PARTITION BY instance_id, (type = 'userTask' AND lane <> 'Customer')
                                  ORDER BY completed_at, ready_at, id) AS prev
           FROM tasks WHERE status = 'completed' AND type IN ({steps}))
         SELECT iid, SUM(type = 'userTask'), COUNT(DISTINCT bpmn_id || '@' || ready_at) - COUNT(DISTINCT bpmn_id),
                SUM(type = 'userTask' AND lane <> 'Customer' AND lane <> prev), SUM(h),
-               (julianday(MAX(i.ended_at)) - julianday(MAX(i.created_at))) * 86400.0
+               (MAX(i.ended_at) - MAX(i.created_at)) / 1e6
         FROM s JOIN instances i ON i.id = s.iid WHERE i.status = 'completed' GROUP BY iid"""
     intervals = f"""
-        SELECT instance_id, julianday(started_at) * 86400.0, julianday(completed_at) * 86400.0 FROM tasks
+        SELECT instance_id, started_at / 1e6, completed_at / 1e6 FROM tasks
         WHERE status = 'completed' AND type IN ({steps}) ORDER BY instance_id, started_at"""
     conn = sqlite3.connect(db_path(sqlite_pilot_project.settings.root))
     try:
@@ -489,7 +489,8 @@ def test_measures_agree_with_a_plain_sql_reference(sqlite_pilot_project):
         case = cases.case(iid)
         assert (case["steps"], case["rework"], case["handoffs"]) == (n, rework, handoffs or 0)
         assert case["waiting_time"] == pytest.approx(life - busy[iid], abs=1e-2)
-        assert case["touch_time"] == pytest.approx(touch, abs=1e-3)
+        # flowrun rounds each time to the millisecond; the reference sums the exact microseconds
+        assert case["touch_time"] == pytest.approx(touch, abs=1e-2)
 
 
 def test_scan_and_lookup_reads_give_the_same_steps(sqlite_pilot_project):

@@ -245,6 +245,16 @@ def test_deeply_nested_rows_are_one_message(cli, project, project_dir):
     refused(cli(project_dir, "history", iid[:8]), f"the form of task {ref}", "nested too deep")
 
 
+@pytest.mark.sqlite
+def test_a_time_written_behind_flowrun_s_back_is_one_message(cli, project, project_dir):
+    """A SQLite time column holding text (flowrun stores integer microseconds) names the value and the fix."""
+    iid = app.start(project, "complaint:baseline").instance
+    [ref] = [str(t.ref) for t in app.inbox(project, iid)]
+    change(project_dir, "UPDATE tasks SET ready_at = 'next tuesday' WHERE id = ?", int(ref))
+    refused(cli(project_dir, "tasks"), "'next tuesday' where a time belongs", "backup")
+    refused(cli(project_dir, "history", iid[:8]), "'next tuesday' where a time belongs", "backup")
+
+
 def _safe_loader(call: Any) -> bool:
     """``yaml.load(text, Loader=_loader())``: the one loader flowrun uses, checked to be a SafeLoader below."""
     import ast

@@ -79,3 +79,34 @@ def test_an_upgraded_database_remembers_the_flowrun_that_migrated_it(cli, projec
     _migrate_to(f"sqlite:///{path}", "0003_jobs")
     assert cli(project_dir, "db", "upgrade").exit_code == 0
     assert query(project_dir, "SELECT key, value FROM flowrun_meta") == [("migrated_by", __version__)]
+
+
+@pytest.mark.sqlite
+def test_sqlite_times_move_from_text_to_microseconds_and_back_exactly(cli, project, project_dir):
+    """0005_epoch_times: a database whose times are SQLAlchemy's ISO text keeps every time to the microsecond.
+
+    The case's history (ready, started, completed) reads the same after a downgrade to text and
+    the upgrade back; the stored values are integers again, and the export is unchanged.
+    """
+    iid = app.start(project, "complaint:baseline").instance
+    work(project, iid, "Record complaint", RECORD)
+    before = cli_json(cli(project_dir, "history", iid, "--json"))
+    exported = cli(project_dir, "export", "--format", "csv", "-o", "-").stdout
+    stored = query(project_dir, "SELECT ready_at, typeof(ready_at) FROM tasks ORDER BY id")
+    assert {kind for _, kind in stored} == {"integer"}
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_sql.__file__).parent / "migrations"))
+    engine = create_engine(f"sqlite:///{db_path(project_dir)}")
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004_meta")
+    engine.dispose()
+    texts = query(project_dir, "SELECT ready_at, typeof(ready_at) FROM tasks ORDER BY id")
+    assert {kind for _, kind in texts} == {"text"}
+    assert texts[0][0][:19] == before[0]["ready_at"][:19].replace("T", " ")
+
+    assert cli(project_dir, "db", "upgrade").exit_code == 0
+    assert query(project_dir, "SELECT ready_at, typeof(ready_at) FROM tasks ORDER BY id") == stored
+    assert cli_json(cli(project_dir, "history", iid, "--json")) == before
+    assert cli(project_dir, "export", "--format", "csv", "-o", "-").stdout == exported

@@ -29,7 +29,7 @@ The family's :class:`~flowrun.analysis.blueprint.PilotSettings` say which lane i
 * outcome fields of the case's final data (satisfaction, NPS answer, first-contact resolution),
   as numbers: booleans are 1 and 0; a missing or unreadable value is NaN.
 
-Durations are in seconds, rounded to the millisecond (SQLite keeps milliseconds). Only
+Durations are in seconds, each time rounded to the millisecond first. Only
 completed cases get measures; the others are counted by status and never mixed in.
 """
 

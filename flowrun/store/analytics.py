@@ -2,8 +2,8 @@
 
 Two reads, the same on SQLite and PostgreSQL except for two expressions:
 
-* a time as epoch seconds: ``(julianday(x) - 2440587.5) * 86400.0`` on SQLite (millisecond
-  resolution), ``extract(epoch from x)`` on PostgreSQL;
+* a time as epoch seconds: ``x / 1000000.0`` on SQLite (which stores whole microseconds, see
+  :class:`flowrun.store.schema.UTCDateTime`), ``extract(epoch from x)`` on PostgreSQL;
 * a field of the case's final data (``instances.data``, JSON text): ``json_extract(data, '$."f"')``
   on SQLite, ``data::json ->> 'f'`` on PostgreSQL (which gives text; the analysis reads numbers
   and booleans from either).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from flowrun.store.sql import Tx
@@ -81,7 +82,7 @@ class _Sql:
 
     def epoch(self, column: str) -> str:
         if self.sqlite:
-            return f"((julianday({column}) - 2440587.5) * 86400.0)"
+            return f"({column} / 1000000.0)"
         return f"CAST(extract(epoch from {column}) AS double precision)"
 
     def field(self, data: str) -> str:
@@ -157,11 +158,18 @@ def case_rows(tx: Tx, sel: Selection, fields: Sequence[str] = ()) -> list[tuple[
     """
     sql = _Sql(tx)
     where, params = sql.where(sel, "i")
+    if sql.sqlite and _family_is_most(tx, sel.family):
+        # "+i.family": when a family is most of the table, one scan reads the rows faster than a
+        # lookup per row through ix_instances_family_variant (each row holds its case's state).
+        where = "+" + where
     values = ", ".join(sql.field("i.data") for _ in fields)
     columns = f"i.id, i.variant, i.pilot, i.status, {sql.epoch('i.created_at')}, {sql.epoch('i.ended_at')}"
-    query = f"SELECT {columns}{', ' + values if fields else ''} FROM instances i WHERE {where} ORDER BY i.id"
-    # ordered: no statistic may depend on the order the database happens to return rows in
-    return _fetchall(tx, query, [*(sql.field_param(f) for f in fields), *params])
+    query = f"SELECT {columns}{', ' + values if fields else ''} FROM instances i WHERE {where}"
+    rows = _fetchall(tx, query, [*(sql.field_param(f) for f in fields), *params])
+    # Ordered by id (in Python: cheaper than the database's temporary sort of wide rows), so that
+    # no statistic depends on the order the database happens to return rows in.
+    rows.sort(key=itemgetter(0))
+    return rows
 
 
 def step_rows(tx: Tx, sel: Selection, wanted: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -215,6 +223,14 @@ def task_names(tx: Tx, samples: Sequence[tuple[str, str]]) -> dict[str, str]:
     return {str(b): str(n) for b, n in rows if b in wanted}
 
 
+def _family_is_most(tx: Tx, family: str) -> bool:
+    """Whether at least half of all cases are of ``family`` (both counts come from an index)."""
+    m = _Sql(tx).mark
+    total = _fetchall(tx, "SELECT COUNT(*) FROM instances", [])[0][0]
+    mine = _fetchall(tx, f"SELECT COUNT(*) FROM instances WHERE family = {m}", [family])[0][0]
+    return 2 * int(mine or 0) >= int(total or 0)
+
+
 def _scan_is_cheaper(tx: Tx, wanted: int) -> bool:
     total = _fetchall(tx, "SELECT COUNT(*) FROM instances", [])[0][0]
     return 2 * wanted >= int(total or 0)
@@ -243,6 +259,6 @@ def _chunks(tx: Tx, query: str, params: Sequence[Any]) -> Iterator[list[tuple[An
                     gc.enable()
             if not chunk:
                 return
-            yield list(chunk)
+            yield chunk  # type: ignore[misc]  # DB-API fetchmany gives a list of tuples
     finally:
         cursor.close()

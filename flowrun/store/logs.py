@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, insert, or_, select, type_coerce
+from sqlalchemy import String, and_, case, func, insert, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
@@ -112,9 +112,16 @@ def case_data_rows(
 def _time_text(column: Any, sql_times: bool) -> ColumnElement[Any]:
     if not sql_times:
         return column  # type: ignore[no-any-return]
-    # SQLAlchemy stores SQLite times as UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'
-    text = type_coerce(column, String)
-    return type_coerce(func.replace(func.replace(text, " ", "T"), ".000000", "") + "+00:00", String)
+    # SQLite stores whole microseconds since 1970 (schema.UTCDateTime); this is Python's
+    # datetime.isoformat() of it in SQL: seconds floored (also before 1970), ".ffffff" unless 0.
+    name = f"{column.table.name}.{column.name}"
+    frac = f"((({name} % 1000000) + 1000000) % 1000000)"
+    text = (
+        f"CASE WHEN {name} IS NULL THEN NULL ELSE "
+        f"strftime('%Y-%m-%dT%H:%M:%S', ({name} - {frac}) / 1000000, 'unixepoch') "
+        f"|| CASE WHEN {frac} = 0 THEN '' ELSE '.' || printf('%06d', {frac}) END || '+00:00' END"
+    )
+    return literal_column(text, String)
 
 
 def _export_status() -> ColumnElement[Any]:
