@@ -43,9 +43,9 @@ def measure_cases(
     """
     from flowrun.store.analytics import Selection
 
-    groups = _analysis_groups(project, family, _family_variants(project, family), [group] if group else [])
+    groups = _analysis_groups(project, family, family_variants(project, family), [group] if group else [])
     sel = Selection(family, tuple(groups) or ((None, None),), pilot, _epoch(since), _epoch(until))
-    return _read_cases(project, sel, _outcome_kpis(project))[0]
+    return _read_cases(project, sel, outcome_kpis(project))[0]
 
 
 def compare(
@@ -77,11 +77,11 @@ def compare(
     from flowrun.app.blueprints import pilot_settings
     from flowrun.store.analytics import Selection
 
-    variants = _family_variants(project, family)
+    variants = family_variants(project, family)
     names = _default_specs(variants, family, baseline, variant)
     groups = _analysis_groups(project, family, variants, names)
     sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
-    outcomes = _outcome_kpis(project)
+    outcomes = outcome_kpis(project)
     settings = pilot_settings(project, family)
     cases, task_names = _read_cases(project, sel, outcomes, settings)
     masks = [_group_mask(cases, g) for g in groups]
@@ -127,7 +127,12 @@ def _read_cases(
     return cases, names
 
 
-def _outcome_kpis(project: Project) -> list[Kpi]:
+def outcome_kpis(project: Project) -> list[Kpi]:
+    """The KPIs read from case data that flowrun.yaml's ``kpis:`` names (satisfaction, NPS, ...).
+
+    Raises:
+        ProjectError: a KPI's definition is not valid; the message names flowrun.yaml.
+    """
     from flowrun.analysis import outcome_kpi
 
     try:
@@ -144,7 +149,7 @@ def _split_group(spec: str) -> tuple[str | None, str | None]:
     return (variant or None, pilot if at and pilot else None)
 
 
-def _family_variants(project: Project, family: str) -> list[str]:
+def family_variants(project: Project, family: str) -> list[str]:
     """A family's variants: flowrun.yaml's, in its order, then others that have cases.
 
     Raises:
