@@ -98,7 +98,7 @@ def _sequence(t: float, tasks: Iterable[tuple[str, float, float | None, dict[str
 
 def _touch(rng: random.Random) -> float | None:
     """A touch time in whole minutes from a short list (so touch times and costs can tie), or no claim."""
-    return rng.choice([None, 300.0, 600.0, 600.0, 900.0, 1200.0, 1800.0])
+    return rng.choice([None, None, None, 300.0, 600.0, 600.0, 900.0, 1200.0, 1800.0])
 
 
 def _survey(rng: random.Random, better: bool) -> dict[str, Any]:
@@ -538,6 +538,17 @@ def test_every_interval_excludes_its_null_exactly_when_p_is_below_5_percent(pilo
     assert any(k["p_value"] >= 0.05 for k in tested)
 
 
+def test_groups_below_10_cases_are_never_called_significant(pilot: Pilot) -> None:
+    """7 completed cases a group: every KPI is flagged too small, has no adjusted p and says so."""
+    for k in pilot.compare["kpis"]:
+        assert k["too_small"], k["kpi"]
+        assert not k["significant"], k["kpi"]
+        assert k["p_adjusted"] is None, k["kpi"]
+        assert k["verdict"] == "too few cases to judge", k["kpi"]
+    assert pilot.compare["significant"] == []
+    assert any("fewer than 10" in w or "too few" in w for w in pilot.compare["warnings"]), pilot.compare["warnings"]
+
+
 def test_csv_carries_the_same_numbers(pilot: Pilot) -> None:
     """``--csv`` has one row per KPI with the JSON's numbers (empty cells for nulls)."""
     rows = {r["kpi"]: r for r in pilot.csv_rows}
@@ -565,3 +576,41 @@ def test_csv_carries_the_same_numbers(pilot: Pilot) -> None:
             else:
                 assert float(row[column]) == pytest.approx(value, rel=1e-12), (name, column)
         assert (row["test"], row["ci_method"]) == (k["test"], k["ci_method"])
+
+
+def _timing_side(steps: list[Step]) -> dict[str, float | int] | None:
+    if not steps:
+        return None
+    waiting = np.array([s.span()[0] - s.ready for s in steps])
+    touch = np.array([s.touch() for s in steps])
+    return {
+        "n": len(steps),
+        "waiting_median": float(np.median(waiting)),
+        "touch_median": float(np.median(touch)),
+        "waiting_p90": float(np.percentile(waiting, 90)),
+        "touch_p90": float(np.percentile(touch, 90)),
+    }
+
+
+def _assert_side(got: dict[str, Any] | None, expected: dict[str, float | int] | None, what: str) -> None:
+    if expected is None:
+        assert got is None, what
+        return
+    assert got is not None, what
+    assert {k: got[k] for k in expected} == pytest.approx(expected), what
+
+
+def test_per_task_and_per_lane_timings_equal_numpy(pilot: Pilot) -> None:
+    """The task and lane tables: how often each ran in the completed cases, median and p90 waiting and touch."""
+    (_, base), (_, var) = _groups(pilot)
+    done = [[s for c in cases if c.end is not None for s in c.steps] for cases in (base, var)]
+    rows = {row["name"]: row for row in pilot.compare["tasks"]}
+    names = {s.name for steps in done for s in steps}
+    assert names <= set(rows), names - set(rows)
+    for name in names:
+        for side, steps in zip(("baseline", "variant"), done, strict=True):
+            _assert_side(rows[name][side], _timing_side([s for s in steps if s.name == name]), f"{name} {side}")
+    lanes = {row["lane"]: row for row in pilot.compare["lanes"]}
+    for lane in {s.lane for steps in done for s in steps}:
+        for side, steps in zip(("baseline", "variant"), done, strict=True):
+            _assert_side(lanes[lane][side], _timing_side([s for s in steps if s.lane == lane]), f"{lane} {side}")
