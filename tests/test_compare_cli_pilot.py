@@ -614,3 +614,14 @@ def test_per_task_and_per_lane_timings_equal_numpy(pilot: Pilot) -> None:
     for lane in {s.lane for steps in done for s in steps}:
         for side, steps in zip(("baseline", "variant"), done, strict=True):
             _assert_side(lanes[lane][side], _timing_side([s for s in steps if s.lane == lane]), f"{lane} {side}")
+
+
+def test_until_after_every_start_changes_nothing(pilot: Pilot) -> None:
+    """``--until`` selects cases by start: one after every case's start selects the same cases and
+    must give the same verdicts; running cases stay observed until now, not cut off at ``--until``."""
+    last_start = max(c.start for c in pilot.cases)
+    until = _iso(last_start + HOUR)
+    cutoff = (CUTOFF - T0).total_seconds()
+    data = _ok(_run(pilot.root, "compare", "complaint", "--json", "--until", until, at=cutoff))
+    assert data["groups"] == pilot.compare["groups"]
+    assert data["kpis"] == pilot.compare["kpis"]
