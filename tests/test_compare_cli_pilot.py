@@ -113,11 +113,11 @@ def _baseline_script(rng: random.Random, shape: str) -> tuple[list[Command], dic
     record = {"customer_name": "Ann Smith", "category": "billing", "description": "Charged twice for March"}
     specialist = shape == "specialist"
     amount = 150.0 if shape in ("approval", "rework") else 60.0
+    analyse = {"severity": "high" if specialist else "low", "needs_specialist": specialist}
     tasks: list[tuple[str, float, float | None, dict[str, Any]]] = [
         ("Record complaint", rng.randint(60, 1800), _touch(rng), record),
-        ("Analyse needs", rng.randint(1, 30) * HOUR + rng.randint(0, 3599), _touch(rng),
-         {"severity": "high" if specialist else "low", "needs_specialist": specialist}),
-    ]  # fmt: skip
+        ("Analyse needs", rng.randint(1, 30) * HOUR + rng.randint(0, 3599), _touch(rng), analyse),
+    ]
     if specialist:
         finding = {"finding": "meter fault confirmed", "proposed_remedy": "repair"}
         tasks.append(("Specialist assessment", rng.randint(2, 20) * HOUR + rng.randint(0, 3599), _touch(rng), finding))
