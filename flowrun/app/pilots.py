@@ -108,7 +108,9 @@ def _read_cases(
 ) -> tuple[Cases, dict[str, str]]:
     """The selected cases' measures, and the names of the tasks they ran, in one read transaction.
 
-    Running cases are observed until the project clock's now, or ``until`` when that is earlier.
+    Running cases are observed until the project clock's now, also under ``until``: that selects
+    cases by when they started, and completed cases keep their whole life, so censoring a running
+    case at ``until`` would drop only the slow cases' later time and make their group look faster.
     """
     from flowrun import analysis
     from flowrun.app.blueprints import pilot_settings
@@ -117,11 +119,10 @@ def _read_cases(
     settings = settings or pilot_settings(project, sel.family)
     fields = list(dict.fromkeys(k.source for k in outcomes))
     now = _epoch(project.clock.now())
-    cutoff = now if sel.until is None or now is None else min(now, sel.until)
     with project.store.read() as tx:
         rows = analytics.case_rows(tx, sel, fields)
         kept = sum(1 for r in rows if r[3] in (INSTANCE_COMPLETED, RUNNING))
-        cases = analysis.measure(rows, analytics.step_rows(tx, sel, kept), fields, settings, cutoff)
+        cases = analysis.measure(rows, analytics.step_rows(tx, sel, kept), fields, settings, now)
         samples = [(iid, task) for iid, task in zip(cases.samples, cases.tasks, strict=True) if iid]
         names = analytics.task_names(tx, samples)
     return cases, names
