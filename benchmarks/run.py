@@ -921,7 +921,8 @@ t = time.perf_counter()
 from flowrun.cli.main import cli
 from flowrun.app import Project, inbox
 from flowrun.config import find_project
-from flowrun.cli.render import inbox_json, _default
+from flowrun.cli.inbox_view import inbox_json
+from flowrun.cli.render import _default
 out["import flowrun.cli.main + flowrun.app"] = time.perf_counter() - t
 t = time.perf_counter()
 project = Project(find_project(explicit=Path(".")))
@@ -941,8 +942,8 @@ with project.store.read() as tx:
     raw = tx.conn.exec_driver_sql("select count(*) from tasks").fetchall()
     out["  (a count(*) over tasks, for scale)"] = time.perf_counter() - t
 t = time.perf_counter()
-js = inbox_json(items)
-out["render.inbox_json (dicts with ISO times)"] = time.perf_counter() - t
+js = inbox_json(items, project.settings.inbox_columns)
+out["inbox_view.inbox_json (dicts with ISO times)"] = time.perf_counter() - t
 t = time.perf_counter()
 text = json.dumps(js, indent=2, default=_default, ensure_ascii=False)
 out["json.dumps(indent=2) as echo_json does (pure-Python encoder)"] = time.perf_counter() - t

@@ -119,3 +119,21 @@ def cli(runner: CliRunner) -> CliCall:
         return runner.invoke(root, ["--project", str(project_dir), *map(str, args)], env=env, input=input)
 
     return invoke
+
+
+@pytest.fixture
+def berlin_time() -> Iterator[None]:
+    """The machine's time zone is Europe/Berlin (CET in winter) for this test, so local times can be asserted."""
+    import time
+
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
+from flowrun.app.deadlines import apply_service_level
+from flowrun.app.keys import check_key, generated_key, refuse_taken
 from flowrun.app.project import Project, resolve_process
 from flowrun.app.stepping import jsonable, run_optimistic_step, task_events, verified_snapshot
-from flowrun.clock import human, iso
+from flowrun.clock import human
 from flowrun.errors import (
     ConflictError,
     FormError,
@@ -47,16 +49,20 @@ def start(
     pilot: str | None = None,
     *,
     message: tuple[str, str] | None = None,
+    key: str | None = None,
 ) -> StepResult:
     """Start an instance of a process and run its automated steps until the first wait.
 
     Args:
+        key: the case's business key (unique in its family); None makes one from the
+            family's pattern under ``keys:`` in flowrun.yaml, or leaves the case without.
         message: ``(kind, name)`` of a message or signal to deliver (with ``data`` as its
             payload) before anything is saved, so an instance whose start event cannot
             catch it (a failing correlation) is not saved at all.
     """
     family, variant, path = resolve_process(project, target)
     s = project.settings
+    given_key = check_key(key) if key is not None else None
     display = s.rel(path)
     store = project.store
     sha = _file_sha(path, display)
@@ -89,14 +95,21 @@ def start(
         state="",
     )
     rec.state = verified_snapshot(project, run, rec)
+    apply_service_level(project, rec, records)
     with store.write() as tx:
+        if given_key is not None:
+            refuse_taken(tx, family, given_key)
+            rec.business_key = given_key
+        elif family in s.keys:
+            rec.business_key = generated_key(tx, family, s.keys[family], rec.data)
         if process_id is not None:
             tx.ensure_model(sha, process_id, display, spec, now)
         else:
             rec.process_id = tx.model_process_id(sha)
         tx.insert_instance(rec, now)
         tx.save_tasks(rec.id, records)
-        events = [EventRow(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
+        started = {"pilot": pilot, "variant": variant, **({"key": rec.business_key} if rec.business_key else {})}
+        events = [EventRow(rec.id, None, now, "instance_started", None, started)]
         events += task_events(rec.id, records)
         if message is not None and caught:
             kind, name = message
@@ -105,7 +118,7 @@ def start(
         if run.completed:
             events.append(EventRow(rec.id, None, now, "instance_completed", None))
         tx.add_events(events)
-    return StepResult.of(rec.id, rec.status, records)
+    return StepResult.of(rec.id, rec.status, records, rec.business_key)
 
 
 def _file_sha(path: Path, display: str) -> str:
@@ -169,7 +182,8 @@ def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
         if task.actor == actor or actor is None:
             return task
         raise ConflictError(
-            f"task {task.ref} ({task.name}) was already claimed by {task.actor} at {iso(task.started_at)}"
+            f"task {task.ref} ({task.name}) was already claimed by {task.actor} at "
+            f"{human(task.started_at) if task.started_at else 'an unknown time'}"
         )
     now = project.clock.now()
     with project.store.write() as tx:

@@ -15,10 +15,17 @@ from flowrun.cli.render import echo_json, echo_ready, step_json
 @click.argument("process")
 @data_options
 @click.option("--pilot", help="Name of the pilot (or group) this case belongs to.")
+@click.option("--key", help="The case's business key, unique in its family (e.g. C-1042); accepted wherever an id is.")
 @json_option
 @pass_app
 def start_cmd(
-    app: AppContext, process: str, data: tuple[str, ...], data_file: Path | None, pilot: str | None, as_json: bool
+    app: AppContext,
+    process: str,
+    data: tuple[str, ...],
+    data_file: Path | None,
+    pilot: str | None,
+    key: str | None,
+    as_json: bool,
 ) -> None:
     """Start an instance of PROCESS (FAMILY[:VARIANT] or a .bpmn file) and run it to its first wait."""
     from flowrun.app import start
@@ -26,11 +33,13 @@ def start_cmd(
 
     values = read_data_file(data_file)
     values.update(coerce(None, parse_pairs(data)))
-    result = start(app.project, process, values, pilot)
+    result = start(app.project, process, values, pilot, key=key)
     if as_json:
-        echo_json(step_json(result, new=True))
+        echo_json({**step_json(result, new=True), "key": result.key})
         return
     click.echo(result.instance[:8])
+    if result.key:
+        click.echo(f"  key {result.key}", err=True)
     _say_next(result)
 
 
@@ -90,6 +99,7 @@ def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool
             [
                 {
                     "id": r.id,
+                    "key": r.business_key,
                     "process": r.family,
                     "variant": r.variant,
                     "pilot": r.pilot,
@@ -103,14 +113,20 @@ def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool
         return
     from rich.table import Table
 
-    from flowrun.cli.render import console, when
+    from flowrun.cli.render import console, short_when
 
     table = Table(title=f"{len(rows)} instance(s)", title_justify="left")
-    for col in ("instance", "process", "pilot", "status", "started", "ended"):
-        table.add_column(col)
+    for col in ("instance", "key", "process", "pilot", "status", "started", "ended"):
+        table.add_column(col, no_wrap=col in ("instance", "key", "status", "started", "ended"))
     for r in rows:
         table.add_row(
-            r.id[:8], f"{r.family}:{r.variant}", r.pilot or "", r.status, when(r.created_at), when(r.ended_at)
+            r.id[:8],
+            r.business_key or "",
+            f"{r.family}:{r.variant}",
+            r.pilot or "",
+            r.status,
+            short_when(r.created_at),
+            short_when(r.ended_at),
         )
     console().print(table)
 
