@@ -136,7 +136,7 @@ def test_tasks_filters(cli, project_dir):
     assert names("--lane", "front office") == ["Record and assess complaint"]
     assert names("--lane", "Supervisor") == []
     assert names("--process", "complaint") == ["Record and assess complaint", "Record complaint"]
-    assert names("--process", "billing") == []
+    assert_error(cli(project_dir, "tasks", "--process", "billing"), 1, "no process family 'billing'", "complaint")
     assert names("--instance", base["id"]) == ["Record complaint"]
     assert names("--instance", re_["id"][:8]) == ["Record and assess complaint"]
     assert names("--instance", re_["id"][:8].upper()) == ["Record and assess complaint"]

@@ -169,7 +169,9 @@ def preview_task(project: Project, ref: str) -> TaskPreview:
         spec = None if rec is None or project.engine.knows(rec.sha256) else tx.model_spec(rec.sha256)
     if rec is None:
         raise NotFoundError(f"task {task.ref} belongs to no instance; the database was changed outside flowrun")
-    if rec.state:  # an imported case has no model to read documentation from
+    from flowrun.app.logs import IMPORTED_PROCESS_ID
+
+    if rec.process_id != IMPORTED_PROCESS_ID:  # an imported case has no model to read documentation from
         task.documentation = project.engine.documentation(spec, rec.sha256, task.bpmn_id)
     form = task_form(project, task) if task.type in ("userTask", "manualTask") else None
     return TaskPreview(task, rec.family, rec.variant, rec.business_key, form, rec.data)

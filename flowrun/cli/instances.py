@@ -52,7 +52,7 @@ def _say_next(result: object) -> None:
 
 
 @click.command("show")
-@click.argument("instance")
+@click.argument("instance", metavar="INSTANCE")
 @json_option
 @pass_app
 def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
@@ -69,9 +69,10 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 
 @click.command("history")
 @click.argument("instance")
+@click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app
-def history_cmd(app: AppContext, instance: str, as_json: bool) -> None:
+def history_cmd(app: AppContext, instance: str, wide: bool, as_json: bool) -> None:
     """Every task of an instance: lane, actor, ready/started/completed, waiting and touch time."""
     from flowrun.app import history
     from flowrun.cli.render import history_table, task_json
@@ -80,15 +81,16 @@ def history_cmd(app: AppContext, instance: str, as_json: bool) -> None:
     if as_json:
         echo_json([task_json(t) for t in tasks])
     else:
-        history_table(view, tasks)
+        history_table(view, tasks, wide)
 
 
 @click.command("instances")
 @click.option("--status", type=click.Choice(["running", "completed", "error", "cancelled"]))
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app
-def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool) -> None:
+def instances_cmd(app: AppContext, status: str | None, limit: int, wide: bool, as_json: bool) -> None:
     """List recent instances, newest first."""
     from flowrun.app import instances
     from flowrun.clock import iso
@@ -111,24 +113,19 @@ def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool
             ]
         )
         return
-    from rich.table import Table
+    from flowrun.cli.fit import Column, print_fitted
+    from flowrun.cli.render import short_when
 
-    from flowrun.cli.render import console, short_when
-
-    table = Table(title=f"{len(rows)} instance(s)", title_justify="left")
-    for col in ("instance", "key", "process", "pilot", "status", "started", "ended"):
-        table.add_column(col, no_wrap=col in ("instance", "key", "status", "started", "ended"))
-    for r in rows:
-        table.add_row(
-            r.id[:8],
-            r.business_key or "",
-            f"{r.family}:{r.variant}",
-            r.pilot or "",
-            r.status,
-            short_when(r.created_at),
-            short_when(r.ended_at),
-        )
-    console().print(table)
+    columns = [
+        Column("instance", [r.id[:8] for r in rows]),
+        Column("key", [r.business_key or "" for r in rows]),
+        Column("process", [f"{r.family}:{r.variant}" for r in rows], wraps=True),
+        Column("pilot", [r.pilot or "" for r in rows], wraps=True),
+        Column("status", [r.status for r in rows]),
+        Column("started", [short_when(r.created_at) for r in rows]),
+        Column("ended", [short_when(r.ended_at) for r in rows]),
+    ]
+    print_fitted(f"{len(rows)} instance(s)", columns, ["pilot", "ended"], wide)
 
 
 COMMANDS = [start_cmd, show_cmd, history_cmd, instances_cmd]

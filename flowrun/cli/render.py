@@ -133,35 +133,28 @@ def task_json(t: TaskRecord) -> dict[str, Any]:
     }
 
 
-def history_table(view: InstanceView, tasks: list[TaskRecord]) -> None:
-    from rich.table import Table
+def history_table(view: InstanceView, tasks: list[TaskRecord], wide: bool = False) -> None:
+    """Every task of an instance; when too wide, lane, then actor, then started are left out."""
+    from flowrun.cli.fit import Column, print_fitted
 
     key = f" ({view.business_key})" if view.business_key else ""
     title = f"instance {view.short_id}{key} {view.family}:{view.variant} - {view.status}"
     if view.cycle_s is not None:
         title += f", cycle time {duration(view.cycle_s)}"
-    table = Table(title=title, title_justify="left", caption="automated steps are dimmed", caption_justify="left")
-    table.add_column("ref", no_wrap=True, justify="right")
-    table.add_column("task", no_wrap=True)
-    table.add_column("lane", no_wrap=True)
-    table.add_column("actor", no_wrap=True)
-    for col in ("ready", "started", "completed", "waiting", "touch"):
-        table.add_column(col, no_wrap=True, justify="right" if col in ("waiting", "touch") else "left")
-    for t in tasks:
-        manual = t.type in ("userTask", "manualTask")
-        table.add_row(
-            str(t.ref),
-            t.name,
-            t.lane or "-",
-            t.actor or "",
-            short_when(t.ready_at),
-            short_when(t.started_at),
-            short_when(t.completed_at) if t.status == "completed" else t.status,
-            duration(t.waiting_s),
-            duration(t.touch_s),
-            style=None if manual else "dim",
-        )
-    console().print(table)
+    done = [short_when(t.completed_at) if t.status == "completed" else t.status for t in tasks]
+    columns = [
+        Column("ref", [str(t.ref) for t in tasks], justify="right"),
+        Column("task", [t.name for t in tasks], wraps=True),
+        Column("lane", [t.lane or "-" for t in tasks], wraps=True),
+        Column("actor", [t.actor or "" for t in tasks], wraps=True),
+        Column("ready", [short_when(t.ready_at) for t in tasks]),
+        Column("started", [short_when(t.started_at) for t in tasks]),
+        Column("completed", done),
+        Column("waiting", [duration(t.waiting_s) for t in tasks], justify="right"),
+        Column("touch", [duration(t.touch_s) for t in tasks], justify="right"),
+    ]
+    styles = [None if t.type in ("userTask", "manualTask") else "dim" for t in tasks]
+    print_fitted(title, columns, ["lane", "actor", "started"], wide, "automated steps are dimmed", styles)
 
 
 def short_when(value: datetime | None) -> str:
