@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -125,23 +126,44 @@ def test_the_key_is_a_case_attribute_of_the_export(cli, project_dir, tmp_path):
     assert '<string key="business_key" value="C-1042"/>' in text
 
 
+def _env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}, "FLOWRUN_NOW": NOW}
+
+
 def test_start_with_a_key_in_a_real_process(project_dir):
     """The installed flowrun command: start --key, then the inbox of that case by its key."""
-    exe = str(flowrun_executable())
-    env = {"FLOWRUN_NOW": NOW}
-    import os
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}, **env}
-    run = subprocess.run(
-        [exe, "start", "complaint:baseline", "--key", "C-1"], cwd=project_dir, env=env, capture_output=True, text=True
-    )
+    def flowrun(*args: str) -> subprocess.CompletedProcess[str]:
+        exe = str(flowrun_executable())
+        return subprocess.run([exe, *args], cwd=project_dir, env=_env(), capture_output=True, text=True, timeout=60)
+
+    run = flowrun("start", "complaint:baseline", "--key", "C-1")
     assert run.returncode == 0, run.stderr
-    tasks = subprocess.run(
-        [exe, "tasks", "--instance", "C-1"], cwd=project_dir, env=env, capture_output=True, text=True
-    )
+    tasks = flowrun("tasks", "--instance", "C-1")
     assert tasks.returncode == 0, tasks.stderr
     assert "C-1" in tasks.stdout
     assert "Record complaint" in tasks.stdout
+
+
+def test_concurrent_starts_get_different_numbered_keys(project_dir):
+    """Four flowrun processes starting at once: four cases, keys C-0001 to C-0004, none refused."""
+    configure(project_dir, 'keys:\n  complaint: "C-{n:04d}"\n')
+    exe = str(flowrun_executable())
+    procs = [
+        subprocess.Popen(
+            [exe, "start", "complaint:baseline", "--json"],
+            cwd=project_dir,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    keys = sorted(r[0] for r in query(project_dir, "SELECT business_key FROM instances"))
+    assert keys == ["C-0001", "C-0002", "C-0003", "C-0004"]
 
 
 # -- due dates and priorities ---------------------------------------------------------------

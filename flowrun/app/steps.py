@@ -23,6 +23,7 @@ from flowrun.errors import (
     FormError,
     NotFoundError,
     StateError,
+    StoreError,
 )
 from flowrun.models import (
     COMPLETED,
@@ -96,29 +97,59 @@ def start(
     )
     rec.state = verified_snapshot(project, run, rec)
     apply_service_level(project, rec, records)
-    with store.write() as tx:
-        if given_key is not None:
-            refuse_taken(tx, family, given_key)
-            rec.business_key = given_key
-        elif family in s.keys:
-            rec.business_key = generated_key(tx, family, s.keys[family], rec.data)
-        if process_id is not None:
-            tx.ensure_model(sha, process_id, display, spec, now)
-        else:
-            rec.process_id = tx.model_process_id(sha)
-        tx.insert_instance(rec, now)
-        tx.save_tasks(rec.id, records)
-        started = {"pilot": pilot, "variant": variant, **({"key": rec.business_key} if rec.business_key else {})}
-        events = [EventRow(rec.id, None, now, "instance_started", None, started)]
-        events += task_events(rec.id, records)
-        if message is not None and caught:
-            kind, name = message
-            detail = {"name": name, "data": dict(data or {})}
-            events.append(EventRow(rec.id, None, now, f"{kind}_received", None, detail))
-        if run.completed:
-            events.append(EventRow(rec.id, None, now, "instance_completed", None))
-        tx.add_events(events)
+    for attempt in range(_KEY_ATTEMPTS):
+        try:
+            with store.write() as tx:
+                _assign_key(project, tx, rec, given_key)
+                if process_id is not None:
+                    tx.ensure_model(sha, process_id, display, spec, now)
+                else:
+                    rec.process_id = tx.model_process_id(sha)
+                tx.insert_instance(rec, now)
+                tx.save_tasks(rec.id, records)
+                events = [EventRow(rec.id, None, now, "instance_started", None, _started_detail(rec))]
+                events += task_events(rec.id, records)
+                if message is not None and caught:
+                    kind, name = message
+                    detail = {"name": name, "data": dict(data or {})}
+                    events.append(EventRow(rec.id, None, now, f"{kind}_received", None, detail))
+                if run.completed:
+                    events.append(EventRow(rec.id, None, now, "instance_completed", None))
+                tx.add_events(events)
+            break
+        except StoreError:
+            # PostgreSQL: another start took the same key between the check and the insert
+            # (the unique index refused it). Nothing was saved: refuse a given key, number again.
+            if rec.business_key is None or attempt == _KEY_ATTEMPTS - 1:
+                raise
+            with store.read() as tx:
+                if not tx.instance_ids_with_key(rec.business_key, family):
+                    raise
+                if given_key is not None:
+                    refuse_taken(tx, family, given_key)
     return StepResult.of(rec.id, rec.status, records, rec.business_key)
+
+
+#: How often a start is saved again when a concurrent start took the key it was given.
+_KEY_ATTEMPTS = 5
+
+
+def _assign_key(project: Project, tx: Tx, rec: InstanceRecord, given: str | None) -> None:
+    """Give ``rec`` its business key: ``given`` (refused when taken), else its family's pattern, else none."""
+    pattern = project.settings.keys.get(rec.family)
+    if given is not None:
+        refuse_taken(tx, rec.family, given)
+        rec.business_key = given
+    elif pattern is not None:
+        rec.business_key = generated_key(tx, rec.family, pattern, rec.data)
+
+
+def _started_detail(rec: InstanceRecord) -> dict[str, Any]:
+    """The ``instance_started`` event's detail: pilot, variant, and the key when the case has one."""
+    detail: dict[str, Any] = {"pilot": rec.pilot, "variant": rec.variant}
+    if rec.business_key:
+        detail["key"] = rec.business_key
+    return detail
 
 
 def _file_sha(path: Path, display: str) -> str:
