@@ -371,6 +371,9 @@ def bench_tasks(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     small_root = init_project(work / "proj_tasks_10")
     large_root = init_project(work / f"proj_tasks_{large}")
+    for root in (small_root, large_root):  # the inbox reads and shows case data columns, sorted by due date
+        with (root / "flowrun.yaml").open("a", encoding="utf-8") as f:
+            f.write("inbox:\n  columns: [customer_name, amount_disputed]\n")
     log(f"  seeding 10 and {large} waiting instances through flowrun.app.start ...")
     seed_small = seed(open_project(small_root), 10, small_root.name)
     seed_large = seed(open_project(large_root), large, large_root.name, batch=seed_batch)

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from flowrun import app
 from flowrun.clock import ManualClock
 from flowrun.config import find_project
-from tests.helpers import T0, db_path
+from tests.helpers import T0, db_path, local_zone
 from tests.pgserver import PgServer
 
 
@@ -124,16 +124,5 @@ def cli(runner: CliRunner) -> CliCall:
 @pytest.fixture
 def berlin_time() -> Iterator[None]:
     """The machine's time zone is Europe/Berlin (CET in winter) for this test, so local times can be asserted."""
-    import time
-
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    try:
+    with local_zone("Europe/Berlin"):
         yield
-    finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
