@@ -97,25 +97,15 @@ def start(
     )
     rec.state = verified_snapshot(project, run, rec)
     apply_service_level(project, rec, records)
+    received = None
+    if message is not None and caught:
+        kind, name = message
+        received = EventRow(rec.id, None, now, f"{kind}_received", None, {"name": name, "data": dict(data or {})})
+    model = (sha, process_id, display, spec)
     for attempt in range(_KEY_ATTEMPTS):
         try:
             with store.write() as tx:
-                _assign_key(project, tx, rec, given_key)
-                if process_id is not None:
-                    tx.ensure_model(sha, process_id, display, spec, now)
-                else:
-                    rec.process_id = tx.model_process_id(sha)
-                tx.insert_instance(rec, now)
-                tx.save_tasks(rec.id, records)
-                events = [EventRow(rec.id, None, now, "instance_started", None, _started_detail(rec))]
-                events += task_events(rec.id, records)
-                if message is not None and caught:
-                    kind, name = message
-                    detail = {"name": name, "data": dict(data or {})}
-                    events.append(EventRow(rec.id, None, now, f"{kind}_received", None, detail))
-                if run.completed:
-                    events.append(EventRow(rec.id, None, now, "instance_completed", None))
-                tx.add_events(events)
+                _save_started(project, tx, rec, records, given_key, model, received)
             break
         except StoreError:
             # PostgreSQL: another start took the same key between the check and the insert
@@ -128,6 +118,34 @@ def start(
                 if given_key is not None:
                     refuse_taken(tx, family, given_key)
     return StepResult.of(rec.id, rec.status, records, rec.business_key)
+
+
+def _save_started(
+    project: Project,
+    tx: Tx,
+    rec: InstanceRecord,
+    records: list[TaskRecord],
+    given_key: str | None,
+    model: tuple[str, str | None, str, str],
+    received: EventRow | None,
+) -> None:
+    """Write a new instance: its key, its model version (once), its row, tasks and events."""
+    sha, process_id, display, spec = model
+    now = rec.created_at
+    _assign_key(project, tx, rec, given_key)
+    if process_id is not None:
+        tx.ensure_model(sha, process_id, display, spec, now)
+    else:
+        rec.process_id = tx.model_process_id(sha)
+    tx.insert_instance(rec, now)
+    tx.save_tasks(rec.id, records)
+    events = [EventRow(rec.id, None, now, "instance_started", None, _started_detail(rec))]
+    events += task_events(rec.id, records)
+    if received is not None:
+        events.append(received)
+    if rec.status == INSTANCE_COMPLETED:
+        events.append(EventRow(rec.id, None, now, "instance_completed", None))
+    tx.add_events(events)
 
 
 #: How often a start is saved again when a concurrent start took the key it was given.
