@@ -235,6 +235,9 @@ def test_an_expression_that_cannot_be_translated_is_refused_at_start(cli, projec
     path = project_dir / "processes" / "due_dates.bpmn"
     path.write_text(path.read_text().replace('camunda:priority="80"', 'camunda:priority="${a ? 1 : 2}"'))
     assert_error(cli(project_dir, "start", "due"), 1, "Task_Fixed", "camunda:priority")
+    checked = cli(project_dir, "validate")
+    assert checked.exit_code == 1
+    assert 'Task_Fixed ("Fixed date"): camunda:priority cannot be translated' in checked.stdout + checked.stderr
 
 
 # -- data columns and filters ---------------------------------------------------------------
@@ -251,7 +254,8 @@ def test_inbox_columns_and_where_filters(cli, project_dir):
         {"customer_name": "Bob", "amount_disputed": None},
     ]
     assert [i["columns"]["customer_name"] for i in inbox(cli, project_dir, "--where", "customer_name=ann")] == ["Ann"]
-    assert len(inbox(cli, project_dir, "--where", "customer_name=Ann", "--where", "amount_disputed=80.5")) == 1
+    assert len(inbox(cli, project_dir, "--where", "customer_name=Ann", "--where", "amount_disputed=80.50")) == 1
+    assert inbox(cli, project_dir, "--where", "amount_disputed=80") == []
     assert inbox(cli, project_dir, "--where", "no_such_field=1") == []
     table = cli(project_dir, "tasks", "--wide").stdout
     assert "customer_name" in table

@@ -42,16 +42,23 @@ def parse_where(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def matches(data: dict[str, Any] | None, where: Iterable[tuple[str, str]]) -> bool:
-    """True when each (field, value) equals the case's field, compared as text without case.
+    """True when each (field, value) equals the case's field: numbers as numbers, the rest as text without case.
 
     A case without the field does not match (the field need not exist in any case).
     """
     for name, value in where:
-        if data is None or name not in data:
-            return False
-        if cell_text(data[name]).casefold() != value.casefold():
+        if data is None or name not in data or not _equal(data[name], value):
             return False
     return True
+
+
+def _equal(stored: Any, given: str) -> bool:
+    if isinstance(stored, int | float) and not isinstance(stored, bool):
+        try:
+            return float(given) == stored
+        except ValueError:
+            return False
+    return cell_text(stored).casefold() == given.casefold()
 
 
 def cell_text(value: Any) -> str:
