@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,19 @@ def flowrun_executable() -> Path:
     found = shutil.which("flowrun", path=str(Path(sys.executable).parent))
     assert found, f"no flowrun console script next to {sys.executable}; pip install -e ."
     return Path(found)
+
+
+@contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """The machine's time zone is ``name`` (``TZ``) inside the block, so local times can be asserted."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
