@@ -449,7 +449,6 @@ class Migration:
     """One instance's move (or planned move) to the current version of its model."""
 
     instance: str
-    key: str | None
     family: str
     variant: str
     from_sha256: str

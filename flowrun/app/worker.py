@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowrun.app.correlation import Target, pick_cases
 from flowrun.app.project import Project, list_processes
 from flowrun.app.stepping import SKIP, jsonable, run_optimistic_step
 from flowrun.app.steps import start
-from flowrun.app.correlation import Target, pick_cases
 from flowrun.errors import (
     ConflictError,
     DataError,

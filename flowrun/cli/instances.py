@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -65,26 +66,44 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 def history_cmd(app: AppContext, instance: str, as_json: bool) -> None:
     """Every task of an instance: lane, actor, ready/started/completed, waiting and touch time."""
     from flowrun.app import history
-    from flowrun.cli.render import history_table, task_json
+    from flowrun.app.admin import case_notes
+    from flowrun.cli.render import history_table, task_json, when
 
     view, tasks = history(app.project, instance)
     if as_json:
         echo_json([task_json(t) for t in tasks])
-    else:
-        history_table(view, tasks)
+        return
+    history_table(view, tasks)
+    for note in case_notes(app.project, view.id):
+        click.echo(f"{when(note.at)}  {note.text}")
 
 
 @click.command("instances")
+@click.option("--process", "family", metavar="FAMILY", help="Only instances of this process family.")
+@click.option("--variant", help="Only instances of this variant.")
+@click.option("--pilot", help="Only instances of this pilot.")
 @click.option("--status", type=click.Choice(["running", "completed", "error", "cancelled"]))
+@click.option("--outdated", is_flag=True, help="Only running or failed instances on an older version of their file.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @json_option
 @pass_app
-def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool) -> None:
-    """List recent instances, newest first."""
-    from flowrun.app import instances
+def instances_cmd(
+    app: AppContext,
+    family: str | None,
+    variant: str | None,
+    pilot: str | None,
+    status: str | None,
+    outdated: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List recent instances, newest first (``--outdated``: the ones ``flowrun migrate`` would move)."""
+    from flowrun.app.views import list_instances, outdated_filter
     from flowrun.clock import iso
+    from flowrun.models import InstanceFilter
 
-    rows = instances(app.project, status, limit)
+    where = InstanceFilter(status=status, family=family, variant=variant, pilot=pilot)
+    rows, total = list_instances(app.project, outdated_filter(app.project, where) if outdated else where, limit)
     if as_json:
         echo_json(
             [
@@ -96,18 +115,25 @@ def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool
                     "status": r.status,
                     "created_at": iso(r.created_at),
                     "ended_at": iso(r.ended_at),
+                    "sha256": r.sha256,
                 }
                 for r in rows
             ]
         )
-        return
+    else:
+        _instances_table(rows, total)
+    if total > len(rows):
+        click.echo(f"{len(rows)} of {total} shown; use --limit", err=True)
+
+
+def _instances_table(rows: list[Any], total: int) -> None:
     from rich.table import Table
 
     from flowrun.cli.render import console, when
 
-    table = Table(title=f"{len(rows)} instance(s)", title_justify="left")
+    table = Table(title=f"{total} instance(s)", title_justify="left")
     for col in ("instance", "process", "pilot", "status", "started", "ended"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("instance", "started", "ended"))
     for r in rows:
         table.add_row(
             r.id[:8], f"{r.family}:{r.variant}", r.pilot or "", r.status, when(r.created_at), when(r.ended_at)

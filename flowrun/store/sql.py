@@ -381,6 +381,49 @@ class Tx:
                     values["due_at"] = rec.due_at  # a new wait replaces the old due time, even with none
                 self.conn.execute(update(tasks).where(tasks.c.id == ref).values(**values))
 
+    def respec_tasks(self, instance_id: str, records: Sequence[TaskRecord]) -> None:
+        """Give known task rows the element, name, type, lane and form of ``records`` (after a model migration).
+
+        Claims, actors and times stay; a waiting task also takes what it waits for and when.
+        """
+        for rec in records:
+            values: dict[str, Any] = {
+                "bpmn_id": rec.bpmn_id,
+                "name": rec.name,
+                "type": rec.type,
+                "lane": rec.lane,
+                "form": rec.form,
+            }
+            if rec.status == WAITING:
+                values.update(waits_for=rec.waits_for, due_at=rec.due_at)
+            self.conn.execute(
+                update(tasks)
+                .where(and_(tasks.c.instance_id == instance_id, tasks.c.task_id == rec.task_id))
+                .values(**values)
+            )
+
+    def close_tasks(self, instance_id: str, task_ids: Sequence[str], now: datetime) -> None:
+        """Mark open task rows as cancelled at ``now`` (their tasks are gone from the engine's state).
+
+        Claims held on them end with outcome ``interrupted``.
+        """
+        if not task_ids:
+            return
+        chosen = and_(
+            tasks.c.instance_id == instance_id,
+            tasks.c.task_id.in_(list(task_ids)),
+            tasks.c.status.in_([READY, STARTED, WAITING]),
+        )
+        refs = [r[0] for r in self.conn.execute(select(tasks.c.id).where(chosen))]
+        self.conn.execute(
+            update(tasks).where(chosen).values(status="cancelled", completed_at=now, lease_owner=None, lease_until=None)
+        )
+        self.conn.execute(
+            update(claims)
+            .where(and_(claims.c.task_ref.in_(refs), claims.c.released_at.is_(None)))
+            .values(released_at=now, outcome="interrupted")
+        )
+
     def task_by_ref(self, ref: int) -> TaskRecord | None:
         row = self.conn.execute(select(tasks).where(tasks.c.id == ref)).mappings().first()
         return task_from_row(row) if row is not None else None

@@ -1,0 +1,91 @@
+"""``flowrun cancel``: the case ends as cancelled, its tasks close, the reason is kept, the KPIs leave it out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from tests.conftest import CliCall
+from tests.helpers import cli_json, query
+
+
+def start(cli: CliCall, project_dir: Path, target: str = "complaint:baseline") -> str:
+    return str(cli_json(cli(project_dir, "start", target, "--json"))["id"])
+
+
+def test_cancel_closes_the_case_and_keeps_the_reason(cli, project_dir):
+    iid = start(cli, project_dir)
+    [(ref,)] = query(project_dir, "SELECT id FROM tasks WHERE instance_id = ? AND status = 'ready'", iid)
+    assert cli(project_dir, "claim", str(ref), "--as", "bob").exit_code == 0
+    result = cli(project_dir, "cancel", iid[:8], "--reason", "customer withdrew the complaint", "--as", "dana")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        result.stdout.strip()
+        == f"instance {iid[:8]} (complaint:baseline) is cancelled: customer withdrew the complaint"
+    )
+
+    shown = cli_json(cli(project_dir, "show", iid, "--json"))
+    assert (shown["status"], shown["error"]) == ("cancelled", "customer withdrew the complaint")
+    assert shown["waiting_for"] == []
+    assert cli_json(cli(project_dir, "tasks", "--json")) == []
+    assert query(project_dir, "SELECT status FROM tasks WHERE id = ?", ref) == [("cancelled",)]
+    events = query(project_dir, "SELECT kind, actor, detail FROM events WHERE instance_id = ? ORDER BY id", iid)
+    assert ("instance_cancelled", "dana", json.dumps({"reason": "customer withdrew the complaint"})) in [
+        (k, a, json.dumps(json.loads(d)) if d else None) for k, a, d in events
+    ]
+    history = cli(project_dir, "history", iid)
+    assert "cancelled by dana: customer withdrew the complaint" in history.stdout
+
+
+def test_a_cancelled_task_cannot_be_done_and_a_case_is_cancelled_once(cli, project_dir):
+    iid = start(cli, project_dir)
+    [(ref,)] = query(project_dir, "SELECT id FROM tasks WHERE instance_id = ? AND status = 'ready'", iid)
+    assert cli(project_dir, "cancel", iid, "--reason", "duplicate of C-7").exit_code == 0
+    done = cli(project_dir, "do", str(ref), "--no-interactive", "--data", "customer_name=Ann")
+    assert done.exit_code == 1
+    assert "cancelled" in done.stderr
+    again = cli(project_dir, "cancel", iid, "--reason", "again")
+    assert again.exit_code == 1
+    assert again.stderr.startswith("error: ")
+    assert "already cancelled: duplicate of C-7" in again.stderr
+
+
+def test_cancel_needs_a_reason_and_a_known_case(cli, project_dir):
+    iid = start(cli, project_dir)
+    assert cli(project_dir, "cancel", iid).exit_code == 2
+    blank = cli(project_dir, "cancel", iid, "--reason", "   ")
+    assert blank.exit_code == 1
+    assert "--reason" in blank.stderr
+    unknown = cli(project_dir, "cancel", "ffffffff", "--reason", "x")
+    assert unknown.exit_code == 1
+    assert "no instance" in unknown.stderr
+    assert query(project_dir, "SELECT status FROM instances WHERE id = ?", iid) == [("running",)]
+
+
+def test_exports_show_the_case_cancelled_with_its_reason(cli, project_dir):
+    iid = start(cli, project_dir)
+    assert cli(project_dir, "cancel", iid, "--reason", "spam").exit_code == 0
+    xes = cli(project_dir, "export", "--format", "xes", "-o", "-")
+    assert xes.exit_code == 0, xes.stderr
+    assert '<string key="case_status" value="cancelled"/>' in xes.stdout
+    assert '<string key="cancel_reason" value="spam"/>' in xes.stdout
+    assert '"ate_abort"' in xes.stdout
+    rows = list(csv.DictReader(io.StringIO(cli(project_dir, "export", "--format", "csv", "-o", "-").stdout)))
+    ours = [r for r in rows if r["case_id"] == iid]
+    assert {r["case:cancel_reason"] for r in ours} == {"spam"}
+    assert "cancelled" in {r["status"] for r in ours}
+
+
+def test_cancelled_cases_are_left_out_of_the_kpis_and_counted_in_the_warnings(cli, project_dir):
+    ids = [start(cli, project_dir, "complaint:baseline") for _ in range(3)]
+    for _ in range(3):
+        start(cli, project_dir, "complaint:reengineered")
+    assert cli(project_dir, "cancel", ids[0], "--reason", "opened by mistake").exit_code == 0
+    out = cli_json(cli(project_dir, "compare", "complaint", "--json"))
+    assert "group 'baseline': 1 case(s) that failed or were cancelled are left out" in out["warnings"]
+    assert not any("group 'reengineered'" in w and "cancelled" in w for w in out["warnings"])
+    running = [w for w in out["warnings"] if "group 'baseline'" in w and "still running" in w]
+    assert running
+    assert running[0].startswith("group 'baseline': 2 case(s) still running")
