@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 from tests.conftest import CliCall
-from tests.helpers import cli_json, query
+from tests.helpers import cli_json, flowrun_executable, query
 
 
 def start(cli: CliCall, project_dir: Path, target: str = "complaint:baseline") -> str:
@@ -89,3 +91,39 @@ def test_cancelled_cases_are_left_out_of_the_kpis_and_counted_in_the_warnings(cl
     running = [w for w in out["warnings"] if "group 'baseline'" in w and "still running" in w]
     assert running
     assert running[0].startswith("group 'baseline': 2 case(s) still running")
+
+
+def test_cancel_by_business_key(cli, project_dir):
+    """A case's business key is accepted where its id is."""
+    from tests.test_send_targets import set_key
+
+    iid = start(cli, project_dir)
+    set_key(project_dir, iid, "C-1042")
+    result = cli(project_dir, "cancel", "C-1042", "--reason", "raised twice")
+    assert result.exit_code == 0, result.stderr
+    assert query(project_dir, "SELECT status, error FROM instances WHERE id = ?", iid) == [
+        ("cancelled", "raised twice")
+    ]
+
+
+def test_cancel_and_migrate_through_the_installed_command(project_dir):
+    """The console script: cancel a case, then find nothing to migrate; both exit 0 with one line each."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(flowrun_executable()), *args]
+        return subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, timeout=120)
+
+    iid = json.loads(run("start", "complaint:baseline", "--json").stdout)["id"]
+    cancelled = run("cancel", iid[:8], "--reason", "customer withdrew")
+    assert (cancelled.returncode, cancelled.stderr) == (0, "")
+    assert cancelled.stdout == f"instance {iid[:8]} (complaint:baseline) is cancelled: customer withdrew\n"
+    nothing = run("migrate", "complaint:baseline")
+    assert (nothing.returncode, nothing.stdout) == (
+        0,
+        "no running case is on an older version of it; nothing to migrate\n",
+    )
+    again = run("cancel", iid, "--reason", "twice")
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: instance")
+    assert "Traceback" not in again.stderr

@@ -192,3 +192,30 @@ def test_a_cancelled_case_is_not_migrated(cli, project_dir):
     result = cli(project_dir, "migrate", "refund", "--instance", iid[:8])
     assert result.exit_code == 1
     assert "is cancelled" in result.stderr
+
+
+def test_a_case_of_the_example_moves_to_a_renamed_task_with_its_form(cli, project_dir):
+    """The shipped example: rename the ready task with a form; the case moves and is worked on under the new name."""
+    iid = cli_json(cli(project_dir, "start", "complaint:reengineered", "--json"))["id"]
+    path = project_dir / "processes" / "complaint_reengineered.bpmn"
+    path.write_text(path.read_text().replace('name="Record and assess complaint"', 'name="Record and assess it"'))
+    moved = cli_json(cli(project_dir, "migrate", "complaint:reengineered", "--json"))
+    assert [(m["instance"], m["done"], m["change"]["changed"]) for m in moved] == [
+        (iid, True, ["Task_RecordAndAssess (name)"])
+    ]
+    [task] = cli_json(cli(project_dir, "tasks", "--json"))
+    assert task["name"] == "Record and assess it"
+    data = ["--data", "customer_name=Ann Smith", "--data", "category=billing", "--data", "amount_disputed=40"]
+    data += [
+        "--data",
+        "description=Charged twice for March",
+        "--data",
+        "severity=medium",
+        "--data",
+        "can_resolve_now=true",
+    ]
+    done = cli(project_dir, "do", str(task["ref"]), "--no-interactive", *data)
+    assert done.exit_code == 0, done.stderr
+    assert [t["name"] for t in cli_json(cli(project_dir, "tasks", "--json"))] == ["Resolve at first contact"]
+    sha = query(project_dir, "SELECT sha256 FROM instances WHERE id = ?", iid)[0][0]
+    assert sha == moved[0]["to_sha256"]

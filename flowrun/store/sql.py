@@ -386,16 +386,12 @@ class Tx:
 
         Claims, actors and times stay; a waiting task also takes what it waits for and when.
         """
+        kept = ("bpmn_id", "name", "type", "lane", "form", "documentation")
         for rec in records:
-            values: dict[str, Any] = {
-                "bpmn_id": rec.bpmn_id,
-                "name": rec.name,
-                "type": rec.type,
-                "lane": rec.lane,
-                "form": rec.form,
-            }
+            row = task_values(rec)
+            values = {k: row[k] for k in kept if k in row}
             if rec.status == WAITING:
-                values.update(waits_for=rec.waits_for, due_at=rec.due_at)
+                values.update(waits_for=row["waits_for"], due_at=row["due_at"])
             self.conn.execute(
                 update(tasks)
                 .where(and_(tasks.c.instance_id == instance_id, tasks.c.task_id == rec.task_id))
