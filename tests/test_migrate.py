@@ -219,3 +219,27 @@ def test_a_case_of_the_example_moves_to_a_renamed_task_with_its_form(cli, projec
     assert [t["name"] for t in cli_json(cli(project_dir, "tasks", "--json"))] == ["Resolve at first contact"]
     sha = query(project_dir, "SELECT sha256 FROM instances WHERE id = ?", iid)[0][0]
     assert sha == moved[0]["to_sha256"]
+
+
+def test_a_waiting_timer_keeps_its_due_time_unless_the_new_version_changes_it(cli, project_dir):
+    """Renamed elements: the boundary timer is still due when it was; a new duration runs from the migration."""
+    source = Path(__file__).parent / "data" / "events" / "timer_boundary.bpmn"
+    path = project_dir / "processes" / "timer_boundary.bpmn"
+    path.write_text(source.read_text())
+    iid = cli_json(cli(project_dir, "start", "timer_boundary", "--json", now=T0.isoformat()))["id"]
+
+    def due() -> str:
+        shown = cli_json(cli(project_dir, "show", iid, "--json"))
+        return str(next(w["due"] for w in shown["waiting_for"] if w["task"] == "Event_Deadline"))
+
+    first = due()
+    assert first.startswith((T0 + timedelta(hours=48)).date().isoformat())
+    path.write_text(source.read_text().replace('name="48 hours passed"', 'name="Two days passed"'))
+    assert cli_json(cli(project_dir, "migrate", "timer_boundary", "--json", now=PAST_DUE))[0]["done"] is True
+    assert due() == first
+    path.write_text(source.read_text().replace("PT48H", "PT4H"))
+    assert cli_json(cli(project_dir, "migrate", "timer_boundary", "--json", now=PAST_DUE))[0]["done"] is True
+    assert due() == (T0 + timedelta(hours=6)).isoformat()
+    fired = cli_json(cli(project_dir, "worker", "--once", "--json", now=(T0 + timedelta(hours=6)).isoformat()))
+    assert fired["fired"] == [iid]
+    assert [t["name"] for t in cli_json(cli(project_dir, "tasks", "--json"))] == ["Escalate to supervisor"]

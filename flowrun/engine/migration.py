@@ -66,21 +66,35 @@ def move(workflow: Any, new_spec: Any, new_subs: dict[str, Any]) -> ModelChange:
     change = _change(workflow, diffs)
     if change.blocked:
         return change
-    changed = {spec: attrs for d in diffs.specs for spec, attrs in d.changed.items()}
     timers = {
-        t.id: copy.deepcopy(t.internal_data)
+        t.id: (_definition(t.task_spec), copy.deepcopy(t.internal_data))
         for wf, _, _ in diffs.pairs
         for t in wf.get_tasks(state=TaskState.WAITING, skip_subprocesses=True)
-        if "event_definition" not in changed.get(t.task_spec, ())
     }
     for wf, diff, spec in diffs.pairs:
         migrate_workflow(diff, wf, spec)
     workflow.subprocess_specs = dict(new_subs)
     for wf, _, _ in diffs.pairs:
         for task in wf.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
-            if task.id in timers:  # reset restarted its timer from now: keep the time it was due at
-                task.internal_data.update(timers[task.id])
+            before = timers.get(task.id)
+            # The reset started its timer again from now: keep the time it was due at, unless the
+            # new version changed the timer itself (then it runs from now, as the new one reads).
+            if before is not None and before[0] == _definition(task.task_spec):
+                task.internal_data.update(before[1])
     return change
+
+
+def _definition(spec: Any) -> Any:
+    """What a spec waits for (its serialised event definition), leaving out the names of its parts."""
+    return _unnamed(REGISTRY.convert(spec).get("event_definition"))
+
+
+def _unnamed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _unnamed(v) for k, v in value.items() if k != "name"}
+    if isinstance(value, list):
+        return [_unnamed(v) for v in value]
+    return value
 
 
 def _diff(workflow: Any, new_spec: Any, new_subs: dict[str, Any]) -> _Diffs:

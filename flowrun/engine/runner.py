@@ -137,7 +137,8 @@ class Engine:
         workflow = run._wf
         if not apply:
             return migration.compare(workflow, new_spec, new_subs), None
-        change = migration.move(workflow, new_spec, new_subs)
+        with _spiff.using_clock(self.clock):  # a timer started again reads flowrun's clock, not the system's
+            change = migration.move(workflow, new_spec, new_subs)
         if change.blocked:
             return change, None
         return change, Run(workflow, self.clock, Lives.resumed(workflow, self.clock), source=run._source)
