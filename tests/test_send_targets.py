@@ -6,9 +6,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
 from flowrun import app
+from flowrun.app.correlation import matches
 from tests.conftest import ON_POSTGRES
 from tests.helpers import cli_json, db_path, query
 
@@ -73,7 +75,7 @@ def test_several_correlations_must_all_match(cli, project, project_dir):
     first, second, _ = three_orders(project, project_dir)
     refused(
         cli(project_dir, "send", "payment_received", "--correlate", "order=1041", "--correlate", "customer=C-1042"),
-        "order=1041 and has customer=C-1042",
+        "matches order=1041, customer=C-1042",
         "the cases waiting for it",
     )
     assert waiting(project, first)
@@ -94,7 +96,7 @@ def test_key_delivers_to_that_case(cli, project, project_dir):
     first, second, _ = three_orders(project, project_dir)
     out = cli_json(cli(project_dir, "send", "payment_received", "--key", "K-1", "--json"))
     assert [r["instance"] for r in out] == [first]
-    refused(cli(project_dir, "send", "payment_received", "--key", "K-1"), "has the key 'K-1'", second[:8])
+    refused(cli(project_dir, "send", "payment_received", "--key", "K-1"), "matches key 'K-1'", second[:8])
     refused(cli(project_dir, "send", "payment_received", "--key", "K-404"), "no case has the key 'K-404'")
 
 
@@ -116,3 +118,31 @@ def test_correlate_needs_var_equals_value(cli, project_dir):
     result = cli(project_dir, "send", "payment_received", "--correlate", "order")
     assert result.exit_code == 2
     assert "--correlate" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "text", "expected"),
+    [
+        (1042, "1042", True),
+        (1042, "1042.0", True),
+        (1042.5, "1042.5", True),
+        (1042, "1043", False),
+        (1042, "C-1042", False),
+        ("1042", "1042", True),
+        ("C-1042", "c-1042", False),
+        (True, "true", True),
+        (True, "1", False),
+        (False, "False", True),
+        (None, "null", True),
+        ({"id": 7}, '{"id": 7}', True),
+    ],
+)
+def test_correlation_compares_values_as_typed(value, text, expected):
+    assert matches({"v": value}, "v", text) is expected
+
+
+def test_correlation_reaches_into_objects():
+    data = {"customer": {"id": 7, "name": "Ann"}}
+    assert matches(data, "customer.id", "7")
+    assert not matches(data, "customer.age", "7")
+    assert not matches(data, "missing", "null")

@@ -66,18 +66,18 @@ def pick_cases(tx: Tx, kind: str, name: str, target: Target) -> list[CaseRef]:
     if target.instance:
         iid = resolve_instance(tx, target.instance)
         found = [c for c in found if c.id == iid]
-        wanted.append(f"is instance {target.instance}")
+        wanted.append(f"instance {target.instance}")
     if target.key:
         ids = {iid for iid, _ in tx.instances_by_key(target.key)}
         if not ids:
             raise NotFoundError(f"no case has the key '{target.key}'; see 'flowrun instances' for the cases")
         found = [c for c in found if c.id in ids]
-        wanted.append(f"has the key '{target.key}'")
+        wanted.append(f"key '{target.key}'")
     for var, text in (target.correlate or {}).items():
         found = [c for c in found if matches(c.data, var, text)]
-        wanted.append(f"has {var}={text}")
+        wanted.append(f"{var}={text}")
     if target.named and not found:
-        raise NotFoundError(f"no case waiting for the {kind} '{name}' {' and '.join(wanted)}; {_waiting(waiting)}")
+        raise NotFoundError(f"no case waiting for the {kind} '{name}' matches {', '.join(wanted)}; {_waiting(waiting)}")
     if kind == "message" and len(found) > 1 and not target.every:
         raise AmbiguousTargetError(
             f"the message '{name}' fits {len(found)} waiting cases; name one with --instance ID, --key KEY or "
@@ -104,7 +104,7 @@ def matches(data: Mapping[str, Any], var: str, text: str) -> bool:
     """Whether process variable ``var`` (``a.b`` reaches into an object) equals ``text`` as typed.
 
     A number matches the same number written any way (``"1042"``, ``"1042.0"``), a
-    boolean ``true``/``false``, a missing or null variable ``null``; text matches exactly.
+    boolean ``true``/``false``, a null value ``null``; text matches exactly. A case without ``var`` never matches.
     """
     value: Any = data
     for part in var.split(".") if var not in data else [var]:

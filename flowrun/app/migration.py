@@ -174,10 +174,14 @@ def _align_tasks(tx: Tx, instance_id: str, records: list[TaskRecord], now: datet
     gone = [t for t in rows.values() if t.task_id not in live]
     tx.close_tasks(instance_id, [t.task_id for t in gone], now)
     tx.respec_tasks(instance_id, [r for r in records if r.task_id in rows])
+    # New tasks, and tasks whose element changed kind (a timer that is now a user task), start now;
+    # a claimed task stays claimed (the engine knows no claims: to it the task is just ready).
     new = [r for r in records if r.task_id not in rows]
-    for r in new:
+    moved = [r for r in records if r.task_id in rows and r.status != rows[r.task_id].status]
+    moved = [r for r in moved if (rows[r.task_id].status, r.status) != ("started", "ready")]
+    for r in new + moved:
         r.ready_at = now
-    tx.save_tasks(instance_id, new)
+    tx.save_tasks(instance_id, new + moved)
     events = [EventRow(instance_id, t.ref, now, "cancelled", None, {"task": t.bpmn_id, "name": t.name}) for t in gone]
     events += [EventRow(instance_id, r.ref, now, r.status, None, {"task": r.bpmn_id, "name": r.name}) for r in new]
     tx.add_events(events)
