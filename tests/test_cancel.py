@@ -78,6 +78,10 @@ def test_exports_show_the_case_cancelled_with_its_reason(cli, project_dir):
     ours = [r for r in rows if r["case_id"] == iid]
     assert {r["case:cancel_reason"] for r in ours} == {"spam"}
     assert "cancelled" in {r["status"] for r in ours}
+    ocel = json.loads(cli(project_dir, "export", "--format", "ocel", "-o", "-").stdout)
+    [case] = [o for o in ocel["objects"] if o["id"] == iid]
+    attributes = {a["name"]: a["value"] for a in case["attributes"]}
+    assert (attributes["case_status"], attributes["cancel_reason"]) == ("cancelled", "spam")
 
 
 def test_cancelled_cases_are_left_out_of_the_kpis_and_counted_in_the_warnings(cli, project_dir):
