@@ -21,8 +21,8 @@ The modules, by what they hold:
 from flowrun.app.admin import cancel
 from flowrun.app.checks import validate
 from flowrun.app.logs import ExportResult, ImportResult, export_log, import_log
-from flowrun.app.pilots import compare, measure_cases
 from flowrun.app.migration import migrate
+from flowrun.app.pilots import compare, measure_cases
 from flowrun.app.planning import plan
 from flowrun.app.project import (
     Project,

@@ -144,6 +144,7 @@ def _check_names(project: Project, tx: Tx, where: InstanceFilter) -> None:
             raise NotFoundError(f"no process family '{where.family}'; families: {', '.join(known) or 'none'}")
     if where.variant is not None:
         variants = {e.variant for e in entries if where.family in (None, e.family)}
-        variants |= {r.variant for r in tx.list_instances(limit=1, where=replace(where, status=None, pilot=None))}
+        found = tx.list_instances(limit=1, where=replace(where, status=None, pilot=None, outdated=None))
+        variants |= {r.variant for r in found}
         if where.variant not in variants:
             raise NotFoundError(f"no variant '{where.variant}'; variants: {', '.join(sorted(variants)) or 'none'}")
