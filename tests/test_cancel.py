@@ -6,11 +6,14 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+from flowrun import app
+from flowrun.clock import ManualClock
 from tests.conftest import CliCall
-from tests.helpers import cli_json, flowrun_executable, query
+from tests.helpers import T0, cli_json, flowrun_executable, query
 
 
 def start(cli: CliCall, project_dir: Path, target: str = "complaint:baseline") -> str:
@@ -131,3 +134,41 @@ def test_cancel_and_migrate_through_the_installed_command(project_dir):
     assert again.returncode == 1
     assert again.stderr.startswith("error: instance")
     assert "Traceback" not in again.stderr
+
+
+def test_a_step_running_while_its_case_is_cancelled_is_not_saved(project_dir):
+    """A worker is inside a service call of the case when it is cancelled: its step finds the case
+    changed, reads it again, sees it cancelled and saves nothing; the case stays cancelled."""
+    from tests.test_concurrency import (
+        EVENTS,
+        WAITING_SERVICE,
+        _worker_inside_its_service_call,
+        collect,
+        open_project,
+    )
+
+    shutil.copy(EVENTS / "parallel_service.bpmn", project_dir / "processes" / "parallel_service.bpmn")
+    (project_dir / "warranty_services.py").write_text(WAITING_SERVICE)
+    yaml_path = project_dir / "flowrun.yaml"
+    yaml_path.write_text(
+        yaml_path.read_text().replace(
+            "services:\n", "services:\n  check_warranty: {handler: warranty_services:check_warranty, async: true}\n"
+        )
+    )
+    project = open_project(project_dir, ManualClock(T0))
+    iid = app.start(project, "parallel_service").instance
+    proc, recv = _worker_inside_its_service_call(project_dir)
+    app.cancel(project, iid, "customer closed the account", "dana")
+    (project_dir / "go").touch()
+    ((kind, fired, failed),) = collect([proc], [recv], timeout=60)
+    assert (kind, fired, failed) == ("ok", [], [])
+    assert query(project_dir, "SELECT status FROM instances WHERE id = ?", iid) == [("cancelled",)]
+    open_rows = query(
+        project_dir, "SELECT name FROM tasks WHERE instance_id = ? AND status IN ('ready', 'started', 'waiting')", iid
+    )
+    assert open_rows == []
+    assert not query(
+        project_dir,
+        "SELECT 1 FROM tasks WHERE instance_id = ? AND name = 'Check warranty' AND status = 'completed'",
+        iid,
+    )
