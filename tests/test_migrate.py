@@ -243,3 +243,20 @@ def test_a_waiting_timer_keeps_its_due_time_unless_the_new_version_changes_it(cl
     fired = cli_json(cli(project_dir, "worker", "--once", "--json", now=(T0 + timedelta(hours=6)).isoformat()))
     assert fired["fired"] == [iid]
     assert [t["name"] for t in cli_json(cli(project_dir, "tasks", "--json"))] == ["Escalate to supervisor"]
+
+
+def test_imported_cases_are_never_candidates(cli, project_dir):
+    """An open case imported from an event log has no engine state: --outdated and migrate leave it alone."""
+    log = project_dir / "open.csv"
+    log.write_text(
+        "case_id,activity,lane,resource,enable_time,start_time,end_time\n"
+        "X1,Record complaint,Call Centre,ann,2026-03-02T08:00:00+00:00,2026-03-02T08:01:00+00:00,\n"
+    )
+    imported = cli(project_dir, "import-log", str(log), "--process", "complaint", "--variant", "baseline")
+    assert imported.exit_code == 0, imported.stderr
+    iid = cli_json(cli(project_dir, "start", "complaint:baseline", "--json"))["id"]
+    path = project_dir / "processes" / "complaint_baseline.bpmn"
+    path.write_text(path.read_text().replace('name="Record complaint"', 'name="Record the complaint"'))
+    assert [r["id"] for r in cli_json(cli(project_dir, "instances", "--outdated", "--json"))] == [iid]
+    moved = cli_json(cli(project_dir, "migrate", "complaint:baseline", "--json"))
+    assert [(m["instance"], m["done"]) for m in moved] == [(iid, True)]

@@ -664,7 +664,9 @@ def _instance_filter(where: InstanceFilter | None) -> list[Any]:
             and_(instances.c.family == f, instances.c.variant == v, instances.c.sha256 != sha)
             for f, v, sha in where.outdated
         ]
-        out.append(and_(instances.c.status.in_(["running", "error"]), or_(false(), *older)))
+        # Imported cases (no engine state) have nothing to migrate.
+        live = and_(instances.c.status.in_(["running", "error"]), instances.c.state != "")
+        out.append(and_(live, or_(false(), *older)))
     return out
 
 
