@@ -422,3 +422,70 @@ class TaskPreview:
     business_key: str | None
     form: Form | None
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    """Which instances ``flowrun instances`` lists (each None or empty: any).
+
+    Attributes:
+        outdated: ``(family, variant, sha256 of its current file)`` per process; when given,
+            only running or failed instances of those processes on another model version.
+    """
+
+    status: str | None = None
+    family: str | None = None
+    variant: str | None = None
+    pilot: str | None = None
+    outdated: tuple[tuple[str, str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A case as a message's target: its id, family, business key and data (to correlate on)."""
+
+    id: str
+    family: str
+    variant: str
+    key: str | None
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CaseNote:
+    """Something that happened to a whole case, for ``flowrun history``: a cancellation, a migration."""
+
+    at: datetime
+    kind: str
+    actor: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """What moving an instance to a new model version changes, by BPMN element id.
+
+    Attributes:
+        added, removed, changed: elements of the new version that the old lacks, of the old
+            that the new lacks, and in both with different attributes (``"Gateway_1 (conditions)"``).
+        blocked: elements the instance is waiting at that the new version no longer has;
+            an instance with any cannot be moved.
+    """
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    blocked: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One instance's move (or planned move) to the current version of its model."""
+
+    instance: str
+    family: str
+    variant: str
+    from_sha256: str
+    to_sha256: str
+    change: ModelChange
+    done: bool

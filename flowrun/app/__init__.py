@@ -9,15 +9,19 @@ The modules, by what they hold:
 - :mod:`~flowrun.app.project`: the project, its processes, ``init`` and ``db upgrade``;
 - :mod:`~flowrun.app.steps`: starting instances, claiming and completing tasks;
 - :mod:`~flowrun.app.stepping`: how a step is run and saved (no lock while the engine runs);
-- :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages;
+- :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages
+  (:mod:`~flowrun.app.correlation`: which waiting case a message is for);
+- :mod:`~flowrun.app.admin`: cancelling cases; :mod:`~flowrun.app.migration`: moving them to a fixed diagram;
 - :mod:`~flowrun.app.views`: the inbox, ``show``, ``history``, ``instances``;
 - :mod:`~flowrun.app.checks`: ``validate``;
 - :mod:`~flowrun.app.logs`: event log export and import;
 - :mod:`~flowrun.app.pilots`: measures and comparisons.
 """
 
+from flowrun.app.admin import cancel
 from flowrun.app.checks import validate
 from flowrun.app.logs import ExportResult, ImportResult, export_log, import_log
+from flowrun.app.migration import migrate
 from flowrun.app.pilots import compare, measure_cases
 from flowrun.app.planning import plan
 from flowrun.app.project import (
@@ -40,6 +44,7 @@ __all__ = [
     "Project",
     "StepResult",
     "WorkerPass",
+    "cancel",
     "claim",
     "compare",
     "complete",
@@ -55,6 +60,7 @@ __all__ = [
     "instances",
     "list_processes",
     "measure_cases",
+    "migrate",
     "next_due",
     "plan",
     "preview_task",

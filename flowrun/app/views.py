@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flowrun.app.project import Project
@@ -16,6 +17,7 @@ from flowrun.models import (
     STARTED,
     WAITING,
     InboxItem,
+    InstanceFilter,
     InstanceRecord,
     InstanceView,
     TaskPreview,
@@ -149,8 +151,49 @@ def history(project: Project, instance: str) -> tuple[InstanceView, list[TaskRec
 
 def instances(project: Project, status: str | None = None, limit: int = 50) -> list[InstanceRecord]:
     """The most recent instances, newest first."""
+    return list_instances(project, InstanceFilter(status=status), limit)[0]
+
+
+def list_instances(project: Project, where: InstanceFilter, limit: int = 50) -> tuple[list[InstanceRecord], int]:
+    """The newest ``limit`` instances ``where`` selects, newest first, and how many it selects in all.
+
+    Raises:
+        NotFoundError: ``where`` names a family or variant that neither flowrun.yaml nor the
+            database knows; the message lists the known ones.
+    """
     with project.store.read() as tx:
-        return tx.list_instances(status, limit)
+        _check_names(project, tx, where)
+        return tx.list_instances(limit=limit, where=where), tx.count_instances(where)
+
+
+def outdated_filter(project: Project, where: InstanceFilter) -> InstanceFilter:
+    """``where``, keeping only running or failed instances on an older version of their process's file."""
+    import hashlib
+
+    from flowrun.app.project import list_processes
+
+    current = []
+    for entry in list_processes(project):
+        if entry.exists:
+            sha = hashlib.sha256((project.settings.root / entry.file).read_bytes()).hexdigest()
+            current.append((entry.family, entry.variant, sha))
+    return replace(where, outdated=tuple(current))
+
+
+def _check_names(project: Project, tx: Tx, where: InstanceFilter) -> None:
+    from flowrun.app.project import list_processes
+
+    entries = list_processes(project)
+    if where.family is not None:
+        known = sorted({e.family for e in entries} | set(tx.instance_families()))
+        if where.family not in known:
+            raise NotFoundError(f"no process family '{where.family}'; families: {', '.join(known) or 'none'}")
+    if where.variant is not None:
+        variants = {e.variant for e in entries if where.family in (None, e.family)}
+        found = tx.list_instances(limit=1, where=replace(where, status=None, pilot=None, outdated=None))
+        variants |= {r.variant for r in found}
+        if where.variant not in variants:
+            raise NotFoundError(f"no variant '{where.variant}'; variants: {', '.join(sorted(variants)) or 'none'}")
 
 
 def preview_task(project: Project, ref: str) -> TaskPreview:

@@ -7,15 +7,15 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowrun.app.correlation import Target, pick_cases
 from flowrun.app.project import Project, list_processes
 from flowrun.app.stepping import SKIP, jsonable, run_optimistic_step
 from flowrun.app.steps import start
-from flowrun.app.views import resolve_instance
 from flowrun.errors import (
     ConflictError,
     DataError,
@@ -174,51 +174,53 @@ def send(
     instance: str | None = None,
     data: Mapping[str, Any] | None = None,
     kind: str = "message",
+    target: Target | None = None,
 ) -> list[StepResult]:
-    """Deliver a message (or signal) to the instances waiting for it.
+    """Deliver a message to the one waiting case it is for, or a signal to every waiting case.
 
-    With no waiting instance, a message starts the processes of the project whose
-    message start event catches it.
+    The case is named by ``instance`` (or ``target``'s instance, key or correlation, see
+    :func:`flowrun.app.correlation.pick_cases`); a message that fits several waiting
+    cases is refused unless ``target.every``. With no case waiting and none named, a
+    message starts the processes of the project whose message start event catches it.
 
     Each instance takes the message in a step of its own. When it cannot (a correlation
     expression of its diagram fails), that instance is left as it was, the others still
     get the message, and the failure is raised after them.
 
     Raises:
-        NotFoundError: nothing waits for it and no process starts with it.
+        NotFoundError: nothing waits for it (or not the case named) and no process starts with it.
+        AmbiguousTargetError: a message fits several waiting cases; the message lists them.
         DataError: the payload is beyond the data limits (see :func:`flowrun.forms.data.check_limits`).
         ScriptError: an instance could not take it; the message names the diagram, the
             expression and the reason, and the instances that did take it.
     """
     from flowrun.forms.data import check_limits
 
+    target = replace(target or Target(), instance=instance) if instance else target or Target()
     check_limits(dict(data or {}), f"the data of the {kind} '{name}'")
     payload = jsonable(dict(data or {}))
     now = project.clock.now()
     with project.store.read() as tx:
-        iid = resolve_instance(tx, instance) if instance else None
-        targets = tx.instances_waiting_for(f"{kind}:{name}", iid)
+        targets = [c.id for c in pick_cases(tx, kind, name, target)]
     results = []
     failed: list[tuple[str, FlowrunError]] = []
-    for target in targets:
+    for case_id in targets:
         try:
-            done = _deliver(project, target, kind, name, payload, now)
+            done = _deliver(project, case_id, kind, name, payload, now)
         except (ScriptError, DataError) as exc:
-            failed.append((target, exc))
+            failed.append((case_id, exc))
             continue
         if done is not None:
             results.append(done)
     if failed:
         raise _not_delivered(kind, name, failed, results)
-    if results or iid is not None:
-        if not results:
-            raise NotFoundError(
-                f"instance {instance} is not waiting for the {kind} '{name}'; see 'flowrun show {instance}'"
-            )
+    if results or target.named:
+        if not results:  # it stopped waiting between the read and the delivery
+            raise NotFoundError(f"the case is no longer waiting for the {kind} '{name}'; see 'flowrun show'")
         return results
     for family, variant, path in _starters(project, kind, name):
-        target = f"{family}:{variant}" if variant != "default" else str(path)
-        results.append(start(project, target, payload, message=(kind, name)))
+        process = f"{family}:{variant}" if variant != "default" else str(path)
+        results.append(start(project, process, payload, message=(kind, name)))
     if not results:
         raise NotFoundError(
             f"no instance waits for the {kind} '{name}' and no process starts with it; "

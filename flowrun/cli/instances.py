@@ -75,27 +75,46 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 def history_cmd(app: AppContext, instance: str, wide: bool, as_json: bool) -> None:
     """Every task of an instance: lane, actor, ready/started/completed, waiting and touch time."""
     from flowrun.app import history
-    from flowrun.cli.render import history_table, task_json
+    from flowrun.app.admin import case_notes
+    from flowrun.cli.render import history_table, task_json, when
 
     view, tasks = history(app.project, instance)
     if as_json:
         echo_json([task_json(t) for t in tasks])
-    else:
-        history_table(view, tasks, wide)
+        return
+    history_table(view, tasks, wide)
+    for note in case_notes(app.project, view.id):
+        click.echo(f"{when(note.at)}  {note.text}")
 
 
 @click.command("instances")
+@click.option("--process", "family", metavar="FAMILY", help="Only instances of this process family.")
+@click.option("--variant", help="Only instances of this variant.")
+@click.option("--pilot", help="Only instances of this pilot.")
 @click.option("--status", type=click.Choice(["running", "completed", "error", "cancelled"]))
+@click.option("--outdated", is_flag=True, help="Only running or failed instances on an older version of their file.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app
-def instances_cmd(app: AppContext, status: str | None, limit: int, wide: bool, as_json: bool) -> None:
-    """List recent instances, newest first."""
-    from flowrun.app import instances
+def instances_cmd(
+    app: AppContext,
+    family: str | None,
+    variant: str | None,
+    pilot: str | None,
+    status: str | None,
+    outdated: bool,
+    limit: int,
+    wide: bool,
+    as_json: bool,
+) -> None:
+    """List recent instances, newest first (``--outdated``: the ones ``flowrun migrate`` would move)."""
+    from flowrun.app.views import list_instances, outdated_filter
     from flowrun.clock import iso
+    from flowrun.models import InstanceFilter
 
-    rows = instances(app.project, status, limit)
+    where = InstanceFilter(status=status, family=family, variant=variant, pilot=pilot)
+    rows, total = list_instances(app.project, outdated_filter(app.project, where) if outdated else where, limit)
     if as_json:
         echo_json(
             [
@@ -108,24 +127,27 @@ def instances_cmd(app: AppContext, status: str | None, limit: int, wide: bool, a
                     "status": r.status,
                     "created_at": iso(r.created_at),
                     "ended_at": iso(r.ended_at),
+                    "sha256": r.sha256,
                 }
                 for r in rows
             ]
         )
-        return
-    from flowrun.cli.fit import Column, print_fitted
-    from flowrun.cli.render import short_when
+    else:
+        from flowrun.cli.fit import Column, print_fitted
+        from flowrun.cli.render import short_when
 
-    columns = [
-        Column("instance", [r.id[:8] for r in rows]),
-        Column("key", [r.business_key or "" for r in rows]),
-        Column("process", [f"{r.family}:{r.variant}" for r in rows], wraps=True),
-        Column("pilot", [r.pilot or "" for r in rows], wraps=True),
-        Column("status", [r.status for r in rows]),
-        Column("started", [short_when(r.created_at) for r in rows]),
-        Column("ended", [short_when(r.ended_at) for r in rows]),
-    ]
-    print_fitted(f"{len(rows)} instance(s)", columns, ["pilot", "ended"], wide)
+        columns = [
+            Column("instance", [r.id[:8] for r in rows]),
+            Column("key", [r.business_key or "" for r in rows]),
+            Column("process", [f"{r.family}:{r.variant}" for r in rows], wraps=True),
+            Column("pilot", [r.pilot or "" for r in rows], wraps=True),
+            Column("status", [r.status for r in rows]),
+            Column("started", [short_when(r.created_at) for r in rows]),
+            Column("ended", [short_when(r.ended_at) for r in rows]),
+        ]
+        print_fitted(f"{total} instance(s)", columns, ["pilot", "ended"], wide)
+    if total > len(rows):
+        click.echo(f"{len(rows)} of {total} shown; use --limit", err=True)
 
 
 COMMANDS = [start_cmd, show_cmd, history_cmd, instances_cmd]

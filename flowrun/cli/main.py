@@ -80,9 +80,9 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from flowrun.cli import compare, incidents, instances, logs, plan, project, tasks, validate, worker
+    from flowrun.cli import admin, compare, incidents, instances, logs, plan, project, tasks, validate, worker
 
-    for module in (project, instances, tasks, worker, validate, logs, compare, plan, incidents):
+    for module in (project, instances, tasks, worker, validate, logs, compare, plan, incidents, admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -67,13 +67,13 @@ def data_options(fn: F) -> F:
     )(fn)
 
 
-def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is a usage error."""
+def parse_pairs(pairs: tuple[str, ...], option: str = "--data") -> dict[str, str]:
+    """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is a usage error of ``option``."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--data")
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint=option)
         out[key.strip()] = value
     return out
 

@@ -81,7 +81,8 @@ def instance_text(view: InstanceView) -> None:
     if view.ended_at:
         c.print(f"  ended     {when(view.ended_at)}   cycle time {duration(view.cycle_s)}")
     if view.error:
-        c.print(f"  error     {view.error}")
+        label = "reason" if view.status == "cancelled" else "error"
+        c.print(f"  {label:<9} {view.error}", markup=False)
     if view.waiting_for:
         c.print("  waits for")
         for w in view.waiting_for:

@@ -85,8 +85,16 @@ def _report(result: Any, as_json: bool) -> None:
 
 @click.command("send")
 @click.argument("name")
-@click.option("--instance", help="Deliver only to this instance (id or prefix).")
-@click.option("--signal", "as_signal", is_flag=True, help="Broadcast a signal instead of a message.")
+@click.option("--instance", help="Deliver to this case (instance id or prefix).")
+@click.option("--key", help="Deliver to the case with this business key.")
+@click.option(
+    "--correlate",
+    multiple=True,
+    metavar="VAR=VALUE",
+    help="Deliver to the waiting case whose variable VAR is VALUE (repeat: all must match).",
+)
+@click.option("--all", "every", is_flag=True, help="Deliver a message to every case it fits, not just one.")
+@click.option("--signal", "as_signal", is_flag=True, help="Broadcast a signal (to every case waiting) instead.")
 @data_options
 @json_option
 @pass_app
@@ -94,18 +102,27 @@ def send_cmd(
     app: AppContext,
     name: str,
     instance: str | None,
+    key: str | None,
+    correlate: tuple[str, ...],
+    every: bool,
     as_signal: bool,
     data: tuple[str, ...],
     data_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Deliver message NAME (with --data) to the instances waiting for it, or start a process with it."""
+    """Deliver message NAME (with --data) to the one case waiting for it, or start a process with it.
+
+    A message that fits several waiting cases is refused with their list: name the case
+    with --instance, --key or --correlate, or give --all.
+    """
     from flowrun.app import send
+    from flowrun.app.correlation import Target
     from flowrun.forms import coerce
 
     values = read_data_file(data_file)
     values.update(coerce(None, parse_pairs(data)))
-    results = send(app.project, name, instance, values, kind="signal" if as_signal else "message")
+    target = Target(instance, key, parse_pairs(correlate, "--correlate"), every)
+    results = send(app.project, name, data=values, kind="signal" if as_signal else "message", target=target)
     if as_json:
         echo_json([step_json(r) for r in results])
         return

@@ -28,7 +28,7 @@ from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
 from flowrun.engine.scripts import FlowrunScriptEngine
 from flowrun.errors import NotFoundError, ScriptError, ServiceError, StateError
-from flowrun.models import ServiceCaller, ServiceFailure, ServicePolicy, TaskRecord, Wait
+from flowrun.models import ModelChange, ServiceCaller, ServiceFailure, ServicePolicy, TaskRecord, Wait
 
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
@@ -122,6 +122,36 @@ class Engine:
         if spec_json is None:
             raise StateError(f"no definition is loaded for model {key[:12]}")
         self.restore(spec_json, state, key=key)
+
+    def migrate(
+        self,
+        run: Run,
+        new_spec_json: str,
+        new_key: str,
+        apply: bool = True,
+    ) -> tuple[ModelChange, Run | None]:
+        """Move a restored ``run`` to another version of its model (see :mod:`flowrun.engine.migration`).
+
+        Args:
+            new_spec_json, new_key: the new version's stored definition and its cache key (sha256).
+            apply: False only compares (a dry run).
+
+        Returns:
+            What changes, and the moved run (None for a dry run or when the change is blocked;
+            ``run`` is then unchanged). The moved run's recorder counts its tasks as they are
+            after the move; :meth:`Run.open_records` lists them.
+        """
+        from flowrun.engine import migration
+
+        new_spec, new_subs = self._spec(new_spec_json, new_key)
+        workflow = run._wf
+        if not apply:
+            return migration.compare(workflow, new_spec, new_subs), None
+        with _spiff.using_clock(self.clock):  # a timer started again reads flowrun's clock, not the system's
+            change = migration.move(workflow, new_spec, new_subs)
+        if change.blocked:
+            return change, None
+        return change, Run(workflow, self.clock, Lives.resumed(workflow, self.clock), source=run._source)
 
     def restore(
         self, spec_json: str | None, state: str, key: str | None = None, source: str = "", instance_id: str = ""
@@ -392,6 +422,10 @@ class Run:
         for task in self._wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
             merged.update(task.data)
         return merged
+
+    def open_records(self) -> list[TaskRecord]:
+        """A record of each open task as it is now (ready, started, waiting), without times."""
+        return Lives(self._clock).open_records(self._wf)
 
     def waiting_for(self) -> list[Wait]:
         """What the instance waits for: ready user tasks, timers, messages, signals."""
