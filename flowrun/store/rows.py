@@ -78,6 +78,7 @@ def instance_from_row(row: Any) -> InstanceRecord:
         data=loads(row["data"] or "{}", f"the data of instance {str(row['id'])[:8]}"),
         state=row.get("state"),
         error=row["error"],
+        business_key=row.get("business_key"),
     )
 
 

@@ -89,6 +89,11 @@ class SqlStore:
         if check:
             self._check_schema(auto_create or new_file)
 
+    @property
+    def shown_url(self) -> str:
+        """The database URL without its password, for messages and the worker's log."""
+        return safe_url(self.url)
+
     def _check_schema(self, auto_create: bool) -> None:
         current = self._revision()
         if current == schema.HEAD_REVISION:
@@ -461,8 +466,11 @@ class Tx:
         row = self.conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
         return incident_from_row(row) if row is not None else None
 
-    def list_incidents(self, include_resolved: bool = False) -> list[Incident]:
+    def list_incidents(self, include_resolved: bool = False, instance: str | None = None) -> list[Incident]:
+        """Incidents, newest first: open ones unless ``include_resolved``, of one instance if given."""
         q = select(incidents).order_by(incidents.c.id.desc())
+        if instance is not None:
+            q = q.where(incidents.c.instance_id == instance)
         if not include_resolved:
             q = q.where(incidents.c.resolved_at.is_(None))
         return [incident_from_row(r) for r in self.conn.execute(q).mappings()]
