@@ -129,3 +129,13 @@ def flowrun_executable() -> Path:
     found = shutil.which("flowrun", path=str(Path(sys.executable).parent))
     assert found, f"no flowrun console script next to {sys.executable}; pip install -e ."
     return Path(found)
+
+
+def set_key(project: app.Project, instance: str, key: str) -> None:
+    """Give ``instance`` the business key ``key`` (written straight to the store)."""
+    from sqlalchemy import update
+
+    from flowrun.store.schema import instances
+
+    with project.store.write() as tx:
+        tx.conn.execute(update(instances).where(instances.c.id == instance).values(business_key=key))

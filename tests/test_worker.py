@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from sqlalchemy import update
 
 from flowrun import app
 from flowrun.cli.render import when
 from flowrun.clock import ManualClock
 from flowrun.config import find_project
-from flowrun.store.schema import instances
-from tests.helpers import T0, cli_json, flowrun_executable, intake, query
+from tests.helpers import T0, cli_json, flowrun_executable, intake, query, set_key
 
 EVENTS = Path(__file__).parent / "data" / "events"
 
@@ -158,8 +156,7 @@ def _case_at_the_service(project_dir: Path, key: str | None) -> tuple[app.Projec
     started = app.start(project, "complaint:reengineered")
     app.complete(project, str(started.ready[0].ref), intake(can_resolve_now=False), "al")
     if key is not None:
-        with project.store.write() as tx:
-            tx.conn.execute(update(instances).where(instances.c.id == started.instance).values(business_key=key))
+        set_key(project, started.instance, key)
     return project, started.instance
 
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from flowrun.cli import complete
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.render import echo_json, echo_ready, step_json
 
 
 @click.command("start")
-@click.argument("process")
+@click.argument("process", shell_complete=complete.processes)
 @data_options
 @click.option("--pilot", help="Name of the pilot (or group) this case belongs to.")
 @json_option
@@ -43,7 +44,7 @@ def _say_next(result: object) -> None:
 
 
 @click.command("show")
-@click.argument("instance")
+@click.argument("instance", shell_complete=complete.instances)
 @json_option
 @pass_app
 def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
@@ -59,7 +60,7 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 
 
 @click.command("history")
-@click.argument("instance")
+@click.argument("instance", shell_complete=complete.instances)
 @json_option
 @pass_app
 def history_cmd(app: AppContext, instance: str, as_json: bool) -> None:

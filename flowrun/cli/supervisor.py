@@ -81,6 +81,8 @@ def _supervisable() -> bool:
     # does not matter: this process's child gets its own.
     if os.environ.get("FLOWRUN_SUPERVISE", "1") == "0":
         return False
+    if "_FLOWRUN_COMPLETE" in os.environ:  # shell completion runs no engine step, and must be quick
+        return False
     return sys.platform.startswith("linux") and hasattr(signal, "sigwaitinfo")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from flowrun.cli import complete
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import TASK_REF, data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.prompts import ask_form
@@ -24,9 +25,9 @@ def _default_actor() -> str | None:
 
 
 @click.command("tasks")
-@click.option("--instance", help="Only tasks of this instance (id or prefix).")
+@click.option("--instance", help="Only tasks of this instance (id or prefix).", shell_complete=complete.instances)
 @click.option("--lane", help="Only tasks in this lane (department).")
-@click.option("--process", "family", help="Only tasks of this process family.")
+@click.option("--process", "family", help="Only tasks of this process family.", shell_complete=complete.families)
 @json_option
 @pass_app
 def tasks_cmd(app: AppContext, instance: str | None, lane: str | None, family: str | None, as_json: bool) -> None:

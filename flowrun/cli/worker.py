@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from flowrun.cli import complete
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.render import echo_json, echo_ready, ready_json, step_json, when
@@ -145,8 +146,8 @@ def _ran_json(ran: WorkRan) -> dict[str, Any]:
 
 
 @click.command("send")
-@click.argument("name")
-@click.option("--instance", help="Deliver only to this instance (id or prefix).")
+@click.argument("name", shell_complete=complete.messages)
+@click.option("--instance", help="Deliver only to this instance (id or prefix).", shell_complete=complete.instances)
 @click.option("--signal", "as_signal", is_flag=True, help="Broadcast a signal instead of a message.")
 @data_options
 @json_option

@@ -284,6 +284,20 @@ class Tx:
         )
         return [r[0] for r in rows]
 
+    def instances_named_like(self, prefix: str, limit: int = 50) -> list[tuple[str, str | None, str, str, str]]:
+        """``(id, business_key, family, variant, status)`` of instances whose id or key starts with ``prefix``,
+        newest first (for shell completion)."""
+        like = _like_prefix(prefix)
+        q = (
+            select(
+                instances.c.id, instances.c.business_key, instances.c.family, instances.c.variant, instances.c.status
+            )
+            .where(or_(instances.c.id.like(like, escape="\\"), instances.c.business_key.like(like, escape="\\")))
+            .order_by(instances.c.created_at.desc())
+            .limit(limit)
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.conn.execute(q)]
+
     def list_instances(self, status: str | None = None, limit: int = 100) -> list[InstanceRecord]:
         q = select(instances.c.id).order_by(instances.c.created_at.desc()).limit(limit)
         if status:
