@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -302,27 +303,43 @@ class Terminal:
         return bool(chunk)
 
 
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a POSIX pseudo-terminal")
-def test_do_on_a_real_terminal_prompts(project, project_dir):
-    """``flowrun do REF`` with no data on a terminal asks the form at the prompt."""
-    iid = app.start(project, "complaint:baseline").instance
-    ref = ready_ref(project, iid, "Record complaint")
+def _controlling_terminal() -> None:
+    """In the child: the pseudo-terminal on stdin becomes its controlling terminal, so Ctrl-C there is SIGINT."""
+    import fcntl
+    import termios
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def at_a_terminal(project_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], Terminal]:
+    """``flowrun ARGS`` in a new session whose controlling terminal is a fresh pseudo-terminal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}
     env.update(FLOWRUN_NOW=OPEN, TERM="dumb", COLUMNS="120")
     master, slave = os.openpty()
     try:
         proc = subprocess.Popen(
-            [str(flowrun_executable()), "do", ref, "--as", "dave"],
+            [str(flowrun_executable()), *args],
             cwd=project_dir,
             env=env,
             stdin=slave,
             stdout=slave,
             stderr=slave,
             close_fds=True,
+            start_new_session=True,
+            preexec_fn=_controlling_terminal,  # the child has no threads between fork and exec
         )
     finally:
         os.close(slave)
-    term = Terminal(master)
+    return proc, Terminal(master)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a POSIX pseudo-terminal")
+def test_do_on_a_real_terminal_prompts(project, project_dir):
+    """``flowrun do REF`` with no data on a terminal asks the form at the prompt."""
+    iid = app.start(project, "complaint:baseline").instance
+    ref = ready_ref(project, iid, "Record complaint")
+    proc, term = at_a_terminal(project_dir, "do", ref, "--as", "dave")
+    master = term.fd
     try:
         term.expect("Task " + ref + ": Record complaint [Call Centre]")
         term.answer("Customer name (text):", "Dana Lee")
@@ -355,3 +372,32 @@ def test_do_on_a_real_terminal_prompts(project, project_dir):
     done = next(t for t in tasks if t.name == "Record complaint")
     assert done.started_at is not None
     assert (done.actor, done.started_at.isoformat(), done.ready_at) == ("dave", OPEN, T0)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a POSIX pseudo-terminal")
+def test_ctrl_c_at_the_review_saves_nothing(project, project_dir):
+    """Ctrl-C at the review of a real terminal: exit 130, the answers are not saved, the task stays open."""
+    iid = app.start(project, "complaint:baseline").instance
+    ref = ready_ref(project, iid, "Record complaint")
+    proc, term = at_a_terminal(project_dir, "do", ref, "--as", "dave")
+    try:
+        term.answer("Customer name (text):", "Dana Lee")
+        term.answer("[phone]:", "")
+        term.answer("Complaint category (billing/product_fault/service_delay/other):", "2")
+        term.answer("Description (text):", "Kettle broke after a week")
+        term.answer("Amount disputed (number, 0.., optional) [0]:", "35.5")
+        term.expect("Submit these answers?")
+        os.write(term.fd, b"\x03")
+        tail = term.rest()
+        code = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(term.fd)
+
+    assert code == 130, term.transcript.decode(errors="replace")
+    assert "nothing was saved" in tail
+    assert "Traceback" not in tail
+    assert [str(i.ref) for i in app.inbox(project, iid)] == [ref]
+    assert "customer_name" not in app.show(project, iid).data
