@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -333,14 +334,28 @@ def at_a_terminal(project_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes
     return proc, Terminal(master)
 
 
+def run_at_a_terminal(project_dir: Path, dialogue: Callable[[Terminal], None], *args: str) -> tuple[int, Terminal, str]:
+    """Run ``flowrun ARGS`` at a terminal through ``dialogue``; its exit code, the terminal, the output after."""
+    proc, term = at_a_terminal(project_dir, *args)
+    try:
+        dialogue(term)
+        tail = term.rest()
+        code = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(term.fd)
+    return code, term, tail
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a POSIX pseudo-terminal")
 def test_do_on_a_real_terminal_prompts(project, project_dir):
     """``flowrun do REF`` with no data on a terminal asks the form at the prompt."""
     iid = app.start(project, "complaint:baseline").instance
     ref = ready_ref(project, iid, "Record complaint")
-    proc, term = at_a_terminal(project_dir, "do", ref, "--as", "dave")
-    master = term.fd
-    try:
+
+    def fill_in(term: Terminal) -> None:
         term.expect("Task " + ref + ": Record complaint [Call Centre]")
         term.answer("Customer name (text):", "Dana Lee")
         term.answer("[phone]:", "")
@@ -350,13 +365,8 @@ def test_do_on_a_real_terminal_prompts(project, project_dir):
         term.answer("Amount disputed (number, 0.., optional) [0]:", "35.5")
         term.expect("5) Amount disputed: 35.5")
         term.answer("Submit these answers?", "y")
-        tail = term.rest()
-        code = proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+
+    code, term, tail = run_at_a_terminal(project_dir, fill_in, "do", ref, "--as", "dave")
 
     assert code == 0, term.transcript.decode(errors="replace")
     assert f"task {ref} done" in tail
@@ -379,8 +389,8 @@ def test_ctrl_c_at_the_review_saves_nothing(project, project_dir):
     """Ctrl-C at the review of a real terminal: exit 130, the answers are not saved, the task stays open."""
     iid = app.start(project, "complaint:baseline").instance
     ref = ready_ref(project, iid, "Record complaint")
-    proc, term = at_a_terminal(project_dir, "do", ref, "--as", "dave")
-    try:
+
+    def leave_at_the_review(term: Terminal) -> None:
         term.answer("Customer name (text):", "Dana Lee")
         term.answer("[phone]:", "")
         term.answer("Complaint category (billing/product_fault/service_delay/other):", "2")
@@ -388,13 +398,8 @@ def test_ctrl_c_at_the_review_saves_nothing(project, project_dir):
         term.answer("Amount disputed (number, 0.., optional) [0]:", "35.5")
         term.expect("Submit these answers?")
         os.write(term.fd, b"\x03")
-        tail = term.rest()
-        code = proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(term.fd)
+
+    code, term, tail = run_at_a_terminal(project_dir, leave_at_the_review, "do", ref, "--as", "dave")
 
     assert code == 130, term.transcript.decode(errors="replace")
     assert "nothing was saved" in tail
