@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,18 @@ def test_the_scripts_the_readme_evaluates(tmp_path, shell):
     )
     assert (proc.returncode, proc.stderr) == (0, "")
     assert f"_FLOWRUN_COMPLETE={shell}_complete" in proc.stdout
+
+
+def test_a_database_that_does_not_answer_offers_nothing_quickly(project_dir):
+    """A PostgreSQL server that takes the connection but never answers: nothing offered within a few seconds."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        config = project_dir / "flowrun.yaml"
+        url = f"postgresql+psycopg://flowrun:secret@127.0.0.1:{port}/flowrun"
+        kept = [line for line in config.read_text().splitlines() if not line.startswith("database:")]
+        config.write_text("\n".join([*kept, f"database: {url}", ""]))
+        began = time.monotonic()
+        assert complete(project_dir, "flowrun do ") == []
+        assert time.monotonic() - began < 10

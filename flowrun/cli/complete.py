@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -21,10 +22,42 @@ from flowrun.cli.context import AppContext
 Complete = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
-def _items(ctx: click.Context, fetch: Callable[[Any], list[tuple[str, str]]]) -> list[CompletionItem]:
-    """``fetch(project)`` as completion items; nothing at all when it fails in any way."""
+#: Seconds completion may take before it gives up and offers nothing (a database server that does
+#: not answer would otherwise hold the shell until its connection times out).
+TIME_LIMIT_S = 2.0
+
+
+class _TooSlow(BaseException):  # not an Exception: code that catches those must not catch this
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`_TooSlow` in the block once ``seconds`` of wall time have passed (POSIX)."""
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _items(ctx: click.Context, fetch: Callable[[Any], list[tuple[str, str]]]) -> list[CompletionItem]:
+    """``fetch(project)`` as completion items; nothing at all when it fails in any way or is too slow."""
+    try:
+        with (
+            _time_limit(TIME_LIMIT_S),
+            contextlib.redirect_stderr(io.StringIO()),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             # Completing parses the words typed without running the root command, so the
             # context it would build is built here, from the --project parsed (or $FLOWRUN_PROJECT).
             app = AppContext(ctx.find_root().params.get("project_dir"))
@@ -32,7 +65,7 @@ def _items(ctx: click.Context, fetch: Callable[[Any], list[tuple[str, str]]]) ->
                 return [CompletionItem(value, help=help or None) for value, help in fetch(app.project)]
             finally:
                 app.close()
-    except Exception:  # noqa: BLE001 - completion must never show an error in the middle of typing
+    except (Exception, _TooSlow):  # noqa: BLE001 - completion must never show an error in the middle of typing
         return []
 
 
