@@ -99,6 +99,8 @@ class TaskRecord:
     ``ref`` is the short number operators type, assigned by the store.
     ``form`` is the form reference of a user task: ``{"key": ...}`` for a form
     file, ``{"schema": {...}}`` for a form drawn inline in the diagram.
+    ``deadline_at`` is a user task's due date (``due_at`` is when a wait, a timer or a
+    service retry, is due) and ``priority`` its ``camunda:priority`` (higher is more urgent).
     """
 
     task_id: str
@@ -118,6 +120,8 @@ class TaskRecord:
     waits_for: str | None = None
     due_at: datetime | None = None
     attempts: int = 0
+    deadline_at: datetime | None = None
+    priority: int | None = None
 
     @property
     def waiting_s(self) -> float | None:
@@ -180,6 +184,7 @@ class InstanceView:
     data: dict[str, Any]
     waiting_for: list[Wait] = field(default_factory=list)
     error: str | None = None
+    business_key: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -290,15 +295,17 @@ class StepResult:
     status: str
     ready: list[TaskRecord]
     completed: list[TaskRecord]
+    key: str | None = None
 
     @classmethod
-    def of(cls, instance: str, status: str, records: list[TaskRecord]) -> StepResult:
+    def of(cls, instance: str, status: str, records: list[TaskRecord], key: str | None = None) -> StepResult:
         """The result of a step that changed ``records``: the user tasks it made ready, the tasks it completed."""
         return cls(
             instance=instance,
             status=status,
             ready=[r for r in records if r.status == READY and r.type in ("userTask", "manualTask")],
             completed=[r for r in records if r.status == COMPLETED],
+            key=key,
         )
 
 
@@ -382,13 +389,39 @@ class InboxRow:
     ready_at: datetime
     started_at: datetime | None
     actor: str | None
+    business_key: str | None = None
+    deadline_at: datetime | None = None
+    priority: int | None = None
+    #: The case's data, read only when the inbox shows or filters on data fields (else None).
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class InboxItem(InboxRow):
-    """A ready user task, as the operators' inbox shows it: the stored row and how long it has waited."""
+    """A ready user task, as the operators' inbox shows it: the stored row and how long it has waited.
 
-    waited_s: float
+    ``due_s`` is the time left until its deadline (negative: overdue by that much), None without one.
+    """
+
+    waited_s: float = 0.0
+    due_s: float | None = None
+
+    @property
+    def case(self) -> str:
+        """The case as people name it: its business key, else its short id."""
+        return self.business_key or self.instance[:8]
+
+
+@dataclass(frozen=True)
+class TaskPreview:
+    """What ``flowrun task REF`` shows before anyone claims the task."""
+
+    task: TaskRecord
+    family: str
+    variant: str
+    business_key: str | None
+    form: Form | None
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

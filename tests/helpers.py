@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -131,11 +134,17 @@ def flowrun_executable() -> Path:
     return Path(found)
 
 
-def set_key(project: app.Project, instance: str, key: str) -> None:
-    """Give ``instance`` the business key ``key`` (written straight to the store)."""
-    from sqlalchemy import update
-
-    from flowrun.store.schema import instances
-
-    with project.store.write() as tx:
-        tx.conn.execute(update(instances).where(instances.c.id == instance).values(business_key=key))
+@contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """The machine's time zone is ``name`` (``TZ``) inside the block, so local times can be asserted."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flowrun import app
-from tests.helpers import db_path, flowrun_executable, ready_ref, set_key
+from tests.helpers import db_path, flowrun_executable, ready_ref
 
 EVENTS = Path(__file__).parent / "data" / "events"
 
@@ -64,9 +64,8 @@ def test_open_task_refs_with_what_they_are(project, project_dir):
 
 def test_instance_ids_and_keys(project, project_dir):
     """Where an instance is asked for, short ids and business keys are offered."""
-    keyed = app.start(project, "complaint:baseline").instance
+    keyed = app.start(project, "complaint:baseline", key="C-1042").instance
     other = app.start(project, "complaint:reengineered").instance
-    set_key(project, keyed, "C-1042")
 
     assert complete(project_dir, "flowrun show C-") == ["C-1042"]
     assert sorted(complete(project_dir, "flowrun history ")) == sorted(["C-1042", keyed[:8], other[:8]])

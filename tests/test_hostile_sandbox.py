@@ -187,7 +187,7 @@ def test_worker_once_survives_a_c_loop_and_serves_the_other_instances(project, p
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert "inside a built-in function" in done.stderr
     assert bad[:8] in done.stderr
-    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")  # a worker's every line starts with the time
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ ")  # every worker line: the time, its zone
     assert all(stamped.match(line) for line in (done.stdout + done.stderr).splitlines()), done
     assert "Task_Average" in done.stderr
     for iid in good:

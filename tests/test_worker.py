@@ -21,10 +21,9 @@ from typing import IO, Any
 import pytest
 
 from flowrun import app
-from flowrun.cli.render import when
-from flowrun.clock import ManualClock
+from flowrun.clock import ManualClock, human
 from flowrun.config import find_project
-from tests.helpers import T0, cli_json, flowrun_executable, intake, query, set_key
+from tests.helpers import T0, cli_json, flowrun_executable, intake, query
 
 EVENTS = Path(__file__).parent / "data" / "events"
 
@@ -66,7 +65,7 @@ def test_worker_once_fires_the_due_timer(cli, project, project_dir):
     result = cli(project_dir, "worker", "--once", now=PAST_DUE)
     assert result.exit_code == 0, result.stderr
     ref = app.inbox(project, iid)[0].ref
-    at = when(datetime.fromisoformat(PAST_DUE))
+    at = human(datetime.fromisoformat(PAST_DUE))
     assert result.stdout.splitlines() == [
         f'{at} timer "2 hours cooling-off" in instance {iid[:8]} fired',
         f"{at} ready: task {ref} Ship order [no lane] (instance {iid[:8]})",
@@ -131,8 +130,8 @@ def check_entitlement(data):
     return {"entitled": True}
 '''
 
-#: A line of the worker's log: it starts with the local time, to the second.
-STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S")
+#: A line of the worker's log: it starts with the local time, to the second, and its zone.
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \S")
 
 
 def _async_service(project_dir: Path, settings: str) -> None:
@@ -153,10 +152,8 @@ def _case_at_the_service(project_dir: Path, key: str | None) -> tuple[app.Projec
     The project is opened afresh, with the flowrun.yaml :func:`_async_service` wrote.
     """
     project = app.Project(settings=find_project(explicit=project_dir), clock=ManualClock(T0))
-    started = app.start(project, "complaint:reengineered")
+    started = app.start(project, "complaint:reengineered", key=key)
     app.complete(project, str(started.ready[0].ref), intake(can_resolve_now=False), "al")
-    if key is not None:
-        set_key(project, started.instance, key)
     return project, started.instance
 
 
@@ -170,11 +167,11 @@ def test_worker_lines_name_the_service_the_case_and_the_attempt(cli, project_dir
 
     assert first.exit_code == 0, first.stderr
     assert first.stderr.splitlines()[0] == (
-        f"{when(T0)} worker started on {project.store.shown_url}; services: check_entitlement"
+        f"{human(T0)} worker started on {project.store.shown_url}; services: check_entitlement"
     )
     assert first.stdout.splitlines() == [
-        f"{when(T0)} {service}: attempt 1 of 3 failed (ConnectionError: upstream unavailable); "
-        f"next attempt at {when(T0 + timedelta(seconds=60))}"
+        f"{human(T0)} {service}: attempt 1 of 3 failed (ConnectionError: upstream unavailable); "
+        f"next attempt at {human(T0 + timedelta(seconds=60))}"
     ]
 
     (project_dir / "down").unlink()  # the service is back
@@ -183,8 +180,8 @@ def test_worker_lines_name_the_service_the_case_and_the_attempt(cli, project_dir
 
     assert second.exit_code == 0, second.stderr
     lines = second.stdout.splitlines()
-    assert lines[0] == f"{when(later)} {service}: attempt 2 of 3 succeeded"
-    assert lines[1].startswith(f"{when(later)} ready: task ")
+    assert lines[0] == f"{human(later)} {service}: attempt 2 of 3 succeeded"
+    assert lines[1].startswith(f"{human(later)} ready: task ")
     assert all(STAMPED.match(line) for line in lines + second.stderr.splitlines()), second.output
 
 
@@ -215,7 +212,7 @@ def test_worker_line_for_the_last_attempt_goes_to_stderr(cli, project_dir):
     [line] = [x for x in result.stderr.splitlines() if "check_entitlement" in x and "attempt" in x]
     [incident] = app.incidents(project)
     assert line == (
-        f'{when(T0)} service check_entitlement ("Check entitlement") in instance {iid[:8]}: attempt 1 of 1 failed '
+        f'{human(T0)} service check_entitlement ("Check entitlement") in instance {iid[:8]}: attempt 1 of 1 failed '
         f"(ConnectionError: upstream unavailable); incident {incident.id} opened "
         "(see 'flowrun incidents'; 'flowrun retry' once the cause is fixed)"
     )

@@ -29,7 +29,7 @@ from flowrun.app.project import (
     resolve_process,
 )
 from flowrun.app.steps import claim, complete, get_task, start, task_form
-from flowrun.app.views import history, inbox, instances, resolve_instance, show
+from flowrun.app.views import history, inbox, instances, preview_task, resolve_instance, show
 from flowrun.app.worker import WorkerPass, incidents, next_due, retry, run_due, send
 from flowrun.models import Incident, StepResult
 
@@ -57,6 +57,7 @@ __all__ = [
     "measure_cases",
     "next_due",
     "plan",
+    "preview_task",
     "resolve_instance",
     "resolve_process",
     "retry",

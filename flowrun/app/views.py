@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from flowrun.app.project import Project
+from flowrun.app.worklist import matches, parse_where, refuse_unknown_filters, sort_items
 from flowrun.errors import (
     AmbiguousIdError,
     NotFoundError,
@@ -16,6 +18,7 @@ from flowrun.models import (
     InboxItem,
     InstanceRecord,
     InstanceView,
+    TaskPreview,
     TaskRecord,
     Wait,
 )
@@ -24,33 +27,75 @@ if TYPE_CHECKING:
     from flowrun.store import Tx
 
 
-def resolve_instance(tx: Tx, prefix: str) -> str:
-    """The full id of the instance whose id starts with ``prefix``.
+def resolve_instance(tx: Tx, ref: str) -> str:
+    """The full id of the instance named by ``ref``: its business key, or its id or an id prefix.
+
+    A key and an id prefix that name different instances (or one key in several
+    families) are ambiguous: the message lists them, each by id and key.
 
     Raises:
         NotFoundError / AmbiguousIdError.
     """
-    text = prefix.strip().lower()
-    if not text or not all(c in "0123456789abcdef" for c in text):
-        raise NotFoundError(f"'{prefix}' is not an instance id; ids are the hex numbers 'flowrun start' printed")
-    found = tx.instance_ids_like(text)
+    text = ref.strip()
+    by_key = tx.instance_ids_with_key(text) if text else []
+    prefix = text.lower()
+    is_hex = bool(prefix) and all(c in "0123456789abcdef" for c in prefix)
+    found = list(dict.fromkeys([*by_key, *(tx.instance_ids_like(prefix) if is_hex else [])]))
     if not found:
-        raise NotFoundError(f"no instance with id '{prefix}'; see 'flowrun tasks' or 'flowrun instances'")
+        if not is_hex:
+            raise NotFoundError(
+                f"no instance with key or id '{ref}'; a case is named by its key ('flowrun start --key') or by "
+                "the hex id 'flowrun start' printed; see 'flowrun tasks' or 'flowrun instances'"
+            )
+        raise NotFoundError(f"no instance with id or key '{ref}'; see 'flowrun tasks' or 'flowrun instances'")
     if len(found) > 1:
-        raise AmbiguousIdError("instance", prefix, [f[:12] for f in found])
+        keyed = set(by_key)
+        raise AmbiguousIdError("instance", ref, [f"{f[:12]} (key {ref})" if f in keyed else f[:12] for f in found])
     return found[0]
 
 
 def inbox(
-    project: Project, instance: str | None = None, lane: str | None = None, family: str | None = None
+    project: Project,
+    instance: str | None = None,
+    lane: str | None = None,
+    family: str | None = None,
+    *,
+    where: Sequence[str] = (),
+    sort: str | None = None,
 ) -> list[InboxItem]:
-    """Ready user tasks across instances, oldest first; never loads an instance's state."""
+    """Ready user tasks across instances, in ``sort`` order (see :func:`~flowrun.app.worklist.sort_items`).
+
+    Args:
+        instance: an instance id, id prefix or business key.
+        lane: a lane, matched without case.
+        where: ``FIELD=VALUE`` filters on the case data (all must hold).
+
+    Never loads an instance's state; reads the case data only when the inbox shows data
+    columns (``inbox: columns:`` in flowrun.yaml) or ``where`` filters on it.
+
+    Raises:
+        NotFoundError: nothing is waiting and ``lane`` or ``family`` names nothing known (listing what is).
+        DataError: a malformed ``where`` or ``sort``.
+    """
+    filters = parse_where(where)
     now = project.clock.now()
+    with_data = bool(filters or project.settings.inbox_columns)
     with project.store.read() as tx:
         inst = resolve_instance(tx, instance) if instance else None
-        rows = tx.inbox(inst, lane, family)
-    # vars(), not asdict(): the fields are plain values and asdict would copy each one deeply
-    return [InboxItem(**vars(r), waited_s=max(0.0, ((r.started_at or now) - r.ready_at).total_seconds())) for r in rows]
+        rows = tx.inbox(inst, lane, family, with_data=with_data)
+        if not rows:
+            refuse_unknown_filters(project, tx, lane, family)
+    items = [
+        # vars(), not asdict(): the fields are plain values and asdict would copy each one deeply
+        InboxItem(
+            **vars(r),
+            waited_s=max(0.0, ((r.started_at or now) - r.ready_at).total_seconds()),
+            due_s=(r.deadline_at - now).total_seconds() if r.deadline_at is not None else None,
+        )
+        for r in rows
+        if not filters or matches(r.data, filters)
+    ]
+    return sort_items(items, sort)
 
 
 def show(project: Project, instance: str) -> InstanceView:
@@ -71,7 +116,7 @@ def show(project: Project, instance: str) -> InstanceView:
             since=t.ready_at,
             actor=t.actor,
             waits_for=t.waits_for,
-            due=t.due_at,
+            due=t.deadline_at if t.type in ("userTask", "manualTask") else t.due_at,
         )
         for t in tasks
         if t.status in (READY, STARTED, WAITING)
@@ -90,6 +135,7 @@ def show(project: Project, instance: str) -> InstanceView:
         data=rec.data,
         waiting_for=waiting,
         error=rec.error,
+        business_key=rec.business_key,
     )
 
 
@@ -105,3 +151,27 @@ def instances(project: Project, status: str | None = None, limit: int = 50) -> l
     """The most recent instances, newest first."""
     with project.store.read() as tx:
         return tx.list_instances(status, limit)
+
+
+def preview_task(project: Project, ref: str) -> TaskPreview:
+    """Task ``ref`` as an operator previews it before claiming: its form and its case's data so far.
+
+    Nothing is changed: the task stays unclaimed.
+
+    Raises:
+        NotFoundError: no task with that ref. FormError: its form cannot be read.
+    """
+    from flowrun.app.steps import get_task, task_form
+
+    task = get_task(project, ref)
+    with project.store.read() as tx:
+        rec = tx.get_instance(task.instance_id or "")
+        spec = None if rec is None or project.engine.knows(rec.sha256) else tx.model_spec(rec.sha256)
+    if rec is None:
+        raise NotFoundError(f"task {task.ref} belongs to no instance; the database was changed outside flowrun")
+    from flowrun.app.logs import IMPORTED_PROCESS_ID
+
+    if rec.process_id != IMPORTED_PROCESS_ID:  # an imported case has no model to read documentation from
+        task.documentation = project.engine.documentation(spec, rec.sha256, task.bpmn_id)
+    form = task_form(project, task) if task.type in ("userTask", "manualTask") else None
+    return TaskPreview(task, rec.family, rec.variant, rec.business_key, form, rec.data)

@@ -33,15 +33,15 @@ class NumberRef(click.ParamType):  # type: ignore[type-arg]
         self.what = what  # "a task ref"
         self.none = none  # "no task with ref"
         self.listing = listing
-        self.complete = complete  # the name of the flowrun.cli.complete callback offering the numbers
+        self.complete = complete  # the name of the flowrun.cli.completion callback offering the numbers
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-        """The numbers there are, from :mod:`flowrun.cli.complete` (imported only when completing)."""
+        """The numbers there are, from :mod:`flowrun.cli.completion` (imported only when completing)."""
         if self.complete is None:
             return []
-        from flowrun.cli import complete
+        from flowrun.cli import completion
 
-        found: list[Any] = getattr(complete, self.complete)(ctx, param, incomplete)
+        found: list[Any] = getattr(completion, self.complete)(ctx, param, incomplete)
         return found
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:

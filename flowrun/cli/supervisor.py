@@ -177,7 +177,7 @@ def _report_kill(args: Sequence[str], note: dict[str, str]) -> bool:
         recorded = record_killed_step(list(args), instance, message)
     suffix = " (see 'flowrun incidents')" if recorded else ""
     # A worker's log lines start with the local time (see flowrun.cli.worker); so does this one.
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S ") if _command(args) == "worker" else ""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z ") if _command(args) == "worker" else ""
     print(f"{stamp}error: {message}{suffix}", file=sys.stderr, flush=True)
     return recorded
 

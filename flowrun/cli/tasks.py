@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from flowrun.cli import complete
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import TASK_REF, data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.prompts import ask_form
@@ -25,21 +25,62 @@ def _default_actor() -> str | None:
 
 
 @click.command("tasks")
-@click.option("--instance", help="Only tasks of this instance (id or prefix).", shell_complete=complete.instances)
-@click.option("--lane", help="Only tasks in this lane (department).")
-@click.option("--process", "family", help="Only tasks of this process family.", shell_complete=complete.families)
+@click.option(
+    "--instance", help="Only tasks of this instance (key, id or id prefix).", shell_complete=completion.instances
+)
+@click.option("--lane", help="Only tasks in this lane (department); case does not matter.")
+@click.option("--process", "family", help="Only tasks of this process family.", shell_complete=completion.families)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Only cases whose data field has this value (repeatable).",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["due", "priority", "waiting"]),
+    help="Order: due (default: overdue first, then by due date, then longest waiting), priority, or waiting.",
+)
+@click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app
-def tasks_cmd(app: AppContext, instance: str | None, lane: str | None, family: str | None, as_json: bool) -> None:
-    """The inbox: ready user tasks across instances, oldest first."""
+def tasks_cmd(
+    app: AppContext,
+    instance: str | None,
+    lane: str | None,
+    family: str | None,
+    where: tuple[str, ...],
+    sort: str | None,
+    wide: bool,
+    as_json: bool,
+) -> None:
+    """The inbox: ready user tasks across instances, overdue and soonest due first."""
     from flowrun.app import inbox
-    from flowrun.cli.render import inbox_json, inbox_table
+    from flowrun.cli.inbox_view import inbox_json, inbox_table
 
-    items = inbox(app.project, instance, lane, family)
+    items = inbox(app.project, instance, lane, family, where=where, sort=sort)
+    columns = app.project.settings.inbox_columns
     if as_json:
-        echo_json(inbox_json(items))
+        echo_json(inbox_json(items, columns))
     else:
-        inbox_table(items)
+        inbox_table(items, columns, wide)
+
+
+@click.command("task")
+@click.argument("ref", type=TASK_REF)
+@json_option
+@pass_app
+def task_cmd(app: AppContext, ref: str, as_json: bool) -> None:
+    """Preview task REF without claiming it: its documentation, form fields and the case data so far."""
+    from flowrun.app import preview_task
+    from flowrun.cli.render import preview_json, preview_text
+
+    preview = preview_task(app.project, ref)
+    if as_json:
+        echo_json(preview_json(preview))
+    else:
+        preview_text(preview)
 
 
 @click.command("claim")
@@ -103,4 +144,4 @@ def do_cmd(
     echo_ready(result.ready)
 
 
-COMMANDS = [tasks_cmd, claim_cmd, do_cmd]
+COMMANDS = [tasks_cmd, task_cmd, claim_cmd, do_cmd]

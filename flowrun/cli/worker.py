@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from flowrun.cli import complete
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
-from flowrun.cli.render import echo_json, echo_ready, ready_json, step_json, when
-from flowrun.clock import iso
+from flowrun.cli.render import echo_json, echo_ready, ready_json, step_json
+from flowrun.clock import human, iso
 
 if TYPE_CHECKING:
     from flowrun.app.worker import WorkRan
@@ -81,7 +81,7 @@ def _sleep(app: AppContext, interval: float, due: Any, stop: dict[str, bool]) ->
 
 def _echo(app: AppContext, text: str, err: bool = False, at: datetime | None = None) -> None:
     """One line of the worker's log, starting with the local time (of ``at``, else now)."""
-    click.echo(f"{when(at or app.project.clock.now())} {text}", err=err)
+    click.echo(f"{human(at or app.project.clock.now())} {text}", err=err)
 
 
 def _report(app: AppContext, result: Any, as_json: bool) -> None:
@@ -118,7 +118,7 @@ def ran_line(ran: WorkRan) -> str:
     if ran.outcome == "done":
         return f"{head} succeeded"
     if ran.outcome == "retry":
-        return f"{head} failed ({ran.error}); next attempt at {when(ran.next_at)}"
+        return f"{head} failed ({ran.error}); next attempt at {human(ran.next_at) if ran.next_at else 'once retried'}"
     return f"{head} failed ({ran.error}); {_incident(ran)}"
 
 
@@ -146,8 +146,8 @@ def _ran_json(ran: WorkRan) -> dict[str, Any]:
 
 
 @click.command("send")
-@click.argument("name", shell_complete=complete.messages)
-@click.option("--instance", help="Deliver only to this instance (id or prefix).", shell_complete=complete.instances)
+@click.argument("name", shell_complete=completion.messages)
+@click.option("--instance", help="Deliver only to this instance (id or prefix).", shell_complete=completion.instances)
 @click.option("--signal", "as_signal", is_flag=True, help="Broadcast a signal instead of a message.")
 @data_options
 @json_option

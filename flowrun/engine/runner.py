@@ -71,6 +71,16 @@ class Engine:
             self._spec_json[cache_key] = spec_json
         return found
 
+    def documentation(self, spec_json: str | None, key: str, bpmn_id: str) -> str | None:
+        """The documentation the diagram gives element ``bpmn_id`` (in the process or a subprocess); None if none."""
+        spec, subs = self._spec(spec_json, key)
+        for process in (spec, *subs.values()):
+            for task_spec in process.task_specs.values():
+                if getattr(task_spec, "bpmn_id", None) == bpmn_id:
+                    text = getattr(task_spec, "documentation", None)
+                    return str(text).strip() or None if text else None
+        return None
+
     def _script_engine(self) -> FlowrunScriptEngine:
         return FlowrunScriptEngine(self.service_caller, self.policies, self.clock)
 

@@ -89,8 +89,10 @@ def task_log_rows(
 
 def case_data_rows(
     tx: Tx, process: str | None = None, variant: str | None = None, pilot: str | None = None
-) -> Iterator[tuple[str, str]]:
-    """``(instance id, data as JSON text)`` of the instances :func:`task_log_rows` exports with the same filters.
+) -> Iterator[tuple[str, str, str | None]]:
+    """``(instance id, data as JSON text, business key)`` of the instances :func:`task_log_rows` exports.
+
+    The filters are :func:`task_log_rows`'s.
 
     One row per instance (not per task), so an export reads each case's data once
     instead of repeating it on every task row of a million-row log.
@@ -101,12 +103,16 @@ def case_data_rows(
         .where(or_(tasks.c.ready_at.is_not(None), tasks.c.started_at.is_not(None), tasks.c.completed_at.is_not(None)))
         .exists()
     )
-    query = select(instances.c.id, instances.c.data).where(has_task).order_by(instances.c.created_at, instances.c.id)
+    query = (
+        select(instances.c.id, instances.c.data, instances.c.business_key)
+        .where(has_task)
+        .order_by(instances.c.created_at, instances.c.id)
+    )
     for column, value in ((instances.c.family, process), (instances.c.variant, variant), (instances.c.pilot, pilot)):
         if value is not None:
             query = query.where(column == value)
     for batch in tx.conn.execute(query.execution_options(stream_results=True)).partitions(_BATCH):
-        yield from ((str(iid), str(data)) for iid, data in batch)
+        yield from ((str(iid), str(data), key) for iid, data, key in batch)
 
 
 def _time_text(column: Any, sql_times: bool) -> ColumnElement[Any]:

@@ -277,6 +277,27 @@ class Tx:
             return None
         return instance_from_row(row)
 
+    def instance_ids_with_key(self, key: str, family: str | None = None) -> list[str]:
+        """Instances whose business key is ``key`` (one per family at most), in the given family if named."""
+        q = select(instances.c.id).where(instances.c.business_key == key).order_by(instances.c.id)
+        if family is not None:
+            q = q.where(instances.c.family == family)
+        return [r[0] for r in self.conn.execute(q)]
+
+    def count_family(self, family: str) -> int:
+        """How many instances of ``family`` there are (for numbering their business keys)."""
+        return int(self.conn.execute(select(func.count()).where(instances.c.family == family)).scalar() or 0)
+
+    def lanes_in_use(self) -> list[str]:
+        """The lanes of the user tasks in the database, in alphabetical order."""
+        rows = self.conn.execute(select(tasks.c.lane).where(tasks.c.lane.is_not(None)).distinct())
+        return sorted(str(r[0]) for r in rows)
+
+    def has_family(self, family: str) -> bool:
+        return (
+            self.conn.execute(select(instances.c.id).where(instances.c.family == family).limit(1)).first() is not None
+        )
+
     def instance_ids_like(self, prefix: str, limit: int = 20) -> list[str]:
         """Instance ids starting with ``prefix`` (at most ``limit``)."""
         rows = self.conn.execute(
@@ -370,8 +391,12 @@ class Tx:
         lane: str | None = None,
         family: str | None = None,
         limit: int | None = None,
+        with_data: bool = False,
     ) -> list[InboxRow]:
-        """Ready and claimed user tasks with their instance's family, variant and pilot, oldest first."""
+        """Ready and claimed user tasks with their instance's family, variant, pilot and key, oldest first.
+
+        ``with_data`` also reads each case's data (for the inbox's data columns and filters).
+        """
         q = (
             select(
                 tasks.c.id,
@@ -385,6 +410,10 @@ class Tx:
                 instances.c.family,
                 instances.c.variant,
                 instances.c.pilot,
+                instances.c.business_key,
+                tasks.c.deadline_at,
+                tasks.c.priority,
+                *([instances.c.data] if with_data else []),
             )
             .join(instances, instances.c.id == tasks.c.instance_id)
             .where(tasks.c.status.in_([READY, STARTED]))
