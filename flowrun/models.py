@@ -489,3 +489,30 @@ class Migration:
     to_sha256: str
     change: ModelChange
     done: bool
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """Work of an instance that waits for a worker: a service job or a timer (``Run.pending_work``).
+
+    Attributes:
+        kind: ``"service"`` or ``"timer"``.
+        name: the service's topic, or the timer event's name (its id when it has none).
+        task_id: the engine's id of the waiting task.
+        task: the name of the service task or timer event in the diagram.
+        due_at: when it is due (None: a service job whose attempts are used up).
+        attempt: for a service job, the attempts made so far.
+        attempts: for a service job, the attempts its topic's policy allows (retries + 1).
+        incident: a service job whose last attempt failed for good.
+        error: the last failed attempt's error, ``"Type: message"``.
+    """
+
+    kind: str
+    name: str
+    task_id: str
+    task: str
+    due_at: datetime | None
+    attempt: int = 0
+    attempts: int = 1
+    incident: bool = False
+    error: str | None = None

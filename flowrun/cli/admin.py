@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import json_option
 from flowrun.cli.render import echo_json
@@ -12,7 +13,7 @@ from flowrun.models import Migration
 
 
 @click.command("cancel")
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @click.option("--reason", required=True, help="Why the case is cancelled (kept in its history and the event log).")
 @click.option("--as", "actor", help="Who cancels it (default: $FLOWRUN_USER or your login).")
 @json_option
@@ -29,8 +30,14 @@ def cancel_cmd(app: AppContext, instance: str, reason: str, actor: str | None, a
 
 
 @click.command("migrate")
-@click.argument("process")
-@click.option("--instance", "instances", multiple=True, help="Only this case (id, prefix or key); repeat for more.")
+@click.argument("process", shell_complete=completion.processes)
+@click.option(
+    "--instance",
+    "instances",
+    multiple=True,
+    help="Only this case (id, prefix or key); repeat for more.",
+    shell_complete=completion.instances,
+)
 @click.option("--dry-run", is_flag=True, help="Only list what would change for each case; save nothing.")
 @click.option("--as", "actor", help="Who migrates (default: $FLOWRUN_USER or your login).")
 @json_option

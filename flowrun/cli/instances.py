@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.render import echo_json, echo_ready, step_json
 
 
 @click.command("start")
-@click.argument("process")
+@click.argument("process", shell_complete=completion.processes)
 @data_options
 @click.option("--pilot", help="Name of the pilot (or group) this case belongs to.")
 @click.option("--key", help="The case's business key, unique in its family (e.g. C-1042); accepted wherever an id is.")
@@ -52,7 +53,7 @@ def _say_next(result: object) -> None:
 
 
 @click.command("show")
-@click.argument("instance", metavar="INSTANCE")
+@click.argument("instance", metavar="INSTANCE", shell_complete=completion.instances)
 @json_option
 @pass_app
 def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
@@ -68,7 +69,7 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 
 
 @click.command("history")
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app

@@ -21,10 +21,16 @@ def console() -> Any:
 
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 on its own; the root command ends every command's closed pipe alike.
+            self.quiet = True
+            raise BrokenPipeError
+
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
         width = 120
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return _Console(highlight=False, soft_wrap=False, width=width)
 
 
 def echo_json(value: Any) -> None:

@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import TASK_REF, data_options, json_option, parse_pairs, read_data_file
+from flowrun.cli.prompts import ask_form
 from flowrun.cli.render import echo_json, echo_ready, step_json
-from flowrun.models import Form, FormField
 
 
 def _default_actor() -> str | None:
@@ -24,9 +25,11 @@ def _default_actor() -> str | None:
 
 
 @click.command("tasks")
-@click.option("--instance", help="Only tasks of this instance (key, id or id prefix).")
+@click.option(
+    "--instance", help="Only tasks of this instance (key, id or id prefix).", shell_complete=completion.instances
+)
 @click.option("--lane", help="Only tasks in this lane (department); case does not matter.")
-@click.option("--process", "family", help="Only tasks of this process family.")
+@click.option("--process", "family", help="Only tasks of this process family.", shell_complete=completion.families)
 @click.option(
     "--where",
     "where",
@@ -131,7 +134,7 @@ def do_cmd(
         click.echo(f"Task {task.ref}: {task.name} [{task.lane or 'no lane'}]", err=True)
         if form is not None and form.title:
             click.echo(form.title, err=True)
-        result = complete(app.project, ref, {**pending.given, **ask_form(form, pending.to_ask)}, who)
+        result = complete(app.project, ref, {**pending.given, **ask_form(form, pending.to_ask, pending.given)}, who)
     else:
         result = complete_given(app.project, ref, values, raw, who)
     if as_json:
@@ -139,66 +142,6 @@ def do_cmd(
         return
     click.echo(f"task {ref} done; instance {result.instance[:8]} is {result.status}")
     echo_ready(result.ready)
-
-
-def ask_form(form: Form | None, fields: list[FormField]) -> dict[str, Any]:
-    """Ask each of ``fields`` with its label, type, choices and default; re-ask on invalid input."""
-    if form is None:
-        return {}
-    out: dict[str, Any] = {}
-    for f in fields:
-        value = _ask_field(form, f)
-        if value is not _SKIP:
-            out[f.name] = value
-    return out
-
-
-_SKIP = object()
-
-
-def _ask_field(form: Form, f: FormField) -> Any:
-    from flowrun.forms import check_field, coerce_value
-
-    hint = _hint(f)
-    if f.description:
-        click.echo(f"  {f.description}", err=True)
-    default = f.default if f.has_default else None
-    if f.type == "boolean" and default is not None:
-        default = "yes" if default else "no"
-    while True:
-        text = click.prompt(
-            f"{f.label} {hint}",
-            default=default if default is not None else ("" if not f.required else None),
-            show_default=default is not None,
-            err=True,
-        )
-        if str(text).strip() == "" and not f.required:
-            return _SKIP
-        try:
-            value = coerce_value(str(text), f.type)
-        except ValueError as exc:
-            click.echo(f"  {exc}; try again", err=True)
-            continue
-        problems = check_field(form, f.name, value)
-        if problems:
-            click.echo(f"  {problems[0]}; try again", err=True)
-            continue
-        return value
-
-
-def _hint(f: FormField) -> str:
-    parts = [f.type if f.type != "string" else "text"]
-    if f.choices:
-        parts = ["/".join(str(c) for c in f.choices)]
-    elif f.type == "boolean":
-        parts = ["yes/no"]
-    if f.minimum is not None or f.maximum is not None:
-        lo = "" if f.minimum is None else f"{f.minimum:g}"
-        hi = "" if f.maximum is None else f"{f.maximum:g}"
-        parts.append(f"{lo}..{hi}")
-    if not f.required:
-        parts.append("optional")
-    return "(" + ", ".join(parts) + ")"
 
 
 COMMANDS = [tasks_cmd, task_cmd, claim_cmd, do_cmd]

@@ -28,7 +28,7 @@ from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
 from flowrun.engine.scripts import FlowrunScriptEngine
 from flowrun.errors import NotFoundError, ScriptError, ServiceError, StateError
-from flowrun.models import ModelChange, ServiceCaller, ServiceFailure, ServicePolicy, TaskRecord, Wait
+from flowrun.models import ModelChange, PendingWork, ServiceCaller, ServiceFailure, ServicePolicy, TaskRecord, Wait
 
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
@@ -325,6 +325,34 @@ class Run:
             t for t in self._wf.get_tasks(state=TaskState.STARTED) if t.internal_data.get(specs.JOB_KEY) is not None
         ]
 
+    def pending_work(self) -> list[PendingWork]:
+        """The instance's service jobs (due or used up) and timers, as a worker would report running them."""
+        out = []
+        policy = self._wf.script_engine.policy
+        for task in self._jobs():
+            job = task.internal_data[specs.JOB_KEY]
+            topic = str((getattr(task.task_spec, "extensions", None) or {}).get(specs.TOPIC_KEY) or "")
+            error = job.get("error") or None
+            out.append(
+                PendingWork(
+                    "service",
+                    topic,
+                    str(task.id),
+                    _label(task.task_spec),
+                    waits.as_time(job.get("due")),
+                    attempt=int(job.get("attempt", 0)),
+                    attempts=policy(topic).retries + 1,
+                    incident=bool(job.get("incident")),
+                    error=f"{error['type']}: {error['message']}" if error else None,
+                )
+            )
+        for task in self._wf.event_manager.tasks.values():
+            kind, due = waits.waits(task)
+            if kind and "timer" in kind.split("|"):
+                label = _label(task.task_spec)
+                out.append(PendingWork("timer", label, str(task.id), label, due))
+        return out
+
     def refresh(self) -> bool:
         """Fire the timers that are due by the clock and run on until the instance waits again.
 
@@ -457,3 +485,7 @@ def _error_variables(task: Any, definition: Any) -> None:
         payload[ext[specs.ERROR_CODE_VAR]] = error["code"]
     if ext.get(specs.ERROR_MESSAGE_VAR):
         payload[ext[specs.ERROR_MESSAGE_VAR]] = error.get("message")
+
+
+def _label(spec: Any) -> str:
+    return str(getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name)

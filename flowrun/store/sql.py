@@ -102,6 +102,11 @@ class SqlStore:
         if check:
             self._check_schema(auto_create or new_file)
 
+    @property
+    def shown_url(self) -> str:
+        """The database URL without its password, for messages and the worker's log."""
+        return safe_url(self.url)
+
     def _check_schema(self, auto_create: bool) -> None:
         current = self._revision()
         if current == schema.HEAD_REVISION:
@@ -321,6 +326,20 @@ class Tx:
         q = select(instances.c.id).order_by(instances.c.created_at.desc(), instances.c.id).limit(limit)
         ids = [r[0] for r in self.conn.execute(q.where(*_instance_filter(where)))]
         return [rec for rec in (self.get_instance(i) for i in ids) if rec is not None]
+
+    def instances_named_like(self, prefix: str, limit: int = 50) -> list[tuple[str, str | None, str, str, str]]:
+        """``(id, business_key, family, variant, status)`` of instances whose id or key starts with ``prefix``,
+        newest first (for shell completion)."""
+        like = _like_prefix(prefix)
+        q = (
+            select(
+                instances.c.id, instances.c.business_key, instances.c.family, instances.c.variant, instances.c.status
+            )
+            .where(or_(instances.c.id.like(like, escape="\\"), instances.c.business_key.like(like, escape="\\")))
+            .order_by(instances.c.created_at.desc())
+            .limit(limit)
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.conn.execute(q)]
 
     def count_instances(self, where: InstanceFilter | None = None) -> int:
         """How many instances ``where`` selects."""
@@ -596,8 +615,11 @@ class Tx:
         row = self.conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
         return incident_from_row(row) if row is not None else None
 
-    def list_incidents(self, include_resolved: bool = False) -> list[Incident]:
+    def list_incidents(self, include_resolved: bool = False, instance: str | None = None) -> list[Incident]:
+        """Incidents, newest first: open ones unless ``include_resolved``, of one instance if given."""
         q = select(incidents).order_by(incidents.c.id.desc())
+        if instance is not None:
+            q = q.where(incidents.c.instance_id == instance)
         if not include_resolved:
             q = q.where(incidents.c.resolved_at.is_(None))
         return [incident_from_row(r) for r in self.conn.execute(q).mappings()]
