@@ -3,7 +3,8 @@
 * ``camunda:dueDate``: an ISO 8601 date and time (``2026-03-01T17:00:00Z``; without an
   offset, the machine's time zone), an ISO 8601 duration counted from the moment the task
   is ready (``P2D``, ``PT4H``), or a ``${...}`` expression giving either (or a datetime).
-* else the earliest timer on the task's boundary: the escalation deadline.
+* else the earliest timer on the task's boundary: the escalation deadline (a repeating
+  timer, ``timeCycle``, is a reminder, not a deadline, and is not counted).
 * ``camunda:priority``: a whole number or a ``${...}`` expression giving one; higher is
   more urgent (Camunda's convention).
 
@@ -97,12 +98,18 @@ def _boundary_timer(task: Any) -> datetime | None:
         return None
     dues = []
     for sibling in parent.children:
-        if sibling is task:
+        if sibling is task or _is_cycle(sibling):
             continue
         kind, due = waits(sibling)
         if due is not None and kind and "timer" in kind.split("|"):
             dues.append(due)
     return min(dues) if dues else None
+
+
+def _is_cycle(task: Any) -> bool:
+    """Whether ``task`` waits on a repeating timer (``timeCycle``): a reminder rather than a deadline."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    return type(definition).__name__ == "CycleTimerEventDefinition"
 
 
 __all__ = ["deadline", "parse_value", "priority"]
