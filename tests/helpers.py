@@ -129,3 +129,10 @@ def flowrun_executable() -> Path:
     found = shutil.which("flowrun", path=str(Path(sys.executable).parent))
     assert found, f"no flowrun console script next to {sys.executable}; pip install -e ."
     return Path(found)
+
+
+def local_hm(iso_time: str) -> str:
+    """The local clock time (HH:MM) of an ISO time, as messages for people show it."""
+    from flowrun.clock import parse_time
+
+    return parse_time(iso_time).astimezone().strftime("%H:%M")

@@ -13,7 +13,9 @@ from flowrun.models import (
     READY,
     STARTED,
     WAITING,
+    ClaimInterval,
     InboxItem,
+    InboxWho,
     InstanceRecord,
     InstanceView,
     TaskRecord,
@@ -42,15 +44,40 @@ def resolve_instance(tx: Tx, prefix: str) -> str:
 
 
 def inbox(
-    project: Project, instance: str | None = None, lane: str | None = None, family: str | None = None
+    project: Project,
+    instance: str | None = None,
+    lane: str | None = None,
+    family: str | None = None,
+    who: InboxWho | None = None,
 ) -> list[InboxItem]:
-    """Ready user tasks across instances, oldest first; never loads an instance's state."""
+    """Ready user tasks across instances, oldest first; never loads an instance's state.
+
+    Args:
+        who: only one person's or group's tasks (see :class:`~flowrun.models.InboxWho`).
+
+    Raises:
+        NotFoundError: ``who.group`` is no group of ``operators:`` in flowrun.yaml (the message lists them).
+    """
+    if who is not None and who.group is not None:
+        _check_group(project, who.group)
     now = project.clock.now()
     with project.store.read() as tx:
         inst = resolve_instance(tx, instance) if instance else None
-        rows = tx.inbox(inst, lane, family)
+        rows = tx.inbox(inst, lane, family, who=who)
     # vars(), not asdict(): the fields are plain values and asdict would copy each one deeply
     return [InboxItem(**vars(r), waited_s=max(0.0, ((r.started_at or now) - r.ready_at).total_seconds())) for r in rows]
+
+
+def _check_group(project: Project, group: str) -> None:
+    known = sorted({g for groups in project.settings.operators.values() for g in groups})
+    if group in known:
+        return
+    if not known:
+        raise NotFoundError(
+            f"no group '{group}': flowrun.yaml names no groups; list operators and their groups under "
+            "operators:, e.g. operators: {alice: {groups: [call-centre]}}"
+        )
+    raise NotFoundError(f"no group '{group}'; the groups under operators: in flowrun.yaml are: {', '.join(known)}")
 
 
 def show(project: Project, instance: str) -> InstanceView:
@@ -99,6 +126,16 @@ def history(project: Project, instance: str) -> tuple[InstanceView, list[TaskRec
     with project.store.read() as tx:
         tasks = tx.instance_tasks(view.id)
     return view, tasks
+
+
+def claim_history(project: Project, instance_id: str) -> dict[int, list[ClaimInterval]]:
+    """Each task's claim intervals (task ref -> intervals, oldest first) of an instance (its full id)."""
+    with project.store.read() as tx:
+        found = tx.instance_claims(instance_id)
+    out: dict[int, list[ClaimInterval]] = {}
+    for c in found:
+        out.setdefault(c.task_ref, []).append(c)
+    return out
 
 
 def instances(project: Project, status: str | None = None, limit: int = 50) -> list[InstanceRecord]:

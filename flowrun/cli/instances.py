@@ -65,13 +65,16 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 def history_cmd(app: AppContext, instance: str, as_json: bool) -> None:
     """Every task of an instance: lane, actor, ready/started/completed, waiting and touch time."""
     from flowrun.app import history
-    from flowrun.cli.render import history_table, task_json
+    from flowrun.app.views import claim_history
+    from flowrun.cli.render import claim_json, claim_lines, history_table, task_json
 
     view, tasks = history(app.project, instance)
+    claims = claim_history(app.project, view.id)
     if as_json:
-        echo_json([task_json(t) for t in tasks])
+        echo_json([{**task_json(t), "claims": claim_json(claims.get(t.ref or 0, []))} for t in tasks])
     else:
         history_table(view, tasks)
+        claim_lines(tasks, claims)
 
 
 @click.command("instances")

@@ -17,6 +17,7 @@ from typing import Any
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
+from flowrun.engine.assignment import who_may_take
 from flowrun.engine.specs import FORM_KEY, JOB_KEY, TOPIC_KEY
 from flowrun.engine.waits import as_time, camel, waits
 from flowrun.models import CANCELLED, COMPLETED, ERROR, READY, STARTED, WAITING, ServiceFailure, TaskRecord
@@ -184,7 +185,9 @@ class Lives:
     def _changed(self, task: Any, state: int, before: int | None, now: datetime) -> None:
         if state == TaskState.READY:
             if task.task_spec.manual:
-                self._record(task, READY).ready_at = now
+                rec = self._record(task, READY)
+                rec.ready_at = now
+                rec.assignee, rec.candidates = who_may_take(task)
         elif state == TaskState.WAITING:
             rec = self._record(task, WAITING)
             rec.ready_at = now
