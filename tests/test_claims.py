@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import cli_json, flowrun_executable, local_hm, query
+from tests.helpers import cli_json, flowrun_executable, intake, local_hm, query
 from tests.test_cli import RECORD_ARGS, assert_error
 
 if TYPE_CHECKING:
@@ -268,3 +269,65 @@ def test_two_operators_claiming_and_completing_the_same_task_at_once(cli, projec
         ]
         done = query(project_dir, "SELECT count(*) FROM events WHERE task_ref = ? AND kind = 'completed'", int(ref))
         assert done == [(1,)]
+
+
+SLOW_ENTITLEMENT = '''"""check_entitlement that waits inside its call until the test says go."""
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def check_entitlement(data):
+    (HERE / "handler-started").touch()
+    deadline = time.monotonic() + 30
+    while not (HERE / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"entitled": True, "customer_tier": "standard", "auto_remedy_limit": 100.0}
+'''
+
+
+def test_a_claim_made_while_a_completion_runs_wins_over_it(cli, project_dir):
+    """bob claims while alice's ``do`` is inside its service call: her save is refused (exit 3), nothing kept."""
+    (project_dir / "slow_services.py").write_text(SLOW_ENTITLEMENT, encoding="utf-8")
+    yaml_path = project_dir / "flowrun.yaml"
+    text = yaml_path.read_text(encoding="utf-8")
+    yaml_path.write_text(text.replace("complaint_services:check_entitlement", "slow_services:check_entitlement"))
+    started = cli_json(cli(project_dir, "start", "complaint:reengineered", "--json", now=T.format("08:00")))
+    ref = str(started["ready"][0]["ref"])
+    (project_dir / "intake.json").write_text(json.dumps(intake()), encoding="utf-8")
+    args = [str(flowrun_executable()), "do", ref, "--as", "alice", "--data-file", "intake.json"]
+    alice = subprocess.Popen(
+        args, cwd=project_dir, env=_env(T.format("08:10")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (project_dir / "handler-started").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    claimed = cli(project_dir, "claim", ref, "--as", "bob", now=T.format("08:11"))
+    (project_dir / "go").touch()
+    _, err = alice.communicate(timeout=60)
+
+    assert claimed.exit_code == 0, claimed.stderr
+    assert alice.returncode == 3, err
+    assert "is claimed by bob" in err
+    assert "Traceback" not in err
+    assert query(project_dir, "SELECT status, actor FROM tasks WHERE id = ?", int(ref)) == [("started", "bob")]
+    assert "customer_name" not in cli_json(cli(project_dir, "show", started["id"], "--json"))["data"]
+    assert query(project_dir, "SELECT actor, released_at FROM claims WHERE task_ref = ?", int(ref)) == [("bob", None)]
+
+
+def test_an_assignee_expression_that_fails_saves_nothing(cli, project_dir):
+    """``${owner}`` with no ``owner`` in the case data: the step fails naming the attribute; the task stays open."""
+    ref = _desk(cli, project_dir)
+    failed = cli(project_dir, "do", ref, "--as", "alice")
+    assert_error(failed, 1, "processes/desk.bpmn", "user task Fix: camunda:assignee ${owner} failed", "owner")
+    assert query(project_dir, "SELECT status FROM tasks WHERE id = ?", int(ref)) == [("ready",)]
+
+
+def test_an_assignee_expression_flowrun_cannot_translate_is_refused_on_load(cli, project_dir):
+    """A Camunda expression outside what flowrun translates is refused naming the file and the attribute."""
+    (project_dir / "processes" / "desk.bpmn").write_text(
+        GROUP_DIAGRAM.replace("${owner}", "${execution.getVariable('owner')}"), encoding="utf-8"
+    )
+    assert_error(cli(project_dir, "start", "desk"), 1, "desk.bpmn", "camunda:assignee", "cannot be translated")

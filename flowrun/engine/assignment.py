@@ -87,7 +87,8 @@ def _names_of(task: Any, key: str, entry: dict[str, Any]) -> list[str]:
     try:
         value = task.workflow.top_workflow.script_engine.evaluate(task, entry["expression"])
     except WorkflowTaskException as exc:
-        raise ScriptError(f"{where} failed: {exc}; check the expression and the case data it reads") from None
+        reason = str(exc).strip().rstrip(".")
+        raise ScriptError(f"{where} failed: {reason}; check the expression and the case data it reads") from None
     if value is None:
         return []
     if not (isinstance(value, str) or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value))):
