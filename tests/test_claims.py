@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -331,3 +332,30 @@ def test_an_assignee_expression_flowrun_cannot_translate_is_refused_on_load(cli,
         GROUP_DIAGRAM.replace("${owner}", "${execution.getVariable('owner')}"), encoding="utf-8"
     )
     assert_error(cli(project_dir, "start", "desk"), 1, "desk.bpmn", "camunda:assignee", "cannot be translated")
+
+
+def test_a_boundary_timer_ends_the_holders_claim_as_cancelled(cli, project_dir):
+    """The 48 h deadline fires while bob holds the review: his interval ends 'cancelled' when the task goes."""
+    events = Path(__file__).parent / "data" / "events"
+    shutil.copy(events / "timer_boundary.bpmn", project_dir / "processes" / "timer_boundary.bpmn")
+    started = cli_json(cli(project_dir, "start", "timer_boundary", "--json", now=T.format("08:00")))
+    ref = str(started["ready"][0]["ref"])
+    cli(project_dir, "claim", ref, "--as", "bob", now=T.format("09:00"))
+
+    fired = cli(project_dir, "worker", "--once", now="2026-03-04T09:00:00Z")
+
+    assert fired.exit_code == 0, fired.stderr
+    assert query(project_dir, "SELECT status FROM tasks WHERE id = ?", int(ref)) == [("cancelled",)]
+    assert query(project_dir, "SELECT actor, outcome FROM claims WHERE task_ref = ?", int(ref)) == [
+        ("bob", "cancelled")
+    ]
+
+
+def test_assign_an_unclaimed_task_and_only_to_a_known_operator(cli, project_dir):
+    """With ``operators:`` set, assign names an operator; an unclaimed task handed over is held by them."""
+    ref = _desk(cli, project_dir)
+    assert_error(cli(project_dir, "assign", ref, "--to", "zed"), 1, "no operator 'zed'", "alice, bob, dora")
+    out = cli_json(cli(project_dir, "assign", ref, "--to", "bob", "--as", "alice", "--json"))
+    assert (out["actor"], out["status"], out["previous_owner"]) == ("bob", "started", None)
+    # the assignment overrides the diagram's candidates: bob, in no candidate group, completes it
+    assert cli(project_dir, "do", ref, "--as", "bob", "--data", "owner=dora").exit_code == 0
