@@ -153,6 +153,9 @@ def test_candidates_and_assignee_from_the_diagram_decide_who_may_take_a_task(cli
         "bob's groups: back-office",
     )
     assert_error(cli(project_dir, "do", ref, "--as", "erin", "--data", "owner=bob"), 3, "erin is in no group")
+    iid = query(project_dir, "SELECT instance_id FROM tasks WHERE id = ?", int(ref))[0][0]
+    triage = next(t for t in cli_json(cli(project_dir, "history", iid, "--json")) if t["ref"] == int(ref))
+    assert (triage["assignee"], triage["candidates"]) == (None, {"users": ["dora"], "groups": ["call-centre"]})
     listed = cli_json(cli(project_dir, "tasks", "--group", "call-centre", "--json"))
     assert [t["ref"] for t in listed] == [int(ref)]
     assert cli_json(cli(project_dir, "tasks", "--group", "back-office", "--json")) == []

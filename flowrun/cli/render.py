@@ -166,6 +166,8 @@ def task_json(t: TaskRecord) -> dict[str, Any]:
         "completed_at": iso(t.completed_at),
         "waiting_s": t.waiting_s,
         "touch_s": t.touch_s,
+        "assignee": t.assignee,
+        "candidates": t.candidates,
     }
 
 
