@@ -43,9 +43,9 @@ def measure_cases(
     """
     from flowrun.store.analytics import Selection
 
-    groups = _analysis_groups(project, family, _family_variants(project, family), [group] if group else [])
+    groups = _analysis_groups(project, family, family_variants(project, family), [group] if group else [])
     sel = Selection(family, tuple(groups) or ((None, None),), pilot, _epoch(since), _epoch(until))
-    return _read_cases(project, sel, _outcome_kpis(project))[0]
+    return _read_cases(project, sel, outcome_kpis(project))[0]
 
 
 def compare(
@@ -77,11 +77,11 @@ def compare(
     from flowrun.app.blueprints import pilot_settings
     from flowrun.store.analytics import Selection
 
-    variants = _family_variants(project, family)
+    variants = family_variants(project, family)
     names = _default_specs(variants, family, baseline, variant)
     groups = _analysis_groups(project, family, variants, names)
     sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
-    outcomes = _outcome_kpis(project)
+    outcomes = outcome_kpis(project)
     settings = pilot_settings(project, family)
     cases, task_names = _read_cases(project, sel, outcomes, settings)
     masks = [_group_mask(cases, g) for g in groups]
@@ -108,7 +108,9 @@ def _read_cases(
 ) -> tuple[Cases, dict[str, str]]:
     """The selected cases' measures, and the names of the tasks they ran, in one read transaction.
 
-    Running cases are observed until the project clock's now, or ``until`` when that is earlier.
+    Running cases are observed until the project clock's now, also under ``until``: that selects
+    cases by when they started, and completed cases keep their whole life, so censoring a running
+    case at ``until`` would drop only the slow cases' later time and make their group look faster.
     """
     from flowrun import analysis
     from flowrun.app.blueprints import pilot_settings
@@ -117,17 +119,21 @@ def _read_cases(
     settings = settings or pilot_settings(project, sel.family)
     fields = list(dict.fromkeys(k.source for k in outcomes))
     now = _epoch(project.clock.now())
-    cutoff = now if sel.until is None or now is None else min(now, sel.until)
     with project.store.read() as tx:
         rows = analytics.case_rows(tx, sel, fields)
         kept = sum(1 for r in rows if r[3] in (INSTANCE_COMPLETED, RUNNING))
-        cases = analysis.measure(rows, analytics.step_rows(tx, sel, kept), fields, settings, cutoff)
+        cases = analysis.measure(rows, analytics.step_rows(tx, sel, kept), fields, settings, now)
         samples = [(iid, task) for iid, task in zip(cases.samples, cases.tasks, strict=True) if iid]
         names = analytics.task_names(tx, samples)
     return cases, names
 
 
-def _outcome_kpis(project: Project) -> list[Kpi]:
+def outcome_kpis(project: Project) -> list[Kpi]:
+    """The KPIs read from case data that flowrun.yaml's ``kpis:`` names (satisfaction, NPS, ...).
+
+    Raises:
+        ProjectError: a KPI's definition is not valid; the message names flowrun.yaml.
+    """
     from flowrun.analysis import outcome_kpi
 
     try:
@@ -144,7 +150,7 @@ def _split_group(spec: str) -> tuple[str | None, str | None]:
     return (variant or None, pilot if at and pilot else None)
 
 
-def _family_variants(project: Project, family: str) -> list[str]:
+def family_variants(project: Project, family: str) -> list[str]:
     """A family's variants: flowrun.yaml's, in its order, then others that have cases.
 
     Raises:

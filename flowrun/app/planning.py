@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from flowrun.app.pilots import _family_variants, _outcome_kpis, measure_cases
+from flowrun.app.pilots import family_variants, measure_cases, outcome_kpis
 from flowrun.app.project import Project
 from flowrun.errors import DataError
 
@@ -120,7 +120,7 @@ def plan(
 
     if not 0.5 <= power < 1:
         raise ChangeError(f"--power {power:g}: give a power from 0.5 up to (not including) 1, e.g. 0.8")
-    kpis = {k.name: k for k in [*analysis.case_kpis(pilot_settings(project, family)), *_outcome_kpis(project)]}
+    kpis = {k.name: k for k in [*analysis.case_kpis(pilot_settings(project, family)), *outcome_kpis(project)]}
     if changes:
         for name in changes:
             if name not in kpis:
@@ -129,7 +129,7 @@ def plan(
     else:
         asked = {k: v for k, v in DEFAULT_CHANGES.items() if k in kpis}
     if baseline is None:
-        variants = _family_variants(project, family)
+        variants = family_variants(project, family)
         baseline = "baseline" if "baseline" in variants else variants[0]
     cases = measure_cases(project, family, baseline)
     rows = []
