@@ -203,20 +203,22 @@ def test_ctrl_c_at_the_prompt_gives_back_the_claim(cli, project_dir):
     """Ctrl-C in an interactive ``do`` (a real process): exit 130, task unclaimed, nothing saved."""
     ref = _record_task(cli, project_dir)
     args = [str(flowrun_executable()), "do", ref, "-i", "--as", "alice"]
-    proc = subprocess.Popen(
-        args, cwd=project_dir, env=_env(T.format("08:05")), stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stdin is not None
-    assert proc.stderr is not None
-    proc.stdin.write("Ann Smith\n")
-    proc.stdin.flush()
-    seen = ""
-    deadline = time.monotonic() + 60
-    while "Contact channel" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.read(1)
-    assert query(project_dir, "SELECT status, actor FROM tasks WHERE id = ?", int(ref)) == [("started", "alice")]
-    proc.send_signal(signal.SIGINT)
-    rest = proc.communicate(timeout=60)[1]
+    env = _env(T.format("08:05"))
+    with subprocess.Popen(
+        args, cwd=project_dir, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stderr is not None
+        proc.stdin.write("Ann Smith\n")
+        proc.stdin.flush()
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "Contact channel" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.read(1)
+        assert query(project_dir, "SELECT status, actor FROM tasks WHERE id = ?", int(ref)) == [("started", "alice")]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)  # stdin stays open: closing it first could end the input before the Ctrl-C
+        rest = proc.stderr.read()
 
     assert proc.returncode == 130, seen + rest
     assert "interrupted: nothing was saved; the task is unclaimed again" in rest
