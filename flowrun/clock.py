@@ -114,5 +114,9 @@ def iso(when: datetime | None) -> str | None:
 
 
 def human(when: datetime) -> str:
-    """A time for people to read in a message: ISO 8601 to the second, with its offset (UTC)."""
-    return as_utc(when).replace(microsecond=0).isoformat()
+    """A time for people to read in a message: local time (the machine's zone, or ``TZ``) to the second.
+
+    E.g. ``2026-03-02 09:01:00 CET``; scripts get :func:`iso` (UTC, exact) in ``--json`` instead.
+    """
+    local = as_utc(when).astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or local.strftime('%z')}"

@@ -211,6 +211,8 @@ class Settings:
         pilots: family -> what its pilot measures against (``families:`` in flowrun.yaml).
         operators: user name -> the groups they belong to (``operators:``); who may take a task
             offered to a group (``camunda:candidateGroups``). Empty: no groups are known.
+        keys: family -> the pattern of its cases' business keys (``keys:``), e.g. ``C-{n:04d}``.
+        inbox_columns: case data fields the inbox shows (``inbox: {columns: [...]}``).
     """
 
     root: Path
@@ -227,6 +229,8 @@ class Settings:
     currency: str = ""
     pilots: dict[str, FamilyPilot] = field(default_factory=dict)
     operators: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    inbox_columns: tuple[str, ...] = ()
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the project folder when inside it (POSIX separators)."""
@@ -292,6 +296,8 @@ def load_settings(path: Path) -> Settings:
         currency=_currency(raw.get("currency"), path),
         pilots=_pilots(raw.get("families"), path),
         operators=_operators(raw.get("operators"), path),
+        keys=_key_patterns(raw.get("keys"), path),
+        inbox_columns=_inbox_columns(raw.get("inbox"), path),
         root=root,
         processes_dir=processes_dir,
         forms_dir=forms_dir,
@@ -436,6 +442,61 @@ def _hourly_cost(raw: Any, path: Path) -> dict[str, float]:
             raise ProjectError(f"{path}: hourly_cost: '{lane}' is {cost!r}; {usage}")
         out[str(lane)] = float(cost)
     return out
+
+
+def _key_patterns(raw: Any, path: Path) -> dict[str, str]:
+    """``keys: {FAMILY: PATTERN}``: ``{n}`` numbers a family's cases, ``{FIELD}`` takes a start data field."""
+    usage = (
+        'map each process family to a key pattern, e.g. keys: {complaint: "C-{n:04d}"} or {complaint: "{customer_ref}"}'
+    )
+    out: dict[str, str] = {}
+    for family, pattern in _mapping(raw, "keys", usage, path).items():
+        where = f"{path}: keys: {family}"
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ProjectError(f"{where} is {pattern!r}; {usage}")
+        try:
+            names = key_fields(pattern)
+            if "n" in names:
+                pattern.format_map({**dict.fromkeys(names, ""), "n": 1})
+        except ValueError as exc:
+            raise ProjectError(f"{where}: the pattern {pattern!r} is not valid ({exc}); {usage}") from None
+        if not names:
+            raise ProjectError(
+                f"{where}: the pattern {pattern!r} names no field, so every case would get one key; {usage}"
+            )
+        out[str(family)] = pattern.strip()
+    return out
+
+
+def key_fields(pattern: str) -> list[str]:
+    """The fields a key pattern names (``n`` for the case number).
+
+    Raises:
+        ValueError: the pattern is not a format string of plain field names.
+    """
+    import string
+
+    names: list[str] = []
+    for _, name, _, conversion in string.Formatter().parse(pattern):
+        if name is None:
+            continue
+        if not name.isidentifier() or conversion:
+            raise ValueError(f"'{{{name}}}' is not a field name")
+        names.append(name)
+    return names
+
+
+def _inbox_columns(raw: Any, path: Path) -> tuple[str, ...]:
+    """``inbox: {columns: [FIELD, ...]}``: the case data fields the inbox shows."""
+    usage = "e.g. inbox: {columns: [customer_name, amount_disputed]}"
+    entry = _mapping(raw, "inbox", f"be a mapping with 'columns', {usage}", path)
+    unknown = sorted(str(k) for k in set(entry) - {"columns"})
+    if unknown:
+        raise ProjectError(f"{path}: inbox: unknown settings {unknown}; the setting is columns, {usage}")
+    columns = entry.get("columns") or []
+    if not isinstance(columns, list) or not all(isinstance(c, str) and c.strip() for c in columns):
+        raise ProjectError(f"{path}: inbox: 'columns' must list case data fields, {usage}")
+    return tuple(dict.fromkeys(c.strip() for c in columns))
 
 
 def _currency(raw: Any, path: Path) -> str:

@@ -8,7 +8,8 @@ place (``flowrun.cli.main``)::
     ├── ProjectError             flowrun.yaml missing or invalid
     ├── ModelError               a BPMN file cannot be loaded (file, line, element)
     ├── NotFoundError            no such instance, task, process or form
-    │   └── AmbiguousIdError     a short id matches several objects
+    │   ├── AmbiguousIdError     a short id matches several objects
+    │   └── AmbiguousTargetError a message matches several waiting cases
     ├── FormError                a form file is missing or is not a valid schema
     ├── DataError                data does not fit its form, or cannot be saved
     ├── ServiceError             a service task handler is missing or failed
@@ -85,6 +86,10 @@ class AmbiguousIdError(NotFoundError):
         more = f" (and {len(candidates) - 10} more)" if len(candidates) > 10 else ""
         super().__init__(f"{kind} id '{prefix}' is ambiguous: it matches {listed}{more}; type more characters")
         self.candidates = candidates
+
+
+class AmbiguousTargetError(NotFoundError):
+    """A message matches several waiting cases and the sender did not say to deliver it to all."""
 
 
 class FormError(FlowrunError):

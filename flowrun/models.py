@@ -99,6 +99,8 @@ class TaskRecord:
     ``ref`` is the short number operators type, assigned by the store.
     ``form`` is the form reference of a user task: ``{"key": ...}`` for a form
     file, ``{"schema": {...}}`` for a form drawn inline in the diagram.
+    ``deadline_at`` is a user task's due date (``due_at`` is when a wait, a timer or a
+    service retry, is due) and ``priority`` its ``camunda:priority`` (higher is more urgent).
     """
 
     task_id: str
@@ -122,6 +124,8 @@ class TaskRecord:
     assignee: str | None = None
     #: Who else may take it: ``{"users": [...], "groups": [...]}`` (``camunda:candidate*``); None: anyone.
     candidates: dict[str, list[str]] | None = None
+    deadline_at: datetime | None = None
+    priority: int | None = None
 
     @property
     def waiting_s(self) -> float | None:
@@ -211,6 +215,7 @@ class InstanceView:
     data: dict[str, Any]
     waiting_for: list[Wait] = field(default_factory=list)
     error: str | None = None
+    business_key: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -268,6 +273,7 @@ class InstanceRecord:
     data: dict[str, Any]
     state: str | None = None
     error: str | None = None
+    business_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,15 +326,17 @@ class StepResult:
     status: str
     ready: list[TaskRecord]
     completed: list[TaskRecord]
+    key: str | None = None
 
     @classmethod
-    def of(cls, instance: str, status: str, records: list[TaskRecord]) -> StepResult:
+    def of(cls, instance: str, status: str, records: list[TaskRecord], key: str | None = None) -> StepResult:
         """The result of a step that changed ``records``: the user tasks it made ready, the tasks it completed."""
         return cls(
             instance=instance,
             status=status,
             ready=[r for r in records if r.status == READY and r.type in ("userTask", "manualTask")],
             completed=[r for r in records if r.status == COMPLETED],
+            key=key,
         )
 
 
@@ -429,10 +437,130 @@ class InboxRow:
     ready_at: datetime
     started_at: datetime | None
     actor: str | None
+    business_key: str | None = None
+    deadline_at: datetime | None = None
+    priority: int | None = None
+    #: The case's data, read only when the inbox shows or filters on data fields (else None).
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class InboxItem(InboxRow):
-    """A ready user task, as the operators' inbox shows it: the stored row and how long it has waited."""
+    """A ready user task, as the operators' inbox shows it: the stored row and how long it has waited.
 
-    waited_s: float
+    ``due_s`` is the time left until its deadline (negative: overdue by that much), None without one.
+    """
+
+    waited_s: float = 0.0
+    due_s: float | None = None
+
+    @property
+    def case(self) -> str:
+        """The case as people name it: its business key, else its short id."""
+        return self.business_key or self.instance[:8]
+
+
+@dataclass(frozen=True)
+class TaskPreview:
+    """What ``flowrun task REF`` shows before anyone claims the task."""
+
+    task: TaskRecord
+    family: str
+    variant: str
+    business_key: str | None
+    form: Form | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    """Which instances ``flowrun instances`` lists (each None or empty: any).
+
+    Attributes:
+        outdated: ``(family, variant, sha256 of its current file)`` per process; when given,
+            only running or failed instances of those processes on another model version.
+    """
+
+    status: str | None = None
+    family: str | None = None
+    variant: str | None = None
+    pilot: str | None = None
+    outdated: tuple[tuple[str, str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A case as a message's target: its id, family, business key and data (to correlate on)."""
+
+    id: str
+    family: str
+    variant: str
+    key: str | None
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CaseNote:
+    """Something that happened to a whole case, for ``flowrun history``: a cancellation, a migration."""
+
+    at: datetime
+    kind: str
+    actor: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """What moving an instance to a new model version changes, by BPMN element id.
+
+    Attributes:
+        added, removed, changed: elements of the new version that the old lacks, of the old
+            that the new lacks, and in both with different attributes (``"Gateway_1 (conditions)"``).
+        blocked: elements the instance is waiting at that the new version no longer has;
+            an instance with any cannot be moved.
+    """
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    blocked: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One instance's move (or planned move) to the current version of its model."""
+
+    instance: str
+    family: str
+    variant: str
+    from_sha256: str
+    to_sha256: str
+    change: ModelChange
+    done: bool
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """Work of an instance that waits for a worker: a service job or a timer (``Run.pending_work``).
+
+    Attributes:
+        kind: ``"service"`` or ``"timer"``.
+        name: the service's topic, or the timer event's name (its id when it has none).
+        task_id: the engine's id of the waiting task.
+        task: the name of the service task or timer event in the diagram.
+        due_at: when it is due (None: a service job whose attempts are used up).
+        attempt: for a service job, the attempts made so far.
+        attempts: for a service job, the attempts its topic's policy allows (retries + 1).
+        incident: a service job whose last attempt failed for good.
+        error: the last failed attempt's error, ``"Type: message"``.
+    """
+
+    kind: str
+    name: str
+    task_id: str
+    task: str
+    due_at: datetime | None
+    attempt: int = 0
+    attempts: int = 1
+    incident: bool = False
+    error: str | None = None

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from flowrun import app
 from flowrun.clock import ManualClock
 from flowrun.config import find_project
-from tests.helpers import T0, db_path
+from tests.helpers import T0, db_path, local_zone
 from tests.pgserver import PgServer
 
 
@@ -119,3 +119,10 @@ def cli(runner: CliRunner) -> CliCall:
         return runner.invoke(root, ["--project", str(project_dir), *map(str, args)], env=env, input=input)
 
     return invoke
+
+
+@pytest.fixture
+def berlin_time() -> Iterator[None]:
+    """The machine's time zone is Europe/Berlin (CET in winter) for this test, so local times can be asserted."""
+    with local_zone("Europe/Berlin"):
+        yield

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -136,3 +139,19 @@ def local_hm(iso_time: str) -> str:
     from flowrun.clock import parse_time
 
     return parse_time(iso_time).astimezone().strftime("%H:%M")
+
+
+@contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """The machine's time zone is ``name`` (``TZ``) inside the block, so local times can be asserted."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()

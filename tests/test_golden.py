@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,17 @@ from click.testing import CliRunner, Result
 
 from flowrun import app
 from flowrun.clock import iso
-from tests.helpers import ANALYSE_NO_SPECIALIST, ANALYSE_SPECIALIST, RECORD, REPLY, SPECIALIST, SURVEY, T0, draft
+from tests.helpers import (
+    ANALYSE_NO_SPECIALIST,
+    ANALYSE_SPECIALIST,
+    RECORD,
+    REPLY,
+    SPECIALIST,
+    SURVEY,
+    T0,
+    draft,
+    local_zone,
+)
 from tests.helpers import intake as intake_data
 
 pytestmark = pytest.mark.sqlite  # the text is the same on PostgreSQL; one database is enough to pin it
@@ -122,21 +131,12 @@ class Pilot:
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pilot]:
     """The played pilot, with local time pinned to UTC (history prints local times)."""
-    old_tz = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    try:
+    with local_zone("UTC"):
         root = tmp_path_factory.mktemp("golden") / "proj"
         app.init_project(root)
         played = Pilot(root)
         played.play()
         yield played
-    finally:
-        if old_tz is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old_tz
-        time.tzset()
 
 
 def assert_golden(name: str, actual: str) -> None:

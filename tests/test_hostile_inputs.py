@@ -331,7 +331,7 @@ def test_other_instances_still_get_the_message_and_are_named(cli, project_dir, p
     correlated(project_dir, "bad", "missing_field + 1")
     good = app.start(project, "good", {"order": 1}).instance
     bad = app.start(project, "bad", {"order": 1}).instance
-    text = refused(cli(project_dir, "send", "invoice_paid", "--data", "order=1"), 1, bad[:8], "missing_field")
+    text = refused(cli(project_dir, "send", "invoice_paid", "--all", "--data", "order=1"), 1, bad[:8], "missing_field")
     assert f"delivered to {good[:8]}" in text
     assert [t.name for t in app.inbox(project, good)] == ["Ship"]
     assert app.inbox(project, bad) == []

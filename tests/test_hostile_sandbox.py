@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,6 +187,8 @@ def test_worker_once_survives_a_c_loop_and_serves_the_other_instances(project, p
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert "inside a built-in function" in done.stderr
     assert bad[:8] in done.stderr
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ ")  # every worker line: the time, its zone
+    assert all(stamped.match(line) for line in (done.stdout + done.stderr).splitlines()), done
     assert "Task_Average" in done.stderr
     for iid in good:
         assert app.show(project, iid).data["average"] == 3

@@ -8,19 +8,22 @@ to start and to stop.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
 from flowrun import app
-from tests.helpers import T0, cli_json, flowrun_executable, query
+from flowrun.clock import ManualClock, human
+from flowrun.config import find_project
+from tests.helpers import T0, cli_json, flowrun_executable, intake, query
 
 EVENTS = Path(__file__).parent / "data" / "events"
 
@@ -62,11 +65,12 @@ def test_worker_once_fires_the_due_timer(cli, project, project_dir):
     result = cli(project_dir, "worker", "--once", now=PAST_DUE)
     assert result.exit_code == 0, result.stderr
     ref = app.inbox(project, iid)[0].ref
+    at = human(datetime.fromisoformat(PAST_DUE))
     assert result.stdout.splitlines() == [
-        f"due work ran in instance {iid[:8]}",
-        f"  ready: task {ref} Ship order [no lane]",
+        f'{at} timer "2 hours cooling-off" in instance {iid[:8]} fired',
+        f"{at} ready: task {ref} Ship order [no lane] (instance {iid[:8]})",
     ]
-    assert "worker stopped after 1 pass(es)" in result.stderr
+    assert f"{at} worker stopped after 1 pass(es)" in result.stderr
     assert ready_names(project, iid) == ["Ship order"]
 
     again = cli(project_dir, "worker", "--once", now=PAST_DUE)
@@ -115,6 +119,105 @@ def test_worker_interval_must_be_positive(cli, project_dir):
     assert "--interval" in result.stderr
 
 
+DOWN_SERVICE = '''"""A service that is down while a file named 'down' is next to it."""
+
+from pathlib import Path
+
+
+def check_entitlement(data):
+    if (Path(__file__).parent / "down").exists():
+        raise ConnectionError("upstream unavailable")
+    return {"entitled": True}
+'''
+
+#: A line of the worker's log: it starts with the local time, to the second, and its zone.
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \S")
+
+
+def _async_service(project_dir: Path, settings: str) -> None:
+    """Make check_entitlement a worker-only service of DOWN_SERVICE, down until the file 'down' goes."""
+    (project_dir / "down_services.py").write_text(DOWN_SERVICE)
+    (project_dir / "down").touch()
+    path = project_dir / "flowrun.yaml"
+    old = "  check_entitlement: complaint_services:check_entitlement\n"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    new = f"  check_entitlement: {{handler: down_services:check_entitlement, {settings}}}\n"
+    path.write_text(text.replace(old, new))
+
+
+def _case_at_the_service(project_dir: Path, key: str | None) -> tuple[app.Project, str]:
+    """A re-engineered case whose intake is done, so its entitlement check waits for a worker.
+
+    The project is opened afresh, with the flowrun.yaml :func:`_async_service` wrote.
+    """
+    project = app.Project(settings=find_project(explicit=project_dir), clock=ManualClock(T0))
+    started = app.start(project, "complaint:reengineered", key=key)
+    app.complete(project, str(started.ready[0].ref), intake(can_resolve_now=False), "al")
+    return project, started.instance
+
+
+def test_worker_lines_name_the_service_the_case_and_the_attempt(cli, project_dir):
+    """Each line: the local time, the service (topic), the instance and its key, attempt n of m and what came of it."""
+    _async_service(project_dir, "retries: 2, backoff: 60, async: true")
+    project, iid = _case_at_the_service(project_dir, "C-1042")
+    service = f'service check_entitlement ("Check entitlement") in instance {iid[:8]} (key C-1042)'
+
+    first = cli(project_dir, "worker", "--once", now=T0.isoformat())
+
+    assert first.exit_code == 0, first.stderr
+    assert first.stderr.splitlines()[0] == (
+        f"{human(T0)} worker started on {project.store.shown_url}; services: check_entitlement"
+    )
+    assert first.stdout.splitlines() == [
+        f"{human(T0)} {service}: attempt 1 of 3 failed (ConnectionError: upstream unavailable); "
+        f"next attempt at {human(T0 + timedelta(seconds=60))}"
+    ]
+
+    (project_dir / "down").unlink()  # the service is back
+    later = T0 + timedelta(seconds=61)
+    second = cli(project_dir, "worker", "--once", now=later.isoformat())
+
+    assert second.exit_code == 0, second.stderr
+    lines = second.stdout.splitlines()
+    assert lines[0] == f"{human(later)} {service}: attempt 2 of 3 succeeded"
+    assert lines[1].startswith(f"{human(later)} ready: task ")
+    assert all(STAMPED.match(line) for line in lines + second.stderr.splitlines()), second.output
+
+
+def test_worker_line_names_the_incident_it_opened(cli, project_dir):
+    """--json: the last failed attempt names the incident it opened; a case without a key has key null."""
+    _async_service(project_dir, "retries: 0, async: true")
+    project, iid = _case_at_the_service(project_dir, None)
+
+    result = cli(project_dir, "worker", "--once", "--json", now=T0.isoformat())
+    [ran] = cli_json(result)["ran"]
+    text = cli(project_dir, "incidents", "--json")
+    [incident] = cli_json(text)
+
+    assert (ran["kind"], ran["name"], ran["instance"], ran["key"]) == ("service", "check_entitlement", iid, None)
+    assert (ran["attempt"], ran["attempts"], ran["outcome"], ran["incident"]) == (1, 1, "incident", incident["id"])
+    assert ran["error"] == "ConnectionError: upstream unavailable"
+
+
+def test_worker_line_for_the_last_attempt_goes_to_stderr(cli, project_dir):
+    """'attempt 1 of 1 failed (...); incident N opened' is an error line, with the time first."""
+    _async_service(project_dir, "retries: 0, async: true")
+    project, iid = _case_at_the_service(project_dir, None)
+
+    result = cli(project_dir, "worker", "--once", now=T0.isoformat())
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    [line] = [x for x in result.stderr.splitlines() if "check_entitlement" in x and "attempt" in x]
+    [incident] = app.incidents(project)
+    assert line == (
+        f'{human(T0)} service check_entitlement ("Check entitlement") in instance {iid[:8]}: attempt 1 of 1 failed '
+        f"(ConnectionError: upstream unavailable); incident {incident.id} opened "
+        "(see 'flowrun incidents'; 'flowrun retry' once the cause is fixed)"
+    )
+
+
 # -- the worker as a real process --------------------------------------------------------
 
 
@@ -151,17 +254,17 @@ class Worker:
         for line in pipe:
             into.append(line.rstrip("\n"))
 
-    def wait_for_line(self, lines: list[str], start: str, timeout: float) -> str:
-        """The first line of ``lines`` (self.out or self.err) starting with ``start``, waiting for it."""
+    def wait_for_line(self, lines: list[str], text: str, timeout: float) -> str:
+        """The first line of ``lines`` (self.out or self.err) holding ``text``, waiting for it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in list(lines):
-                if line.startswith(start):
+                if text in line:
                     return line
             if self.proc.poll() is not None:
                 pytest.fail(f"the worker exited early ({self.proc.returncode}): {self.out} {self.err}")
             time.sleep(0.02)
-        pytest.fail(f"the worker printed no line starting {start!r} within {timeout} s: {self.out} {self.err}")
+        pytest.fail(f"the worker printed no line with {text!r} within {timeout} s: {self.out} {self.err}")
 
     def stop(self, sig: int, timeout: float) -> tuple[int, float]:
         """Send ``sig``; the exit code and how long the worker took to exit."""
@@ -195,7 +298,7 @@ def test_worker_process_fires_the_timer_then_stops_cleanly_on_a_signal(project, 
     iid = app.start(project, "timer_catch").instance
     worker = Worker(project_dir, PAST_DUE, "--interval", "30")
     try:
-        worker.wait_for_line(worker.out, f"due work ran in instance {iid[:8]}", timeout=30)
+        worker.wait_for_line(worker.out, f"in instance {iid[:8]} fired", timeout=30)
         time.sleep(0.3)  # let it finish the pass and go to sleep (the signal must wake it up)
         code, took = worker.stop(sig, timeout=10)
     finally:
@@ -215,11 +318,11 @@ def test_a_failing_instance_does_not_make_the_worker_spin(project, project_dir):
     bad = app.start(project, "timer_then_script", {"total": 10, "count": 0}).instance
     worker = Worker(project_dir, PAST_DUE, "--interval", "5")
     try:
-        worker.wait_for_line(worker.err, f"error: instance {bad[:8]}", timeout=30)
+        worker.wait_for_line(worker.err, f"in instance {bad[:8]} failed", timeout=30)
         time.sleep(2.0)
         code, _ = worker.stop(signal.SIGTERM, timeout=10)
     finally:
         worker.kill()
     assert code == 0
-    errors = [line for line in worker.err if line.startswith(f"error: instance {bad[:8]}")]
+    errors = [line for line in worker.err if f"in instance {bad[:8]} failed" in line]
     assert len(errors) <= 3, f"{len(errors)} failing passes in about 2 s"

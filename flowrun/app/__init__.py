@@ -11,16 +11,20 @@ The modules, by what they hold:
 - :mod:`~flowrun.app.claims`: claiming, giving back and assigning tasks
   (:mod:`~flowrun.app.ownership`: who may take a task, touch time from claims);
 - :mod:`~flowrun.app.stepping`: how a step is run and saved (no lock while the engine runs);
-- :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages;
+- :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages
+  (:mod:`~flowrun.app.correlation`: which waiting case a message is for);
+- :mod:`~flowrun.app.admin`: cancelling cases; :mod:`~flowrun.app.migration`: moving them to a fixed diagram;
 - :mod:`~flowrun.app.views`: the inbox, ``show``, ``history``, ``instances``;
 - :mod:`~flowrun.app.checks`: ``validate``;
 - :mod:`~flowrun.app.logs`: event log export and import;
 - :mod:`~flowrun.app.pilots`: measures and comparisons.
 """
 
+from flowrun.app.admin import cancel
 from flowrun.app.checks import validate
 from flowrun.app.claims import assign, claim, unclaim
 from flowrun.app.logs import ExportResult, ImportResult, export_log, import_log
+from flowrun.app.migration import migrate
 from flowrun.app.pilots import compare, measure_cases
 from flowrun.app.planning import plan
 from flowrun.app.project import (
@@ -32,7 +36,7 @@ from flowrun.app.project import (
     resolve_process,
 )
 from flowrun.app.steps import complete, get_task, start, task_form
-from flowrun.app.views import history, inbox, instances, resolve_instance, show
+from flowrun.app.views import history, inbox, instances, preview_task, resolve_instance, show
 from flowrun.app.worker import WorkerPass, incidents, next_due, retry, run_due, send
 from flowrun.models import Incident, StepResult
 
@@ -44,6 +48,7 @@ __all__ = [
     "StepResult",
     "WorkerPass",
     "assign",
+    "cancel",
     "claim",
     "compare",
     "complete",
@@ -59,8 +64,10 @@ __all__ = [
     "instances",
     "list_processes",
     "measure_cases",
+    "migrate",
     "next_due",
     "plan",
+    "preview_task",
     "resolve_instance",
     "resolve_process",
     "retry",

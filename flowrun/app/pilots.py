@@ -44,6 +44,8 @@ def measure_cases(
     from flowrun.store.analytics import Selection
 
     groups = _analysis_groups(project, family, family_variants(project, family), [group] if group else [])
+    if pilot is not None:
+        _check_pilot(project, family, pilot)
     sel = Selection(family, tuple(groups) or ((None, None),), pilot, _epoch(since), _epoch(until))
     return _read_cases(project, sel, outcome_kpis(project))[0]
 
@@ -80,6 +82,8 @@ def compare(
     variants = family_variants(project, family)
     names = _default_specs(variants, family, baseline, variant)
     groups = _analysis_groups(project, family, variants, names)
+    if pilot is not None:
+        _check_pilot(project, family, pilot)
     sel = Selection(family, tuple(groups), pilot, _epoch(since), _epoch(until))
     outcomes = outcome_kpis(project)
     settings = pilot_settings(project, family)
@@ -191,22 +195,25 @@ def _analysis_groups(
     project: Project, family: str, variants: list[str], specs: list[str]
 ) -> list[tuple[str | None, str | None]]:
     """Parsed group specs, each variant and pilot checked against the family's."""
-    from flowrun.store.analytics import family_pilots, has_pilot
-
     out = []
     for spec in specs:
         variant, pilot = _split_group(spec)
         if variant is not None and variant not in variants:
             raise NotFoundError(f"family '{family}' has no variant '{variant}'; it has {', '.join(variants)}")
         if pilot is not None:
-            with project.store.read() as tx:
-                if not has_pilot(tx, family, pilot):
-                    known = ", ".join(family_pilots(tx, family)) or "none"
-                    raise NotFoundError(
-                        f"family '{family}' has no cases of pilot '{pilot}'; pilots with cases: {known}"
-                    )
+            _check_pilot(project, family, pilot)
         out.append((variant, pilot))
     return out
+
+
+def _check_pilot(project: Project, family: str, pilot: str) -> None:
+    """Raises NotFoundError, listing the family's pilots, when it has no case of ``pilot``."""
+    from flowrun.store.analytics import family_pilots, has_pilot
+
+    with project.store.read() as tx:
+        if not has_pilot(tx, family, pilot):
+            known = ", ".join(family_pilots(tx, family)) or "none"
+            raise NotFoundError(f"family '{family}' has no cases of pilot '{pilot}'; pilots with cases: {known}")
 
 
 def _group_mask(cases: Cases, group: tuple[str | None, str | None]) -> Any:

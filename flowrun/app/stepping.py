@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flowrun.app.deadlines import apply_service_level
 from flowrun.errors import BpmnError, ConflictError, DataError, FlowrunError, NotFoundError, StateError
 from flowrun.models import (
     CANCELLED,
@@ -144,6 +145,7 @@ class _Pending:
 def _prepare(project: Project, run: Run, inst: InstanceRecord, now: datetime) -> _Pending:
     """Step 2's end: drain the run into ``inst`` (state proven loadable, data, status) and its records."""
     records = run.drain()
+    apply_service_level(project, inst, records)
     inst.state = verified_snapshot(project, run, inst)
     inst.data = jsonable(run.data())
     failed = run.drain_incidents()

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
+from flowrun.app.deadlines import apply_service_level
+from flowrun.app.keys import check_key, generated_key, refuse_taken
 from flowrun.app.ownership import check_may_work, claimed_message, touch_seconds
 from flowrun.app.project import Project, resolve_process
 from flowrun.app.stepping import jsonable, run_optimistic_step, task_events, verified_snapshot
@@ -23,6 +25,7 @@ from flowrun.errors import (
     FormError,
     NotFoundError,
     StateError,
+    StoreError,
 )
 from flowrun.models import (
     COMPLETED,
@@ -49,16 +52,20 @@ def start(
     pilot: str | None = None,
     *,
     message: tuple[str, str] | None = None,
+    key: str | None = None,
 ) -> StepResult:
     """Start an instance of a process and run its automated steps until the first wait.
 
     Args:
+        key: the case's business key (unique in its family); None makes one from the
+            family's pattern under ``keys:`` in flowrun.yaml, or leaves the case without.
         message: ``(kind, name)`` of a message or signal to deliver (with ``data`` as its
             payload) before anything is saved, so an instance whose start event cannot
             catch it (a failing correlation) is not saved at all.
     """
     family, variant, path = resolve_process(project, target)
     s = project.settings
+    given_key = check_key(key) if key is not None else None
     display = s.rel(path)
     store = project.store
     sha = _file_sha(path, display)
@@ -91,23 +98,78 @@ def start(
         state="",
     )
     rec.state = verified_snapshot(project, run, rec)
-    with store.write() as tx:
-        if process_id is not None:
-            tx.ensure_model(sha, process_id, display, spec, now)
-        else:
-            rec.process_id = tx.model_process_id(sha)
-        tx.insert_instance(rec, now)
-        tx.save_tasks(rec.id, records)
-        events = [EventRow(rec.id, None, now, "instance_started", None, {"pilot": pilot, "variant": variant})]
-        events += task_events(rec.id, records)
-        if message is not None and caught:
-            kind, name = message
-            detail = {"name": name, "data": dict(data or {})}
-            events.append(EventRow(rec.id, None, now, f"{kind}_received", None, detail))
-        if run.completed:
-            events.append(EventRow(rec.id, None, now, "instance_completed", None))
-        tx.add_events(events)
-    return StepResult.of(rec.id, rec.status, records)
+    apply_service_level(project, rec, records)
+    received = None
+    if message is not None and caught:
+        kind, name = message
+        received = EventRow(rec.id, None, now, f"{kind}_received", None, {"name": name, "data": dict(data or {})})
+    model = (sha, process_id, display, spec)
+    for attempt in range(_KEY_ATTEMPTS):
+        try:
+            with store.write() as tx:
+                _save_started(project, tx, rec, records, given_key, model, received)
+            break
+        except StoreError:
+            # PostgreSQL: another start took the same key between the check and the insert
+            # (the unique index refused it). Nothing was saved: refuse a given key, number again.
+            if rec.business_key is None or attempt == _KEY_ATTEMPTS - 1:
+                raise
+            with store.read() as tx:
+                if not tx.instance_ids_with_key(rec.business_key, family):
+                    raise
+                if given_key is not None:
+                    refuse_taken(tx, family, given_key)
+    return StepResult.of(rec.id, rec.status, records, rec.business_key)
+
+
+def _save_started(
+    project: Project,
+    tx: Tx,
+    rec: InstanceRecord,
+    records: list[TaskRecord],
+    given_key: str | None,
+    model: tuple[str, str | None, str, str],
+    received: EventRow | None,
+) -> None:
+    """Write a new instance: its key, its model version (once), its row, tasks and events."""
+    sha, process_id, display, spec = model
+    now = rec.created_at
+    _assign_key(project, tx, rec, given_key)
+    if process_id is not None:
+        tx.ensure_model(sha, process_id, display, spec, now)
+    else:
+        rec.process_id = tx.model_process_id(sha)
+    tx.insert_instance(rec, now)
+    tx.save_tasks(rec.id, records)
+    events = [EventRow(rec.id, None, now, "instance_started", None, _started_detail(rec))]
+    events += task_events(rec.id, records)
+    if received is not None:
+        events.append(received)
+    if rec.status == INSTANCE_COMPLETED:
+        events.append(EventRow(rec.id, None, now, "instance_completed", None))
+    tx.add_events(events)
+
+
+#: How often a start is saved again when a concurrent start took the key it was given.
+_KEY_ATTEMPTS = 5
+
+
+def _assign_key(project: Project, tx: Tx, rec: InstanceRecord, given: str | None) -> None:
+    """Give ``rec`` its business key: ``given`` (refused when taken), else its family's pattern, else none."""
+    pattern = project.settings.keys.get(rec.family)
+    if given is not None:
+        refuse_taken(tx, rec.family, given)
+        rec.business_key = given
+    elif pattern is not None:
+        rec.business_key = generated_key(tx, rec.family, pattern, rec.data)
+
+
+def _started_detail(rec: InstanceRecord) -> dict[str, Any]:
+    """The ``instance_started`` event's detail: pilot, variant, and the key when the case has one."""
+    detail: dict[str, Any] = {"pilot": rec.pilot, "variant": rec.variant}
+    if rec.business_key:
+        detail["key"] = rec.business_key
+    return detail
 
 
 def _file_sha(path: Path, display: str) -> str:

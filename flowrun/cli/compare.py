@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.render import echo_json
 from flowrun.units import duration, kpi_value, p_value, relative
@@ -20,9 +21,16 @@ GROUP_HELP = "VARIANT, @PILOT or VARIANT@PILOT"
 
 
 @click.command("compare")
-@click.argument("family")
-@click.option("--baseline", metavar="GROUP", help=f"The group to compare against ({GROUP_HELP}).")
-@click.option("--variant", metavar="GROUP", help=f"The group being judged ({GROUP_HELP}).")
+@click.argument("family", shell_complete=completion.families)
+@click.option(
+    "--baseline",
+    metavar="GROUP",
+    help=f"The group to compare against ({GROUP_HELP}).",
+    shell_complete=completion.variants,
+)
+@click.option(
+    "--variant", metavar="GROUP", help=f"The group being judged ({GROUP_HELP}).", shell_complete=completion.variants
+)
 @click.option("--pilot", help="Only cases of this pilot, in both groups.")
 @click.option("--since", metavar="DATE", help="Only cases started on or after DATE (or an ISO 8601 time).")
 @click.option("--until", metavar="DATE", help="Only cases started up to the end of DATE (or before a time).")

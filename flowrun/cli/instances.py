@@ -6,19 +6,27 @@ from pathlib import Path
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import data_options, json_option, parse_pairs, read_data_file
 from flowrun.cli.render import echo_json, echo_ready, step_json
 
 
 @click.command("start")
-@click.argument("process")
+@click.argument("process", shell_complete=completion.processes)
 @data_options
 @click.option("--pilot", help="Name of the pilot (or group) this case belongs to.")
+@click.option("--key", help="The case's business key, unique in its family (e.g. C-1042); accepted wherever an id is.")
 @json_option
 @pass_app
 def start_cmd(
-    app: AppContext, process: str, data: tuple[str, ...], data_file: Path | None, pilot: str | None, as_json: bool
+    app: AppContext,
+    process: str,
+    data: tuple[str, ...],
+    data_file: Path | None,
+    pilot: str | None,
+    key: str | None,
+    as_json: bool,
 ) -> None:
     """Start an instance of PROCESS (FAMILY[:VARIANT] or a .bpmn file) and run it to its first wait."""
     from flowrun.app import start
@@ -26,11 +34,13 @@ def start_cmd(
 
     values = read_data_file(data_file)
     values.update(coerce(None, parse_pairs(data)))
-    result = start(app.project, process, values, pilot)
+    result = start(app.project, process, values, pilot, key=key)
     if as_json:
-        echo_json(step_json(result, new=True))
+        echo_json({**step_json(result, new=True), "key": result.key})
         return
     click.echo(result.instance[:8])
+    if result.key:
+        click.echo(f"  key {result.key}", err=True)
     _say_next(result)
 
 
@@ -43,7 +53,7 @@ def _say_next(result: object) -> None:
 
 
 @click.command("show")
-@click.argument("instance")
+@click.argument("instance", metavar="INSTANCE", shell_complete=completion.instances)
 @json_option
 @pass_app
 def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
@@ -59,63 +69,89 @@ def show_cmd(app: AppContext, instance: str, as_json: bool) -> None:
 
 
 @click.command("history")
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
+@click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app
-def history_cmd(app: AppContext, instance: str, as_json: bool) -> None:
+def history_cmd(app: AppContext, instance: str, wide: bool, as_json: bool) -> None:
     """Every task of an instance: lane, actor, ready/started/completed, waiting and touch time."""
     from flowrun.app import history
+    from flowrun.app.admin import case_notes
     from flowrun.app.views import claim_history
-    from flowrun.cli.render import claim_json, claim_lines, history_table, task_json
+    from flowrun.cli.render import claim_json, claim_lines, history_table, task_json, when
 
     view, tasks = history(app.project, instance)
     claims = claim_history(app.project, view.id)
     if as_json:
         echo_json([{**task_json(t), "claims": claim_json(claims.get(t.ref or 0, []))} for t in tasks])
-    else:
-        history_table(view, tasks)
-        claim_lines(tasks, claims)
+        return
+    history_table(view, tasks, wide)
+    claim_lines(tasks, claims)
+    for note in case_notes(app.project, view.id):
+        click.echo(f"{when(note.at)}  {note.text}")
 
 
 @click.command("instances")
+@click.option("--process", "family", metavar="FAMILY", help="Only instances of this process family.")
+@click.option("--variant", help="Only instances of this variant.")
+@click.option("--pilot", help="Only instances of this pilot.")
 @click.option("--status", type=click.Choice(["running", "completed", "error", "cancelled"]))
+@click.option("--outdated", is_flag=True, help="Only running or failed instances on an older version of their file.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @json_option
 @pass_app
-def instances_cmd(app: AppContext, status: str | None, limit: int, as_json: bool) -> None:
-    """List recent instances, newest first."""
-    from flowrun.app import instances
+def instances_cmd(
+    app: AppContext,
+    family: str | None,
+    variant: str | None,
+    pilot: str | None,
+    status: str | None,
+    outdated: bool,
+    limit: int,
+    wide: bool,
+    as_json: bool,
+) -> None:
+    """List recent instances, newest first (``--outdated``: the ones ``flowrun migrate`` would move)."""
+    from flowrun.app.views import list_instances, outdated_filter
     from flowrun.clock import iso
+    from flowrun.models import InstanceFilter
 
-    rows = instances(app.project, status, limit)
+    where = InstanceFilter(status=status, family=family, variant=variant, pilot=pilot)
+    rows, total = list_instances(app.project, outdated_filter(app.project, where) if outdated else where, limit)
     if as_json:
         echo_json(
             [
                 {
                     "id": r.id,
+                    "key": r.business_key,
                     "process": r.family,
                     "variant": r.variant,
                     "pilot": r.pilot,
                     "status": r.status,
                     "created_at": iso(r.created_at),
                     "ended_at": iso(r.ended_at),
+                    "sha256": r.sha256,
                 }
                 for r in rows
             ]
         )
-        return
-    from rich.table import Table
+    else:
+        from flowrun.cli.fit import Column, print_fitted
+        from flowrun.cli.render import short_when
 
-    from flowrun.cli.render import console, when
-
-    table = Table(title=f"{len(rows)} instance(s)", title_justify="left")
-    for col in ("instance", "process", "pilot", "status", "started", "ended"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r.id[:8], f"{r.family}:{r.variant}", r.pilot or "", r.status, when(r.created_at), when(r.ended_at)
-        )
-    console().print(table)
+        columns = [
+            Column("instance", [r.id[:8] for r in rows]),
+            Column("key", [r.business_key or "" for r in rows]),
+            Column("process", [f"{r.family}:{r.variant}" for r in rows], wraps=True),
+            Column("pilot", [r.pilot or "" for r in rows], wraps=True),
+            Column("status", [r.status for r in rows]),
+            Column("started", [short_when(r.created_at) for r in rows]),
+            Column("ended", [short_when(r.ended_at) for r in rows]),
+        ]
+        print_fitted(f"{total} instance(s)", columns, ["pilot", "ended"], wide)
+    if total > len(rows):
+        click.echo(f"{len(rows)} of {total} shown; use --limit", err=True)
 
 
 COMMANDS = [start_cmd, show_cmd, history_cmd, instances_cmd]

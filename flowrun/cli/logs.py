@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import json_option
 from flowrun.cli.render import echo_json
@@ -25,8 +26,8 @@ SUFFIXES = {".csv": "csv", ".xes": "xes", ".json": "ocel", ".jsonocel": "ocel"}
     type=click.Choice(FORMATS),
     help="csv (one row per task), xes (IEEE 1849) or ocel (OCEL 2.0 JSON); default: from the file's suffix.",
 )
-@click.option("--process", "family", help="Only instances of this process family.")
-@click.option("--variant", help="Only instances of this variant.")
+@click.option("--process", "family", help="Only instances of this process family.", shell_complete=completion.families)
+@click.option("--variant", help="Only instances of this variant.", shell_complete=completion.variants)
 @click.option("--pilot", help="Only instances of this pilot.")
 @click.option(
     "-o",

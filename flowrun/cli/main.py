@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 a :class:`~flowrun.errors.FlowrunError` (the message
 names the thing and the fix), 2 wrong usage, 3 a conflict (someone else
-completed the task first), 70 an unexpected internal error.
+completed the task first), 70 an unexpected internal error, 130 interrupted
+(Ctrl-C), 141 the reader of the output went away (``flowrun export -o - | head``:
+nothing is printed about it, as for any command whose pipe is closed).
 """
 
 from __future__ import annotations
@@ -28,6 +30,29 @@ _EXHAUSTED = {
 }
 
 
+#: Exit code when stdout's reader closed the pipe: 128 + SIGPIPE, what a shell tool killed by it gives.
+EXIT_PIPE_CLOSED = 141
+
+
+class PipeClosed(click.exceptions.Exit):
+    """stdout's reader closed the pipe: stop quietly (nothing more can be shown, and it is no error)."""
+
+    def __init__(self) -> None:
+        _silence_stdout()
+        super().__init__(EXIT_PIPE_CLOSED)
+
+
+def _silence_stdout() -> None:
+    # Output still buffered would fail again when Python flushes stdout at exit and print
+    # "Exception ignored ... BrokenPipeError": point the descriptor at /dev/null instead.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no descriptor (a test runner's stream): nothing is flushed to a pipe
+        pass
+
+
 class FlowrunGroup(click.Group):
     """A group that turns flowrun errors into one clear message and an exit code."""
 
@@ -39,6 +64,8 @@ class FlowrunGroup(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            raise PipeClosed() from None
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was saved for the step in progress", err=True)
             ctx.exit(130)
@@ -80,9 +107,9 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from flowrun.cli import compare, incidents, instances, logs, plan, project, tasks, validate, worker
+    from flowrun.cli import admin, compare, incidents, instances, logs, plan, project, tasks, validate, worker
 
-    for module in (project, instances, tasks, worker, validate, logs, compare, plan, incidents):
+    for module in (project, instances, tasks, worker, validate, logs, compare, plan, incidents, admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -92,7 +119,14 @@ _register()
 
 def main() -> None:
     """Run the command line in this process (the ``flowrun`` command runs it under :mod:`flowrun.cli.supervisor`)."""
-    cli(prog_name="flowrun")
+    try:
+        cli(prog_name="flowrun")
+    finally:
+        try:
+            sys.stdout.flush()  # what is still buffered, while a closed pipe can still be told apart
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(EXIT_PIPE_CLOSED)
     sys.exit(0)
 
 

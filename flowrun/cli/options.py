@@ -29,10 +29,20 @@ class NumberRef(click.ParamType):  # type: ignore[type-arg]
 
     name = "number"
 
-    def __init__(self, what: str, none: str, listing: str) -> None:
+    def __init__(self, what: str, none: str, listing: str, complete: str | None = None) -> None:
         self.what = what  # "a task ref"
         self.none = none  # "no task with ref"
         self.listing = listing
+        self.complete = complete  # the name of the flowrun.cli.completion callback offering the numbers
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        """The numbers there are, from :mod:`flowrun.cli.completion` (imported only when completing)."""
+        if self.complete is None:
+            return []
+        from flowrun.cli import completion
+
+        found: list[Any] = getattr(completion, self.complete)(ctx, param, incomplete)
+        return found
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip().lstrip("#")
@@ -44,7 +54,7 @@ class NumberRef(click.ParamType):  # type: ignore[type-arg]
         return str(value)
 
 
-TASK_REF = NumberRef("a task ref", "no task with ref", "flowrun tasks")
+TASK_REF = NumberRef("a task ref", "no task with ref", "flowrun tasks", complete="task_refs")
 INCIDENT = NumberRef("an incident number", "no incident", "flowrun incidents")
 
 
@@ -67,13 +77,13 @@ def data_options(fn: F) -> F:
     )(fn)
 
 
-def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is a usage error."""
+def parse_pairs(pairs: tuple[str, ...], option: str = "--data") -> dict[str, str]:
+    """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is a usage error of ``option``."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--data")
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint=option)
         out[key.strip()] = value
     return out
 

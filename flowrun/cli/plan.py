@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.render import echo_json
 from flowrun.units import kpi_value
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @click.command("plan")
-@click.argument("family")
+@click.argument("family", shell_complete=completion.families)
 @click.option("--baseline", metavar="GROUP", help="The group to plan from (VARIANT, @PILOT or VARIANT@PILOT).")
 @click.option(
     "--change",

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from flowrun.clock import iso
-from flowrun.models import ClaimInterval, InboxItem, InstanceView, StepResult, TaskRecord, Wait
+from flowrun.models import ClaimInterval, InstanceView, StepResult, TaskPreview, TaskRecord, Wait
 from flowrun.units import duration
 
 
@@ -21,10 +21,16 @@ def console() -> Any:
 
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 on its own; the root command ends every command's closed pipe alike.
+            self.quiet = True
+            raise BrokenPipeError
+
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
         width = 120
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return _Console(highlight=False, soft_wrap=False, width=width)
 
 
 def echo_json(value: Any) -> None:
@@ -47,52 +53,11 @@ def when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def inbox_json(items: list[InboxItem]) -> list[dict[str, Any]]:
-    return [
-        {
-            "ref": i.ref,
-            "instance": i.instance,
-            "task": i.task,
-            "name": i.name,
-            "lane": i.lane,
-            "process": i.family,
-            "variant": i.variant,
-            "pilot": i.pilot,
-            "ready_at": iso(i.ready_at),
-            "started_at": iso(i.started_at),
-            "owner": i.actor,
-            "waited_s": i.waited_s,
-        }
-        for i in items
-    ]
-
-
-def inbox_table(items: list[InboxItem]) -> None:
-    from rich.table import Table
-
-    if not items:
-        click.echo("No tasks are waiting.")
-        return
-    table = Table(title=f"{len(items)} task(s) waiting", title_justify="left")
-    for col in ("ref", "task", "lane", "process", "instance", "waiting", "owner"):
-        table.add_column(col, no_wrap=col in ("ref", "instance", "waiting"))
-    for i in items:
-        table.add_row(
-            str(i.ref),
-            i.name,
-            i.lane or "-",
-            f"{i.family}:{i.variant}",
-            i.instance[:8],
-            duration(i.waited_s),
-            i.actor or "",
-        )
-    console().print(table)
-
-
 def instance_json(view: InstanceView) -> dict[str, Any]:
     return {
         "id": view.id,
         "short_id": view.short_id,
+        "key": view.business_key,
         "status": view.status,
         "process": view.family,
         "variant": view.variant,
@@ -112,6 +77,8 @@ def instance_json(view: InstanceView) -> dict[str, Any]:
 def instance_text(view: InstanceView) -> None:
     c = console()
     c.print(f"[bold]instance {view.short_id}[/bold]  ({view.id})")
+    if view.business_key:
+        c.print(f"  key       {view.business_key}", markup=False)
     c.print(f"  process   {view.family}:{view.variant}   [dim]{view.file} sha256 {view.sha256[:12]}[/dim]")
     if view.pilot:
         c.print(f"  pilot     {view.pilot}")
@@ -120,7 +87,8 @@ def instance_text(view: InstanceView) -> None:
     if view.ended_at:
         c.print(f"  ended     {when(view.ended_at)}   cycle time {duration(view.cycle_s)}")
     if view.error:
-        c.print(f"  error     {view.error}")
+        label = "reason" if view.status == "cancelled" else "error"
+        c.print(f"  {label:<9} {view.error}", markup=False)
     if view.waiting_for:
         c.print("  waits for")
         for w in view.waiting_for:
@@ -136,7 +104,8 @@ def _wait_line(w: Wait) -> str:
     waits = w.waits_for
     if not waits:
         who = f", claimed by {w.actor}" if w.actor else ""
-        return f"task {w.ref}: {w.name} [{w.lane or 'no lane'}]{who}"
+        due = f", due {when(w.due)}" if w.due else ""
+        return f"task {w.ref}: {w.name} [{w.lane or 'no lane'}]{who}{due}"
     what = f"{w.name} ({w.task})"
     if waits == "timer":
         when_due = when(w.due) if w.due else "an unknown time"
@@ -168,37 +137,33 @@ def task_json(t: TaskRecord) -> dict[str, Any]:
         "touch_s": t.touch_s,
         "assignee": t.assignee,
         "candidates": t.candidates,
+        "due_at": iso(t.deadline_at),
+        "priority": t.priority,
     }
 
 
-def history_table(view: InstanceView, tasks: list[TaskRecord]) -> None:
-    from rich.table import Table
+def history_table(view: InstanceView, tasks: list[TaskRecord], wide: bool = False) -> None:
+    """Every task of an instance; when too wide, lane, then actor, then started are left out."""
+    from flowrun.cli.fit import Column, print_fitted
 
-    title = f"instance {view.short_id} {view.family}:{view.variant} - {view.status}"
+    key = f" ({view.business_key})" if view.business_key else ""
+    title = f"instance {view.short_id}{key} {view.family}:{view.variant} - {view.status}"
     if view.cycle_s is not None:
         title += f", cycle time {duration(view.cycle_s)}"
-    table = Table(title=title, title_justify="left", caption="automated steps are dimmed", caption_justify="left")
-    table.add_column("ref", no_wrap=True, justify="right")
-    table.add_column("task", no_wrap=True)
-    table.add_column("lane", no_wrap=True)
-    table.add_column("actor", no_wrap=True)
-    for col in ("ready", "started", "completed", "waiting", "touch"):
-        table.add_column(col, no_wrap=True, justify="right" if col in ("waiting", "touch") else "left")
-    for t in tasks:
-        manual = t.type in ("userTask", "manualTask")
-        table.add_row(
-            str(t.ref),
-            t.name,
-            t.lane or "-",
-            t.actor or "",
-            short_when(t.ready_at),
-            short_when(t.started_at),
-            short_when(t.completed_at) if t.status == "completed" else t.status,
-            duration(t.waiting_s),
-            duration(t.touch_s),
-            style=None if manual else "dim",
-        )
-    console().print(table)
+    done = [short_when(t.completed_at) if t.status == "completed" else t.status for t in tasks]
+    columns = [
+        Column("ref", [str(t.ref) for t in tasks], justify="right"),
+        Column("task", [t.name for t in tasks], wraps=True),
+        Column("lane", [t.lane or "-" for t in tasks], wraps=True),
+        Column("actor", [t.actor or "" for t in tasks], wraps=True),
+        Column("ready", [short_when(t.ready_at) for t in tasks]),
+        Column("started", [short_when(t.started_at) for t in tasks]),
+        Column("completed", done),
+        Column("waiting", [duration(t.waiting_s) for t in tasks], justify="right"),
+        Column("touch", [duration(t.touch_s) for t in tasks], justify="right"),
+    ]
+    styles = [None if t.type in ("userTask", "manualTask") else "dim" for t in tasks]
+    print_fitted(title, columns, ["lane", "actor", "started"], wide, "automated steps are dimmed", styles)
 
 
 def claim_json(claims: list[ClaimInterval]) -> list[dict[str, Any]]:
@@ -235,6 +200,62 @@ def short_when(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone().strftime("%m-%d %H:%M")
+
+
+def preview_json(p: TaskPreview) -> dict[str, Any]:
+    """``flowrun task REF --json``: the task, its documentation, its form's fields and the case data."""
+    fields = [
+        {
+            "name": f.name,
+            "label": f.label,
+            "type": f.type,
+            "required": f.required,
+            "choices": list(f.choices) if f.choices else None,
+            "description": f.description,
+        }
+        for f in (p.form.fields if p.form else ())
+    ]
+    return {
+        **task_json(p.task),
+        "instance": p.task.instance_id,
+        "key": p.business_key,
+        "process": p.family,
+        "variant": p.variant,
+        "documentation": p.task.documentation,
+        "form": {"title": p.form.title, "fields": fields} if p.form else None,
+        "data": p.data,
+    }
+
+
+def preview_text(p: TaskPreview) -> None:
+    """``flowrun task REF``: what the task asks for and what the case holds, before anyone claims it."""
+    c = console()
+    t = p.task
+    case = p.business_key or (t.instance_id or "")[:8]
+    c.print(f"task {t.ref}: {t.name} [{t.lane or 'no lane'}]", markup=False, style="bold")
+    c.print(f"  case      {case}  {p.family}:{p.variant}", markup=False)
+    claimed = f" by {t.actor} since {when(t.started_at)}" if t.status == "started" else ""
+    c.print(f"  status    {t.status}{claimed}, ready since {when(t.ready_at)}", markup=False)
+    if t.deadline_at:
+        c.print(f"  due       {when(t.deadline_at)}", markup=False)
+    if t.priority is not None:
+        c.print(f"  priority  {t.priority}", markup=False)
+    if t.documentation:
+        c.print("  documentation", markup=False)
+        for line in t.documentation.splitlines():
+            c.print(f"    {line}", markup=False)
+    if p.form is not None and p.form.fields:
+        c.print(f"  form      {p.form.title or p.form.source}", markup=False)
+        for f in p.form.fields:
+            rule = f.type + ("" if f.required else ", optional")
+            choices = f"; one of: {', '.join(str(x) for x in f.choices)}" if f.choices else ""
+            c.print(f"    - {f.label} ({f.name}: {rule}{choices})", markup=False)
+    if p.data:
+        c.print("  case data so far", markup=False)
+        width = max(len(k) for k in p.data)
+        for key, value in p.data.items():
+            c.print(f"    {key:<{width}}  {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
+    c.print(f"  claim it with 'flowrun claim {t.ref}', or complete it with 'flowrun do {t.ref}'", markup=False)
 
 
 def plain(value: Any) -> dict[str, Any]:

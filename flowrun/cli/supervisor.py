@@ -81,6 +81,8 @@ def _supervisable() -> bool:
     # does not matter: this process's child gets its own.
     if os.environ.get("FLOWRUN_SUPERVISE", "1") == "0":
         return False
+    if "_FLOWRUN_COMPLETE" in os.environ:  # shell completion runs no engine step, and must be quick
+        return False
     return sys.platform.startswith("linux") and hasattr(signal, "sigwaitinfo")
 
 
@@ -174,7 +176,9 @@ def _report_kill(args: Sequence[str], note: dict[str, str]) -> bool:
 
         recorded = record_killed_step(list(args), instance, message)
     suffix = " (see 'flowrun incidents')" if recorded else ""
-    print(f"error: {message}{suffix}", file=sys.stderr, flush=True)
+    # A worker's log lines start with the local time (see flowrun.cli.worker); so does this one.
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z ") if _command(args) == "worker" else ""
+    print(f"{stamp}error: {message}{suffix}", file=sys.stderr, flush=True)
     return recorded
 
 

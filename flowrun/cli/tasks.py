@@ -8,18 +8,34 @@ from typing import Any
 
 import click
 
+from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import TASK_REF, data_options, json_option, parse_pairs, read_data_file
+from flowrun.cli.prompts import ask_form
 from flowrun.cli.render import echo_json, echo_ready, step_json
-from flowrun.models import Form, FormField
 
 _AS_HELP = "(default: $FLOWRUN_USER or your login)"
 
 
 @click.command("tasks")
-@click.option("--instance", help="Only tasks of this instance (id or prefix).")
-@click.option("--lane", help="Only tasks in this lane (department).")
-@click.option("--process", "family", help="Only tasks of this process family.")
+@click.option(
+    "--instance", help="Only tasks of this instance (key, id or id prefix).", shell_complete=completion.instances
+)
+@click.option("--lane", help="Only tasks in this lane (department); case does not matter.")
+@click.option("--process", "family", help="Only tasks of this process family.", shell_complete=completion.families)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Only cases whose data field has this value (repeatable).",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["due", "priority", "waiting"]),
+    help="Order: due (default: overdue first, then by due date, then longest waiting), priority, or waiting.",
+)
+@click.option("--wide", is_flag=True, help="Show every column at full width, however wide the terminal.")
 @click.option("--mine", is_flag=True, help="Only tasks claimed by you, or assigned to you and unclaimed.")
 @click.option("--unclaimed", is_flag=True, help="Only tasks nobody has claimed.")
 @click.option("--owner", help="Only tasks claimed by this user.")
@@ -32,6 +48,9 @@ def tasks_cmd(
     instance: str | None,
     lane: str | None,
     family: str | None,
+    where: tuple[str, ...],
+    sort: str | None,
+    wide: bool,
     mine: bool,
     unclaimed: bool,
     owner: str | None,
@@ -39,20 +58,37 @@ def tasks_cmd(
     actor: str | None,
     as_json: bool,
 ) -> None:
-    """The inbox: ready user tasks across instances, oldest first."""
+    """The inbox: ready user tasks across instances, overdue and soonest due first."""
     from flowrun.app import inbox
     from flowrun.app.ownership import operator_name
-    from flowrun.cli.render import inbox_json, inbox_table
+    from flowrun.cli.inbox_view import inbox_json, inbox_table
     from flowrun.models import InboxWho
 
     who = None
     if mine or unclaimed or owner is not None or group is not None:
         who = InboxWho(mine=operator_name(actor) if mine else None, owner=owner, unclaimed=unclaimed, group=group)
-    items = inbox(app.project, instance, lane, family, who=who)
+    items = inbox(app.project, instance, lane, family, where=where, sort=sort, who=who)
+    columns = app.project.settings.inbox_columns
     if as_json:
-        echo_json(inbox_json(items))
+        echo_json(inbox_json(items, columns))
     else:
-        inbox_table(items)
+        inbox_table(items, columns, wide)
+
+
+@click.command("task")
+@click.argument("ref", type=TASK_REF)
+@json_option
+@pass_app
+def task_cmd(app: AppContext, ref: str, as_json: bool) -> None:
+    """Preview task REF without claiming it: its documentation, form fields and the case data so far."""
+    from flowrun.app import preview_task
+    from flowrun.cli.render import preview_json, preview_text
+
+    preview = preview_task(app.project, ref)
+    if as_json:
+        echo_json(preview_json(preview))
+    else:
+        preview_text(preview)
 
 
 @click.command("claim")
@@ -150,7 +186,7 @@ def do_cmd(
         if form is not None and form.title:
             click.echo(form.title, err=True)
         try:
-            answers = ask_form(form, pending.to_ask)
+            answers = ask_form(form, pending.to_ask, pending.given)
         except (KeyboardInterrupt, click.Abort) as exc:
             # click turns a Ctrl-C at its prompt into Abort; input that merely ran out keeps the claim
             if not (isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)):
@@ -168,64 +204,4 @@ def do_cmd(
     echo_ready(result.ready)
 
 
-def ask_form(form: Form | None, fields: list[FormField]) -> dict[str, Any]:
-    """Ask each of ``fields`` with its label, type, choices and default; re-ask on invalid input."""
-    if form is None:
-        return {}
-    out: dict[str, Any] = {}
-    for f in fields:
-        value = _ask_field(form, f)
-        if value is not _SKIP:
-            out[f.name] = value
-    return out
-
-
-_SKIP = object()
-
-
-def _ask_field(form: Form, f: FormField) -> Any:
-    from flowrun.forms import check_field, coerce_value
-
-    hint = _hint(f)
-    if f.description:
-        click.echo(f"  {f.description}", err=True)
-    default = f.default if f.has_default else None
-    if f.type == "boolean" and default is not None:
-        default = "yes" if default else "no"
-    while True:
-        text = click.prompt(
-            f"{f.label} {hint}",
-            default=default if default is not None else ("" if not f.required else None),
-            show_default=default is not None,
-            err=True,
-        )
-        if str(text).strip() == "" and not f.required:
-            return _SKIP
-        try:
-            value = coerce_value(str(text), f.type)
-        except ValueError as exc:
-            click.echo(f"  {exc}; try again", err=True)
-            continue
-        problems = check_field(form, f.name, value)
-        if problems:
-            click.echo(f"  {problems[0]}; try again", err=True)
-            continue
-        return value
-
-
-def _hint(f: FormField) -> str:
-    parts = [f.type if f.type != "string" else "text"]
-    if f.choices:
-        parts = ["/".join(str(c) for c in f.choices)]
-    elif f.type == "boolean":
-        parts = ["yes/no"]
-    if f.minimum is not None or f.maximum is not None:
-        lo = "" if f.minimum is None else f"{f.minimum:g}"
-        hi = "" if f.maximum is None else f"{f.maximum:g}"
-        parts.append(f"{lo}..{hi}")
-    if not f.required:
-        parts.append("optional")
-    return "(" + ", ".join(parts) + ")"
-
-
-COMMANDS = [tasks_cmd, claim_cmd, unclaim_cmd, assign_cmd, do_cmd]
+COMMANDS = [tasks_cmd, task_cmd, claim_cmd, unclaim_cmd, assign_cmd, do_cmd]

@@ -12,6 +12,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
 from SpiffWorkflow.bpmn.parser.event_parsers import BoundaryEventParser
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import (
     CAMUNDA_MODEL_NS,
@@ -19,13 +20,16 @@ from SpiffWorkflow.camunda.parser.task_spec import (
     CamundaTaskParser,
 )
 
+from flowrun.engine import due
 from flowrun.engine._spiff import spiff_extensions
 from flowrun.engine.assignment import ASSIGNMENT_KEY, read_assignment
 from flowrun.engine.specs import (
+    DUE_KEY,
     ERROR_CODE_VAR,
     ERROR_MESSAGE_VAR,
     FORM_KEY,
     PARAMS_KEY,
+    PRIORITY_KEY,
     RESULT_KEY,
     TOPIC_KEY,
     FlowrunServiceTask,
@@ -49,6 +53,17 @@ class UserTaskParser(CamundaTaskParser):  # type: ignore[misc]
             self.raise_validation_exception(f"{exc}; write it as a name, a comma list, or ${{variable}}")
         if assignment is not None:
             ext[ASSIGNMENT_KEY] = assignment
+        for attribute, key in (("dueDate", DUE_KEY), ("priority", PRIORITY_KEY)):
+            try:
+                value = due.parse_value(self.node.get(_CAMUNDA + attribute))
+            except ValueError as exc:
+                raise ValidationException(
+                    f"camunda:{attribute} cannot be translated: {exc}; write a value or a simple ${{...}} expression",
+                    node=self.node,
+                    file_name=self.filename,
+                ) from None
+            if value is not None:
+                ext[key] = value
         return ext
 
     def _form(self) -> dict[str, Any] | None:

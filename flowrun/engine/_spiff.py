@@ -87,6 +87,8 @@ def make_serializer() -> BpmnWorkflowSerializer:
 
 _SERIALIZER = make_serializer()
 _REGISTRY = _SERIALIZER.registry
+#: The converter registry of flowrun's serializer (SpiffWorkflow's spec diff compares specs as it converts them).
+REGISTRY = _REGISTRY
 #: SpiffWorkflow's JSON encoder for its registry's types (datetimes, UUIDs, ...); it has no public name.
 _ENCODER: type[json.JSONEncoder] = _SERIALIZER._encoder_cls
 

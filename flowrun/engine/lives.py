@@ -17,6 +17,7 @@ from typing import Any
 from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
+from flowrun.engine import due
 from flowrun.engine.assignment import who_may_take
 from flowrun.engine.specs import FORM_KEY, JOB_KEY, TOPIC_KEY
 from flowrun.engine.waits import as_time, camel, waits
@@ -105,6 +106,35 @@ class Lives:
         out, self._incidents = self._incidents, []
         return out
 
+    def open_records(self, workflow: Any) -> list[TaskRecord]:
+        """A record of every open task of ``workflow`` as it is now, without times.
+
+        Ready user tasks, waiting events and service jobs (``waiting``) and started tasks:
+        the rows a store should hold open for the workflow, as after a model migration.
+        """
+        out = []
+        for task in _tasks_of(workflow):
+            if task_type(task.task_spec) is None:
+                continue
+            state = task.state
+            job = task.internal_data.get(JOB_KEY) if state == TaskState.STARTED else None
+            if job is not None or state == TaskState.WAITING:
+                rec = self._record(task, WAITING)
+                if job is not None:
+                    topic = (getattr(task.task_spec, "extensions", None) or {}).get(TOPIC_KEY)
+                    rec.waits_for, rec.due_at = f"service:{topic}", as_time(job.get("due"))
+                else:
+                    rec.waits_for, rec.due_at = waits(task)
+            elif state == TaskState.READY and task.task_spec.manual:
+                rec = self._record(task, READY)
+            elif state == TaskState.STARTED:
+                rec = self._record(task, STARTED)
+            else:
+                continue
+            self._pending.pop(str(task.id))
+            out.append(rec)
+        return out
+
     # -- what the engine steps report ---------------------------------------------------------
 
     def will(self, task: Any) -> None:
@@ -188,6 +218,7 @@ class Lives:
                 rec = self._record(task, READY)
                 rec.ready_at = now
                 rec.assignee, rec.candidates = who_may_take(task)
+                rec.deadline_at, rec.priority = due.deadline(task, now), due.priority(task)
         elif state == TaskState.WAITING:
             rec = self._record(task, WAITING)
             rec.ready_at = now

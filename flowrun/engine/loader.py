@@ -239,3 +239,20 @@ def start_events(path: Path) -> set[tuple[str, str]]:
         for ref in root.xpath(f"//bpmn:process/bpmn:startEvent/bpmn:{kind}EventDefinition/@{kind}Ref", namespaces=ns):
             found.add((kind, str(names.get(ref, ref))))
     return found
+
+
+def event_names(path: Path) -> set[tuple[str, str]]:
+    """The ``(kind, name)`` of every message and signal a diagram declares (for shell completion).
+
+    Unreadable files give an empty set.
+    """
+    try:
+        root = parse_bytes(read_bytes(path, path.name), path.name).getroot()
+    except ModelError:
+        return set()
+    ns = {"bpmn": BPMN_NS}
+    return {
+        (str(m.tag).rsplit("}", 1)[-1], str(m.get("name") or m.get("id")))
+        for m in root.xpath("//bpmn:message|//bpmn:signal", namespaces=ns)
+        if m.get("name") or m.get("id")
+    }

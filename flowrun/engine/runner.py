@@ -28,7 +28,7 @@ from flowrun.engine._spiff import check_saveable
 from flowrun.engine.lives import Lives, task_type
 from flowrun.engine.scripts import FlowrunScriptEngine
 from flowrun.errors import NotFoundError, ScriptError, ServiceError, StateError
-from flowrun.models import ServiceCaller, ServiceFailure, ServicePolicy, TaskRecord, Wait
+from flowrun.models import ModelChange, PendingWork, ServiceCaller, ServiceFailure, ServicePolicy, TaskRecord, Wait
 
 #: Rounds of firing timers one refresh may take (a cycle timer far behind the clock).
 MAX_TIMER_ROUNDS = 1_000
@@ -71,6 +71,16 @@ class Engine:
             self._spec_json[cache_key] = spec_json
         return found
 
+    def documentation(self, spec_json: str | None, key: str, bpmn_id: str) -> str | None:
+        """The documentation the diagram gives element ``bpmn_id`` (in the process or a subprocess); None if none."""
+        spec, subs = self._spec(spec_json, key)
+        for process in (spec, *subs.values()):
+            for task_spec in process.task_specs.values():
+                if getattr(task_spec, "bpmn_id", None) == bpmn_id:
+                    text = getattr(task_spec, "documentation", None)
+                    return str(text).strip() or None if text else None
+        return None
+
     def _script_engine(self) -> FlowrunScriptEngine:
         return FlowrunScriptEngine(self.service_caller, self.policies, self.clock)
 
@@ -112,6 +122,36 @@ class Engine:
         if spec_json is None:
             raise StateError(f"no definition is loaded for model {key[:12]}")
         self.restore(spec_json, state, key=key)
+
+    def migrate(
+        self,
+        run: Run,
+        new_spec_json: str,
+        new_key: str,
+        apply: bool = True,
+    ) -> tuple[ModelChange, Run | None]:
+        """Move a restored ``run`` to another version of its model (see :mod:`flowrun.engine.migration`).
+
+        Args:
+            new_spec_json, new_key: the new version's stored definition and its cache key (sha256).
+            apply: False only compares (a dry run).
+
+        Returns:
+            What changes, and the moved run (None for a dry run or when the change is blocked;
+            ``run`` is then unchanged). The moved run's recorder counts its tasks as they are
+            after the move; :meth:`Run.open_records` lists them.
+        """
+        from flowrun.engine import migration
+
+        new_spec, new_subs = self._spec(new_spec_json, new_key)
+        workflow = run._wf
+        if not apply:
+            return migration.compare(workflow, new_spec, new_subs), None
+        with _spiff.using_clock(self.clock):  # a timer started again reads flowrun's clock, not the system's
+            change = migration.move(workflow, new_spec, new_subs)
+        if change.blocked:
+            return change, None
+        return change, Run(workflow, self.clock, Lives.resumed(workflow, self.clock), source=run._source)
 
     def restore(
         self, spec_json: str | None, state: str, key: str | None = None, source: str = "", instance_id: str = ""
@@ -285,6 +325,34 @@ class Run:
             t for t in self._wf.get_tasks(state=TaskState.STARTED) if t.internal_data.get(specs.JOB_KEY) is not None
         ]
 
+    def pending_work(self) -> list[PendingWork]:
+        """The instance's service jobs (due or used up) and timers, as a worker would report running them."""
+        out = []
+        policy = self._wf.script_engine.policy
+        for task in self._jobs():
+            job = task.internal_data[specs.JOB_KEY]
+            topic = str((getattr(task.task_spec, "extensions", None) or {}).get(specs.TOPIC_KEY) or "")
+            error = job.get("error") or None
+            out.append(
+                PendingWork(
+                    "service",
+                    topic,
+                    str(task.id),
+                    _label(task.task_spec),
+                    waits.as_time(job.get("due")),
+                    attempt=int(job.get("attempt", 0)),
+                    attempts=policy(topic).retries + 1,
+                    incident=bool(job.get("incident")),
+                    error=f"{error['type']}: {error['message']}" if error else None,
+                )
+            )
+        for task in self._wf.event_manager.tasks.values():
+            kind, due = waits.waits(task)
+            if kind and "timer" in kind.split("|"):
+                label = _label(task.task_spec)
+                out.append(PendingWork("timer", label, str(task.id), label, due))
+        return out
+
     def refresh(self) -> bool:
         """Fire the timers that are due by the clock and run on until the instance waits again.
 
@@ -383,6 +451,10 @@ class Run:
             merged.update(task.data)
         return merged
 
+    def open_records(self) -> list[TaskRecord]:
+        """A record of each open task as it is now (ready, started, waiting), without times."""
+        return Lives(self._clock).open_records(self._wf)
+
     def waiting_for(self) -> list[Wait]:
         """What the instance waits for: ready user tasks, timers, messages, signals."""
         return waits.waiting_for(self._wf)
@@ -413,3 +485,7 @@ def _error_variables(task: Any, definition: Any) -> None:
         payload[ext[specs.ERROR_CODE_VAR]] = error["code"]
     if ext.get(specs.ERROR_MESSAGE_VAR):
         payload[ext[specs.ERROR_MESSAGE_VAR]] = error.get("message")
+
+
+def _label(spec: Any) -> str:
+    return str(getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name)

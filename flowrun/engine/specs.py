@@ -19,6 +19,8 @@ from flowrun.errors import BpmnError, ServiceError
 from flowrun.models import SERVICE_CONTEXT, ServiceContext, ServicePolicy
 
 FORM_KEY = "flowrun:form"
+DUE_KEY = "flowrun:due_date"
+PRIORITY_KEY = "flowrun:priority"
 TOPIC_KEY = "flowrun:topic"
 PARAMS_KEY = "flowrun:parameters"
 RESULT_KEY = "flowrun:result_variable"

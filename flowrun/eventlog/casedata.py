@@ -26,7 +26,11 @@ Scalar: TypeAlias = str | int | float | bool
 #: Prefix of a case attribute's CSV column (PM4Py's convention).
 CSV_PREFIX = "case:"
 #: Attribute names every case already has in the logs; a data field of that name is not exported.
-RESERVED = frozenset({"concept:name", "case_id", "process", "variant", "pilot", "model_sha256", "imported_case_id"})
+RESERVED = frozenset(
+    {"concept:name", "case_id", "process", "variant", "pilot", "model_sha256", "imported_case_id", "business_key"}
+)
+#: The attribute that carries a case's business key (``flowrun start --key``); XES ``concept:name`` stays the id.
+KEY_ATTRIBUTE = "business_key"
 #: Longest number text read back as a number (as :func:`flowrun.forms.data.check_limits` allows).
 MAX_DIGITS = 100
 
@@ -78,18 +82,22 @@ def is_scalar(value: object) -> bool:
     return isinstance(value, (str, int, bool))
 
 
-def case_data(rows: Iterable[tuple[str, str]]) -> CaseData:
-    """The case attributes from ``(case id, data JSON text)`` rows (see the module docstring for what is kept)."""
+def case_data(rows: Iterable[tuple[str, str, str | None]]) -> CaseData:
+    """The case attributes from ``(case id, data JSON text, business key)`` rows (see the module docstring).
+
+    A case's business key, when it has one, is its first attribute, :data:`KEY_ATTRIBUTE`.
+    """
     out = CaseData()
     seen: dict[str, None] = {}
-    for case_id, text in rows:
+    for case_id, text, key in rows:
         try:
             data = json.loads(text) if text else {}
         except ValueError:  # the store writes JSON; a damaged row gives no attributes rather than no export
             data = {}
         if not isinstance(data, dict):
             continue
-        kept = {str(k): v for k, v in data.items() if str(k) not in RESERVED and is_scalar(v)}
+        kept: dict[str, Scalar] = {KEY_ATTRIBUTE: key} if key else {}
+        kept.update((str(k), v) for k, v in data.items() if str(k) not in RESERVED and is_scalar(v))
         for name in kept:
             seen.setdefault(name, None)
         if kept:

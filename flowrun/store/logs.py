@@ -14,6 +14,7 @@ they were imported with.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import String, and_, case, func, insert, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from flowrun.models import READY, STARTED, WAITING, InstanceRecord, TaskRecord
+from flowrun.models import INSTANCE_CANCELLED, READY, STARTED, WAITING, InstanceRecord, TaskRecord
 from flowrun.store.rows import instance_values, task_values
 from flowrun.store.schema import instances, tasks
 from flowrun.store.sql import Tx
@@ -89,8 +90,10 @@ def task_log_rows(
 
 def case_data_rows(
     tx: Tx, process: str | None = None, variant: str | None = None, pilot: str | None = None
-) -> Iterator[tuple[str, str]]:
-    """``(instance id, data as JSON text)`` of the instances :func:`task_log_rows` exports with the same filters.
+) -> Iterator[tuple[str, str, str | None]]:
+    """``(instance id, data as JSON text, business key)`` of the instances :func:`task_log_rows` exports.
+
+    The filters are :func:`task_log_rows`'s.
 
     One row per instance (not per task), so an export reads each case's data once
     instead of repeating it on every task row of a million-row log.
@@ -101,12 +104,24 @@ def case_data_rows(
         .where(or_(tasks.c.ready_at.is_not(None), tasks.c.started_at.is_not(None), tasks.c.completed_at.is_not(None)))
         .exists()
     )
-    query = select(instances.c.id, instances.c.data).where(has_task).order_by(instances.c.created_at, instances.c.id)
+    query = (
+        select(instances.c.id, instances.c.data, instances.c.business_key, instances.c.status, instances.c.error)
+        .where(has_task)
+        .order_by(instances.c.created_at, instances.c.id)
+    )
     for column, value in ((instances.c.family, process), (instances.c.variant, variant), (instances.c.pilot, pilot)):
         if value is not None:
             query = query.where(column == value)
     for batch in tx.conn.execute(query.execution_options(stream_results=True)).partitions(_BATCH):
-        yield from ((str(iid), str(data)) for iid, data in batch)
+        for iid, data, key, status, error in batch:
+            yield str(iid), str(data) if status != INSTANCE_CANCELLED else _cancelled(str(data), error), key
+
+
+def _cancelled(data: str, reason: str | None) -> str:
+    """A cancelled case's data with ``case_status`` and ``cancel_reason``, so every export says why it ended."""
+    values = json.loads(data)
+    values.update(case_status=INSTANCE_CANCELLED, cancel_reason=reason or "")
+    return json.dumps(values)
 
 
 def _time_text(column: Any, sql_times: bool) -> ColumnElement[Any]:

@@ -16,7 +16,18 @@ from flowrun.errors import StoreError
 from flowrun.models import ClaimInterval, EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
 
 #: Task columns an update may change (the others are fixed when the row is inserted).
-UPDATABLE = {"status", "started_at", "completed_at", "actor", "ready_at", "waits_for", "due_at", "attempts"}
+UPDATABLE = {
+    "status",
+    "started_at",
+    "completed_at",
+    "actor",
+    "ready_at",
+    "waits_for",
+    "due_at",
+    "attempts",
+    "deadline_at",
+    "priority",
+}
 
 
 def dumps(value: Any) -> str:
@@ -58,6 +69,7 @@ def instance_values(rec: InstanceRecord, now: datetime) -> dict[str, Any]:
         "data": dumps(rec.data),
         "state": rec.state or "",
         "error": rec.error,
+        "business_key": rec.business_key,
     }
 
 
@@ -78,6 +90,7 @@ def instance_from_row(row: Any) -> InstanceRecord:
         data=loads(row["data"] or "{}", f"the data of instance {str(row['id'])[:8]}"),
         state=row.get("state"),
         error=row["error"],
+        business_key=row["business_key"],
     )
 
 
@@ -100,6 +113,8 @@ def task_values(rec: TaskRecord) -> dict[str, Any]:
         "attempts": rec.attempts,
         "assignee": rec.assignee,
         "candidates": candidates_text(rec.candidates),
+        "deadline_at": rec.deadline_at,
+        "priority": rec.priority,
     }
 
 
@@ -133,6 +148,8 @@ def task_from_row(row: Any) -> TaskRecord:
         waits_for=row["waits_for"],
         due_at=row["due_at"],
         attempts=row["attempts"] or 0,
+        deadline_at=row["deadline_at"],
+        priority=row["priority"],
         assignee=row["assignee"],
         candidates=loads(row["candidates"], f"the candidates of task {row['id']}") if row["candidates"] else None,
     )
@@ -166,9 +183,26 @@ def incident_from_row(row: Any) -> Incident:
 
 
 def inbox_from_row(row: Any) -> InboxRow:
-    """A row of :meth:`flowrun.store.Tx.inbox`'s select, in its column order."""
-    ref, instance, task, name, lane, ready_at, started_at, actor, family, variant, pilot = row
-    return InboxRow(int(ref), instance, task, name, lane, family, variant, pilot, ready_at, started_at, actor)
+    """A row of :meth:`flowrun.store.Tx.inbox`'s select, in its column order (the case data last, if selected)."""
+    ref, instance, task, name, lane, ready_at, started_at, actor, family, variant, pilot, key, deadline, prio = row[:14]
+    data = loads(row[14] or "{}", f"the data of instance {str(instance)[:8]}") if len(row) > 14 else None
+    return InboxRow(
+        int(ref),
+        instance,
+        task,
+        name,
+        lane,
+        family,
+        variant,
+        pilot,
+        ready_at,
+        started_at,
+        actor,
+        key,
+        deadline,
+        prio,
+        data if isinstance(data, dict) or data is None else {},
+    )
 
 
 def event_values(event: EventRow) -> dict[str, Any]:

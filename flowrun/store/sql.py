@@ -16,16 +16,18 @@ become rows, :mod:`flowrun.store.rows`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, false, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
@@ -34,11 +36,13 @@ from flowrun.models import (
     READY,
     STARTED,
     WAITING,
+    CaseRef,
     ClaimInterval,
     EventRow,
     InboxRow,
     InboxWho,
     Incident,
+    InstanceFilter,
     InstanceRecord,
     TaskRecord,
 )
@@ -100,6 +104,11 @@ class SqlStore:
         weakref.finalize(self, _close, self.engine, self._writers)
         if check:
             self._check_schema(auto_create or new_file)
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL without its password, for messages and the worker's log."""
+        return safe_url(self.url)
 
     def _check_schema(self, auto_create: bool) -> None:
         current = self._revision()
@@ -284,6 +293,27 @@ class Tx:
             return None
         return instance_from_row(row)
 
+    def instance_ids_with_key(self, key: str, family: str | None = None) -> list[str]:
+        """Instances whose business key is ``key`` (one per family at most), in the given family if named."""
+        q = select(instances.c.id).where(instances.c.business_key == key).order_by(instances.c.id)
+        if family is not None:
+            q = q.where(instances.c.family == family)
+        return [r[0] for r in self.conn.execute(q)]
+
+    def count_family(self, family: str) -> int:
+        """How many instances of ``family`` there are (for numbering their business keys)."""
+        return int(self.conn.execute(select(func.count()).where(instances.c.family == family)).scalar() or 0)
+
+    def lanes_in_use(self) -> list[str]:
+        """The lanes of the user tasks in the database, in alphabetical order."""
+        rows = self.conn.execute(select(tasks.c.lane).where(tasks.c.lane.is_not(None)).distinct())
+        return sorted(str(r[0]) for r in rows)
+
+    def has_family(self, family: str) -> bool:
+        return (
+            self.conn.execute(select(instances.c.id).where(instances.c.family == family).limit(1)).first() is not None
+        )
+
     def instance_ids_like(self, prefix: str, limit: int = 20) -> list[str]:
         """Instance ids starting with ``prefix`` (at most ``limit``)."""
         rows = self.conn.execute(
@@ -291,12 +321,80 @@ class Tx:
         )
         return [r[0] for r in rows]
 
-    def list_instances(self, status: str | None = None, limit: int = 100) -> list[InstanceRecord]:
-        q = select(instances.c.id).order_by(instances.c.created_at.desc()).limit(limit)
-        if status:
-            q = q.where(instances.c.status == status)
-        ids = [r[0] for r in self.conn.execute(q)]
+    def list_instances(
+        self, status: str | None = None, limit: int = 100, where: InstanceFilter | None = None
+    ) -> list[InstanceRecord]:
+        """The newest instances that ``where`` (and ``status``) select, newest first."""
+        where = replace(where or InstanceFilter(), status=status) if status else where
+        q = select(instances.c.id).order_by(instances.c.created_at.desc(), instances.c.id).limit(limit)
+        ids = [r[0] for r in self.conn.execute(q.where(*_instance_filter(where)))]
         return [rec for rec in (self.get_instance(i) for i in ids) if rec is not None]
+
+    def instances_named_like(self, prefix: str, limit: int = 50) -> list[tuple[str, str | None, str, str, str]]:
+        """``(id, business_key, family, variant, status)`` of instances whose id or key starts with ``prefix``,
+        newest first (for shell completion)."""
+        like = _like_prefix(prefix)
+        q = (
+            select(
+                instances.c.id, instances.c.business_key, instances.c.family, instances.c.variant, instances.c.status
+            )
+            .where(or_(instances.c.id.like(like, escape="\\"), instances.c.business_key.like(like, escape="\\")))
+            .order_by(instances.c.created_at.desc())
+            .limit(limit)
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.conn.execute(q)]
+
+    def count_instances(self, where: InstanceFilter | None = None) -> int:
+        """How many instances ``where`` selects."""
+        q = select(func.count()).select_from(instances).where(*_instance_filter(where))
+        return int(self.conn.execute(q).scalar() or 0)
+
+    def instance_families(self) -> list[str]:
+        """The families that have instances, sorted."""
+        return [r[0] for r in self.conn.execute(select(instances.c.family).distinct().order_by(instances.c.family))]
+
+    def instances_by_key(self, key: str) -> list[tuple[str, str]]:
+        """``(id, family)`` of the instances whose business key is ``key`` (one per family at most)."""
+        q = select(instances.c.id, instances.c.family).where(instances.c.business_key == key)
+        return [(r[0], r[1]) for r in self.conn.execute(q.order_by(instances.c.family))]
+
+    def set_instance_model(self, instance_id: str, sha256: str, process_id: str, file: str) -> None:
+        """Point an instance at another version of its model (after a migration of its state)."""
+        self.conn.execute(
+            update(instances)
+            .where(instances.c.id == instance_id)
+            .values(sha256=sha256, process_id=process_id, file=file)
+        )
+
+    def cancel_instance(self, instance_id: str, reason: str, now: datetime) -> bool:
+        """End a running or failed instance as cancelled, with its open tasks, claims and incidents.
+
+        The instance's version moves on, so a step being run on it meanwhile is not saved.
+        Returns False (and changes nothing) when the instance is no longer running or failed.
+        """
+        done = self.conn.execute(
+            update(instances)
+            .where(and_(instances.c.id == instance_id, instances.c.status.in_(["running", "error"])))
+            .values(status="cancelled", ended_at=now, updated_at=now, error=reason, version=instances.c.version + 1)
+        )
+        if done.rowcount != 1:
+            return False
+        self.conn.execute(
+            update(tasks)
+            .where(and_(tasks.c.instance_id == instance_id, tasks.c.status.in_([READY, STARTED, WAITING])))
+            .values(status="cancelled", completed_at=now, lease_owner=None, lease_until=None)
+        )
+        self.conn.execute(
+            update(claims)
+            .where(and_(claims.c.instance_id == instance_id, claims.c.released_at.is_(None)))
+            .values(released_at=now, outcome="cancelled")
+        )
+        self.conn.execute(
+            update(incidents)
+            .where(and_(incidents.c.instance_id == instance_id, incidents.c.resolved_at.is_(None)))
+            .values(resolved_at=now)
+        )
+        return True
 
     # -- tasks -------------------------------------------------------------------
 
@@ -325,6 +423,45 @@ class Tx:
                 if rec.status == WAITING:
                     values["due_at"] = rec.due_at  # a new wait replaces the old due time, even with none
                 self.conn.execute(update(tasks).where(tasks.c.id == ref).values(**values))
+
+    def respec_tasks(self, instance_id: str, records: Sequence[TaskRecord]) -> None:
+        """Give known task rows the element, name, type, lane and form of ``records`` (after a model migration).
+
+        Claims, actors and times stay; a waiting task also takes what it waits for and when.
+        """
+        kept = ("bpmn_id", "name", "type", "lane", "form", "documentation")
+        for rec in records:
+            row = task_values(rec)
+            values = {k: row[k] for k in kept if k in row}
+            if rec.status == WAITING:
+                values.update(waits_for=row["waits_for"], due_at=row["due_at"])
+            self.conn.execute(
+                update(tasks)
+                .where(and_(tasks.c.instance_id == instance_id, tasks.c.task_id == rec.task_id))
+                .values(**values)
+            )
+
+    def close_tasks(self, instance_id: str, task_ids: Sequence[str], now: datetime) -> None:
+        """Mark open task rows as cancelled at ``now`` (their tasks are gone from the engine's state).
+
+        Claims held on them end with outcome ``interrupted``.
+        """
+        if not task_ids:
+            return
+        chosen = and_(
+            tasks.c.instance_id == instance_id,
+            tasks.c.task_id.in_(list(task_ids)),
+            tasks.c.status.in_([READY, STARTED, WAITING]),
+        )
+        refs = [r[0] for r in self.conn.execute(select(tasks.c.id).where(chosen))]
+        self.conn.execute(
+            update(tasks).where(chosen).values(status="cancelled", completed_at=now, lease_owner=None, lease_until=None)
+        )
+        self.conn.execute(
+            update(claims)
+            .where(and_(claims.c.task_ref.in_(refs), claims.c.released_at.is_(None)))
+            .values(released_at=now, outcome="interrupted")
+        )
 
     def task_by_ref(self, ref: int) -> TaskRecord | None:
         row = self.conn.execute(select(tasks).where(tasks.c.id == ref)).mappings().first()
@@ -416,12 +553,13 @@ class Tx:
         lane: str | None = None,
         family: str | None = None,
         limit: int | None = None,
+        with_data: bool = False,
         who: InboxWho | None = None,
     ) -> list[InboxRow]:
-        """Ready and claimed user tasks with their instance's family, variant and pilot, oldest first.
+        """Ready and claimed user tasks with their instance's family, variant, pilot and key, oldest first.
 
-        Args:
-            who: only the tasks of one person or group (see :class:`~flowrun.models.InboxWho`).
+        ``with_data`` also reads each case's data (for the inbox's data columns and filters);
+        ``who`` keeps only the tasks of one person or group (see :class:`~flowrun.models.InboxWho`).
         """
         q = (
             select(
@@ -436,6 +574,10 @@ class Tx:
                 instances.c.family,
                 instances.c.variant,
                 instances.c.pilot,
+                instances.c.business_key,
+                tasks.c.deadline_at,
+                tasks.c.priority,
+                *([instances.c.data] if with_data else []),
             )
             .join(instances, instances.c.id == tasks.c.instance_id)
             .where(tasks.c.status.in_([READY, STARTED]))
@@ -533,8 +675,11 @@ class Tx:
         row = self.conn.execute(select(incidents).where(incidents.c.id == incident_id)).mappings().first()
         return incident_from_row(row) if row is not None else None
 
-    def list_incidents(self, include_resolved: bool = False) -> list[Incident]:
+    def list_incidents(self, include_resolved: bool = False, instance: str | None = None) -> list[Incident]:
+        """Incidents, newest first: open ones unless ``include_resolved``, of one instance if given."""
         q = select(incidents).order_by(incidents.c.id.desc())
+        if instance is not None:
+            q = q.where(incidents.c.instance_id == instance)
         if not include_resolved:
             q = q.where(incidents.c.resolved_at.is_(None))
         return [incident_from_row(r) for r in self.conn.execute(q).mappings()]
@@ -568,6 +713,16 @@ class Tx:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+    def cases_waiting_for(self, waits_for: str) -> list[CaseRef]:
+        """The running instances with a task waiting for ``waits_for``, oldest first, with key and data."""
+        waiting = select(tasks.c.instance_id).where(and_(tasks.c.status == WAITING, _waits_for(waits_for)))
+        q = (
+            select(instances.c.id, instances.c.family, instances.c.variant, instances.c.business_key, instances.c.data)
+            .where(and_(instances.c.id.in_(waiting), instances.c.status == "running"))
+            .order_by(instances.c.created_at, instances.c.id)
+        )
+        return [CaseRef(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in self.conn.execute(q)]
 
     def instances_waiting_for(self, waits_for: str, instance_id: str | None = None) -> list[str]:
         """Instances with a task waiting for ``waits_for`` (``message:NAME``, ``signal:NAME``)."""
@@ -621,6 +776,30 @@ def _waits_for(token: str) -> Any:
         col.like(f"%|{esc}", escape="\\"),
         col.like(f"%|{esc}|%", escape="\\"),
     )
+
+
+def _instance_filter(where: InstanceFilter | None) -> list[Any]:
+    """The WHERE clauses of an :class:`InstanceFilter`."""
+    if where is None:
+        return []
+    out: list[Any] = []
+    for column, value in (
+        (instances.c.status, where.status),
+        (instances.c.family, where.family),
+        (instances.c.variant, where.variant),
+        (instances.c.pilot, where.pilot),
+    ):
+        if value is not None:
+            out.append(column == value)
+    if where.outdated is not None:
+        older = [
+            and_(instances.c.family == f, instances.c.variant == v, instances.c.sha256 != sha)
+            for f, v, sha in where.outdated
+        ]
+        # Imported cases (no engine state) have nothing to migrate.
+        live = and_(instances.c.status.in_(["running", "error"]), instances.c.state != "")
+        out.append(and_(live, or_(false(), *older)))
+    return out
 
 
 def _like_prefix(prefix: str) -> str:
