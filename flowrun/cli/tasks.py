@@ -187,10 +187,9 @@ def do_cmd(
             click.echo(form.title, err=True)
         try:
             answers = ask_form(form, pending.to_ask, pending.given)
-        except (KeyboardInterrupt, click.Abort) as exc:
-            # click turns a Ctrl-C at its prompt into Abort; input that merely ran out keeps the claim
-            if not (isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)):
-                raise
+        except KeyboardInterrupt as exc:
+            if _input_ended(exc):
+                raise  # input that ran out (not a Ctrl-C) keeps the claim: its touch time runs on
             back = "; the task is unclaimed again" if give_back(app.project, pending) else ""
             click.echo(f"\ninterrupted: nothing was saved{back}", err=True)
             raise click.exceptions.Exit(130) from None
@@ -202,6 +201,18 @@ def do_cmd(
         return
     click.echo(f"task {ref} done; instance {result.instance[:8]} is {result.status}")
     echo_ready(result.ready)
+
+
+def _input_ended(exc: BaseException) -> bool:
+    """Whether ``exc`` (what :func:`ask_form` raises when the operator leaves) came from the end of input."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # KeyboardInterrupt <- click's Abort <- EOFError or the Ctrl-C's KeyboardInterrupt
+        if seen is None:
+            return False
+        if isinstance(seen, EOFError):
+            return True
+        seen = seen.__context__
+    return False
 
 
 COMMANDS = [tasks_cmd, task_cmd, claim_cmd, unclaim_cmd, assign_cmd, do_cmd]
