@@ -209,6 +209,8 @@ class Settings:
         hourly_cost: lane name as written -> cost of one person-hour in that lane (>= 0).
         currency: the unit of ``hourly_cost``, "" when none is set.
         pilots: family -> what its pilot measures against (``families:`` in flowrun.yaml).
+        operators: user name -> the groups they belong to (``operators:``); who may take a task
+            offered to a group (``camunda:candidateGroups``). Empty: no groups are known.
         keys: family -> the pattern of its cases' business keys (``keys:``), e.g. ``C-{n:04d}``.
         inbox_columns: case data fields the inbox shows (``inbox: {columns: [...]}``).
     """
@@ -226,6 +228,7 @@ class Settings:
     hourly_cost: dict[str, float] = field(default_factory=dict)
     currency: str = ""
     pilots: dict[str, FamilyPilot] = field(default_factory=dict)
+    operators: dict[str, tuple[str, ...]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     inbox_columns: tuple[str, ...] = ()
 
@@ -292,6 +295,7 @@ def load_settings(path: Path) -> Settings:
         hourly_cost=_hourly_cost(raw.get("hourly_cost"), path),
         currency=_currency(raw.get("currency"), path),
         pilots=_pilots(raw.get("families"), path),
+        operators=_operators(raw.get("operators"), path),
         keys=_key_patterns(raw.get("keys"), path),
         inbox_columns=_inbox_columns(raw.get("inbox"), path),
         root=root,
@@ -408,6 +412,23 @@ def _lane_layers(raw: Any, path: Path) -> dict[str, str]:
         if text not in LANE_LAYERS:
             raise ProjectError(f"{path}: lanes: '{lane}' has the layer {layer!r}; {usage}")
         out[str(lane)] = text
+    return out
+
+
+def _operators(raw: Any, path: Path) -> dict[str, tuple[str, ...]]:
+    """``operators: {USER: {groups: [GROUP, ...]}}``: each operator's groups (an empty mapping: none)."""
+    usage = "map each operator's user name to their groups, e.g. operators: {alice: {groups: [call-centre]}}"
+    out: dict[str, tuple[str, ...]] = {}
+    for user, entry in _mapping(raw, "operators", usage, path).items():
+        if not isinstance(user, str) or not user.strip():
+            raise ProjectError(f"{path}: operators: {user!r} is not a user name; {usage}")
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict) or set(entry) - {"groups"}:
+            raise ProjectError(f"{path}: operators: '{user}' must be a mapping with only 'groups:'; {usage}")
+        groups = entry.get("groups") or []
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups):
+            raise ProjectError(f"{path}: operators: '{user}': 'groups' must be a list of group names; {usage}")
+        out[user.strip()] = tuple(dict.fromkeys(g.strip() for g in groups))
     return out
 
 

@@ -120,6 +120,10 @@ class TaskRecord:
     waits_for: str | None = None
     due_at: datetime | None = None
     attempts: int = 0
+    #: Who the diagram gives a user task to (``camunda:assignee``), evaluated when it became ready.
+    assignee: str | None = None
+    #: Who else may take it: ``{"users": [...], "groups": [...]}`` (``camunda:candidate*``); None: anyone.
+    candidates: dict[str, list[str]] | None = None
     deadline_at: datetime | None = None
     priority: int | None = None
 
@@ -132,10 +136,37 @@ class TaskRecord:
 
     @property
     def touch_s(self) -> float | None:
-        """Seconds from started to completed, once completed."""
+        """Seconds from started to completed, once completed.
+
+        At completion ``started_at`` is set to ``completed_at`` minus the completer's claim
+        intervals (see :class:`ClaimInterval`), so this is the completer's touch time.
+        """
         if self.started_at is None or self.completed_at is None:
             return None
         return (self.completed_at - self.started_at).total_seconds()
+
+
+#: How a claim interval ended (``ClaimInterval.outcome``).
+CLAIM_OUTCOMES = ("completed", "unclaimed", "assigned", "interrupted", "cancelled")
+
+
+@dataclass(frozen=True)
+class ClaimInterval:
+    """One interval a person held a task: from its claim to its release (None while held).
+
+    Touch time counts only inside the intervals of the person who completed the task;
+    the time between a release and the next claim is waiting.
+    """
+
+    task_ref: int
+    actor: str
+    claimed_at: datetime
+    released_at: datetime | None = None
+    outcome: str | None = None
+
+    def seconds(self, now: datetime) -> float:
+        """How long the interval lasted (up to ``now`` while it is held)."""
+        return max(0.0, ((self.released_at or now) - self.claimed_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -372,6 +403,23 @@ class Wait:
     actor: str | None = None
     waits_for: str | None = None
     due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InboxWho:
+    """Whose tasks the inbox lists (each field set narrows it further).
+
+    Attributes:
+        mine: claimed by this user, or unclaimed and assigned to them.
+        owner: claimed by this user.
+        unclaimed: claimed by nobody.
+        group: offered to this group (``camunda:candidateGroups``).
+    """
+
+    mine: str | None = None
+    owner: str | None = None
+    unclaimed: bool = False
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,13 @@ def flowrun_executable() -> Path:
     return Path(found)
 
 
+def local_hm(iso_time: str) -> str:
+    """The local clock time (HH:MM) of an ISO time, as messages for people show it."""
+    from flowrun.clock import parse_time
+
+    return parse_time(iso_time).astimezone().strftime("%H:%M")
+
+
 @contextmanager
 def local_zone(name: str) -> Iterator[None]:
     """The machine's time zone is ``name`` (``TZ``) inside the block, so local times can be asserted."""

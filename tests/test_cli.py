@@ -19,6 +19,7 @@ from tests.helpers import (
     SPECIALIST,
     cli_json,
     draft,
+    local_hm,
     query,
     ready_ref,
     work,
@@ -303,7 +304,9 @@ def test_claim_by_a_second_operator_is_a_conflict(cli, project, project_dir, ber
     ref = record_ref(project)
     assert cli(project_dir, "claim", ref, "--as", "alice", now="2026-03-02T08:01:00Z").exit_code == 0
     assert_error(
-        cli(project_dir, "claim", ref, "--as", "bob"), 3, "already claimed by alice", "2026-03-02 09:01:00 CET"
+        cli(project_dir, "claim", ref, "--as", "bob", now="2026-03-02T09:00:00Z"),
+        3,
+        f"is claimed by alice since {local_hm('2026-03-02T08:01:00Z')}; ask alice, or `flowrun assign {ref} --to bob`",
     )
     again = cli(project_dir, "claim", ref, "--as", "alice", "--json")
     assert cli_json(again)["started_at"] == "2026-03-02T08:01:00+00:00"

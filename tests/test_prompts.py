@@ -251,7 +251,8 @@ def test_interactive_on_a_task_claimed_by_someone_else(cli, project, project_dir
     app.claim(project, ref, "alice")
     result = cli(project_dir, "do", ref, "-i", "--as", "carol", input=lines("x"))
     assert result.exit_code == 3
-    assert "already claimed by alice" in result.stderr
+    assert "is claimed by alice since" in result.stderr
+    assert "Full name" not in result.stderr  # refused before any question is asked
 
 
 # -- a real terminal ---------------------------------------------------------------

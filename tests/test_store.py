@@ -154,7 +154,7 @@ def test_events_are_an_append_only_log(project, project_dir):
     for t in tasks:
         rows = query(project_dir, "SELECT kind, at, actor FROM events WHERE task_ref = ? ORDER BY id", t.ref)
         if t.type == "userTask":
-            assert [k for k, _, _ in rows] == ["ready", "started", "completed"], t.name
+            assert [k for k, _, _ in rows] == ["ready", "claimed", "completed"], t.name
             times = [at for _, at, _ in rows]
             assert times == sorted(times)
             assert [a for _, _, a in rows] == [None, "alice", "alice"]

@@ -7,7 +7,9 @@ calls these and renders the result; tests and scripts call them directly.
 The modules, by what they hold:
 
 - :mod:`~flowrun.app.project`: the project, its processes, ``init`` and ``db upgrade``;
-- :mod:`~flowrun.app.steps`: starting instances, claiming and completing tasks;
+- :mod:`~flowrun.app.steps`: starting instances and completing tasks;
+- :mod:`~flowrun.app.claims`: claiming, giving back and assigning tasks
+  (:mod:`~flowrun.app.ownership`: who may take a task, touch time from claims);
 - :mod:`~flowrun.app.stepping`: how a step is run and saved (no lock while the engine runs);
 - :mod:`~flowrun.app.worker`: timers, service jobs, incidents, messages
   (:mod:`~flowrun.app.correlation`: which waiting case a message is for);
@@ -20,6 +22,7 @@ The modules, by what they hold:
 
 from flowrun.app.admin import cancel
 from flowrun.app.checks import validate
+from flowrun.app.claims import assign, claim, unclaim
 from flowrun.app.logs import ExportResult, ImportResult, export_log, import_log
 from flowrun.app.migration import migrate
 from flowrun.app.pilots import compare, measure_cases
@@ -32,7 +35,7 @@ from flowrun.app.project import (
     list_processes,
     resolve_process,
 )
-from flowrun.app.steps import claim, complete, get_task, start, task_form
+from flowrun.app.steps import complete, get_task, start, task_form
 from flowrun.app.views import history, inbox, instances, preview_task, resolve_instance, show
 from flowrun.app.worker import WorkerPass, incidents, next_due, retry, run_due, send
 from flowrun.models import Incident, StepResult
@@ -44,6 +47,7 @@ __all__ = [
     "Project",
     "StepResult",
     "WorkerPass",
+    "assign",
     "cancel",
     "claim",
     "compare",
@@ -72,5 +76,6 @@ __all__ = [
     "show",
     "start",
     "task_form",
+    "unclaim",
     "validate",
 ]

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from flowrun.app.deadlines import apply_service_level
 from flowrun.errors import BpmnError, ConflictError, DataError, FlowrunError, NotFoundError, StateError
 from flowrun.models import (
+    CANCELLED,
     INSTANCE_COMPLETED,
     INSTANCE_ERROR,
     SERVICE_CONTEXT,
@@ -162,6 +163,9 @@ def _write(
     """Step 3: a step's task rows, incidents and events (the instance row is already updated)."""
     records = pending.records
     tx.save_tasks(inst.id, records)
+    for r in records:
+        if r.status == CANCELLED and r.ref is not None and r.type in ("userTask", "manualTask"):
+            tx.end_claim(r.ref, now, "cancelled")  # a boundary event took the task away from its holder
     refs = {r.task_id: r.ref for r in records}
     for f in pending.failed:
         tx.open_incident(inst.id, refs.get(f.task_id), f.task_id, f.topic, f.error_type, f.message, f.attempts, now)

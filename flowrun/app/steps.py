@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowrun import forms
 from flowrun.app.deadlines import apply_service_level
 from flowrun.app.keys import check_key, generated_key, refuse_taken
+from flowrun.app.ownership import check_may_work, claimed_message, touch_seconds
 from flowrun.app.project import Project, resolve_process
 from flowrun.app.stepping import jsonable, run_optimistic_step, task_events, verified_snapshot
 from flowrun.clock import human
@@ -207,7 +209,8 @@ def get_task(project: Project, ref: str) -> TaskRecord:
     return task
 
 
-def _check_open(task: TaskRecord) -> None:
+def check_open(task: TaskRecord) -> None:
+    """Raise unless ``task`` is a ready or claimed user task of a case that can be worked on."""
     if task.status == COMPLETED:
         who = task.actor or "someone"
         when = human(task.completed_at) if task.completed_at else "an unknown time"
@@ -223,29 +226,6 @@ def _check_open(task: TaskRecord) -> None:
         raise StateError(f"task {task.ref} ({task.name}) is a {task.type}, which runs by itself")
 
 
-def claim(project: Project, ref: str, actor: str | None) -> TaskRecord:
-    """Record that ``actor`` started work on a ready task (so touch time is measured)."""
-    task = get_task(project, ref)
-    _check_open(task)
-    if task.status == STARTED:
-        if task.actor == actor or actor is None:
-            return task
-        raise ConflictError(
-            f"task {task.ref} ({task.name}) was already claimed by {task.actor} at "
-            f"{human(task.started_at) if task.started_at else 'an unknown time'}"
-        )
-    now = project.clock.now()
-    with project.store.write() as tx:
-        if not tx.claim(int(task.ref or 0), actor, now):
-            fresh = tx.task_by_ref(int(task.ref or 0))
-            if fresh is not None:
-                _check_open(fresh)
-                raise ConflictError(f"task {task.ref} ({task.name}) was claimed by {fresh.actor} just now")
-        tx.add_events([EventRow(task.instance_id or "", task.ref, now, "started", actor)])
-    task.status, task.actor, task.started_at = STARTED, actor, now
-    return task
-
-
 def complete(
     project: Project,
     ref: str,
@@ -255,37 +235,58 @@ def complete(
 ) -> StepResult:
     """Complete a user task with ``data`` (validated against its form first) and run on.
 
+    The completer's touch time is the sum of their claim intervals (see
+    :mod:`flowrun.app.claims`); the task's ``started_at`` is set to ``completed_at`` minus
+    it, so readers computing touch as completed - started get it right.
+
     Args:
         data: field values, already typed (from a JSON/YAML file or a program).
         text: field values as typed on the command line (``--data k=v``), converted to
             the types the form asks for and merged over ``data``.
+        actor: who completes it; refused when someone else holds the claim or the diagram
+            gives the task to others. None: whoever holds it (a program's completion).
 
     Raises:
         DataError: the data does not fit the form; nothing is changed.
-        ConflictError: someone completed the task first (exit code 3).
+        ConflictError: someone completed the task first, holds its claim, or the task is
+            not for ``actor`` (exit code 3).
     """
     task = get_task(project, ref)
-    _check_open(task)
+    check_open(task)
+    now = project.clock.now()
+    if actor is not None:
+        check_may_work(project, task, actor, now)
     form = task_form(project, task)
     values = dict(data)
     if text:
         values.update(forms.coerce(form, text))
     values = forms.validate(form, values, f"task {task.ref}, {task.name}")
-    now = project.clock.now()
 
-    def check(tx: Tx, inst: InstanceRecord) -> TaskRecord:
+    def check(tx: Tx, inst: InstanceRecord) -> tuple[TaskRecord, datetime | None]:
         # The task is read after its instance: if someone completes it in between, this
         # sees it completed; otherwise the instance read is no older than the task.
         fresh = tx.task_by_ref(int(task.ref or 0))
         if fresh is None:
             raise NotFoundError(f"task {task.ref} disappeared")
-        _check_open(fresh)
-        return fresh
+        check_open(fresh)
+        if actor is not None:
+            check_may_work(project, fresh, actor, now)
+        holder = fresh.actor if fresh.status == STARTED else None
+        touch = touch_seconds(tx.task_claims(int(task.ref or 0)), actor or holder, now)
+        return fresh, (now - timedelta(seconds=touch) if touch > 0 else None)
 
-    def act(run: Run, inst: InstanceRecord, fresh: TaskRecord) -> bool:
-        started = fresh.started_at if fresh.status == STARTED else None
+    def act(run: Run, inst: InstanceRecord, value: tuple[TaskRecord, datetime | None]) -> bool:
+        fresh, started = value
         run.complete(fresh.task_id, values, actor or fresh.actor, started)
         return True
+
+    def finish(tx: Tx, inst: InstanceRecord, value: tuple[TaskRecord, datetime | None]) -> None:
+        # A claim saved after check read the task changes no instance version: see it here.
+        fresh = value[0]
+        expected = fresh.actor if fresh.status == STARTED else None
+        holder = tx.end_claim(int(task.ref or 0), now, "completed")
+        if holder != expected:
+            raise ConflictError(claimed_message(fresh, holder or "someone", now, actor or "you", now))
 
     done = run_optimistic_step(
         project,
@@ -294,6 +295,7 @@ def complete(
         f"task {task.ref} was being completed",
         now,
         check=check,
+        finish=finish,
         data_for=task.task_id,
         data=values,
     )

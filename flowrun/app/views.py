@@ -16,7 +16,9 @@ from flowrun.models import (
     READY,
     STARTED,
     WAITING,
+    ClaimInterval,
     InboxItem,
+    InboxWho,
     InstanceFilter,
     InstanceRecord,
     InstanceView,
@@ -64,6 +66,7 @@ def inbox(
     *,
     where: Sequence[str] = (),
     sort: str | None = None,
+    who: InboxWho | None = None,
 ) -> list[InboxItem]:
     """Ready user tasks across instances, in ``sort`` order (see :func:`~flowrun.app.worklist.sort_items`).
 
@@ -71,6 +74,7 @@ def inbox(
         instance: an instance id, id prefix or business key.
         lane: a lane, matched without case.
         where: ``FIELD=VALUE`` filters on the case data (all must hold).
+        who: only one person's or group's tasks (see :class:`~flowrun.models.InboxWho`).
 
     Never loads an instance's state; reads the case data only when the inbox shows data
     columns (``inbox: columns:`` in flowrun.yaml) or ``where`` filters on it.
@@ -78,13 +82,16 @@ def inbox(
     Raises:
         NotFoundError: nothing is waiting and ``lane`` or ``family`` names nothing known (listing what is).
         DataError: a malformed ``where`` or ``sort``.
+        NotFoundError: ``who.group`` is no group of ``operators:`` in flowrun.yaml (the message lists them).
     """
+    if who is not None and who.group is not None:
+        _check_group(project, who.group)
     filters = parse_where(where)
     now = project.clock.now()
     with_data = bool(filters or project.settings.inbox_columns)
     with project.store.read() as tx:
         inst = resolve_instance(tx, instance) if instance else None
-        rows = tx.inbox(inst, lane, family, with_data=with_data)
+        rows = tx.inbox(inst, lane, family, with_data=with_data, who=who)
         if not rows:
             refuse_unknown_filters(project, tx, lane, family)
     items = [
@@ -98,6 +105,18 @@ def inbox(
         if not filters or matches(r.data, filters)
     ]
     return sort_items(items, sort)
+
+
+def _check_group(project: Project, group: str) -> None:
+    known = sorted({g for groups in project.settings.operators.values() for g in groups})
+    if group in known:
+        return
+    if not known:
+        raise NotFoundError(
+            f"no group '{group}': flowrun.yaml names no groups; list operators and their groups under "
+            "operators:, e.g. operators: {alice: {groups: [call-centre]}}"
+        )
+    raise NotFoundError(f"no group '{group}'; the groups under operators: in flowrun.yaml are: {', '.join(known)}")
 
 
 def show(project: Project, instance: str) -> InstanceView:
@@ -147,6 +166,16 @@ def history(project: Project, instance: str) -> tuple[InstanceView, list[TaskRec
     with project.store.read() as tx:
         tasks = tx.instance_tasks(view.id)
     return view, tasks
+
+
+def claim_history(project: Project, instance_id: str) -> dict[int, list[ClaimInterval]]:
+    """Each task's claim intervals (task ref -> intervals, oldest first) of an instance (its full id)."""
+    with project.store.read() as tx:
+        found = tx.instance_claims(instance_id)
+    out: dict[int, list[ClaimInterval]] = {}
+    for c in found:
+        out.setdefault(c.task_ref, []).append(c)
+    return out
 
 
 def instances(project: Project, status: str | None = None, limit: int = 50) -> list[InstanceRecord]:

@@ -8,7 +8,6 @@ from flowrun.cli import completion
 from flowrun.cli.context import AppContext, pass_app
 from flowrun.cli.options import json_option
 from flowrun.cli.render import echo_json
-from flowrun.cli.tasks import _default_actor
 from flowrun.models import Migration
 
 
@@ -21,8 +20,9 @@ from flowrun.models import Migration
 def cancel_cmd(app: AppContext, instance: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Cancel case INSTANCE (id, prefix or business key): its open tasks close, it leaves the KPIs."""
     from flowrun.app.admin import cancel
+    from flowrun.app.ownership import operator_name
 
-    rec = cancel(app.project, instance, reason, actor or _default_actor())
+    rec = cancel(app.project, instance, reason, operator_name(actor))
     if as_json:
         echo_json({"instance": rec.id, "status": rec.status, "reason": rec.error})
         return
@@ -52,11 +52,12 @@ def migrate_cmd(
     stays failed after the move: 'flowrun retry' runs its step again on the new version.
     """
     from flowrun.app.migration import migrate
+    from flowrun.app.ownership import operator_name
 
     app = ctx.find_object(AppContext)
     if app is None:  # the root group always makes one
         raise RuntimeError("flowrun migrate ran without its context")
-    moves = migrate(app.project, process, instances, dry_run, actor or _default_actor())
+    moves = migrate(app.project, process, instances, dry_run, operator_name(actor))
     if as_json:
         echo_json([_move_json(m) for m in moves])
     else:

@@ -77,13 +77,16 @@ def history_cmd(app: AppContext, instance: str, wide: bool, as_json: bool) -> No
     """Every task of an instance: lane, actor, ready/started/completed, waiting and touch time."""
     from flowrun.app import history
     from flowrun.app.admin import case_notes
-    from flowrun.cli.render import history_table, task_json, when
+    from flowrun.app.views import claim_history
+    from flowrun.cli.render import claim_json, claim_lines, history_table, task_json, when
 
     view, tasks = history(app.project, instance)
+    claims = claim_history(app.project, view.id)
     if as_json:
-        echo_json([task_json(t) for t in tasks])
+        echo_json([{**task_json(t), "claims": claim_json(claims.get(t.ref or 0, []))} for t in tasks])
         return
     history_table(view, tasks, wide)
+    claim_lines(tasks, claims)
     for note in case_notes(app.project, view.id):
         click.echo(f"{when(note.at)}  {note.text}")
 

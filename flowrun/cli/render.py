@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from flowrun.clock import iso
-from flowrun.models import InstanceView, StepResult, TaskPreview, TaskRecord, Wait
+from flowrun.models import ClaimInterval, InstanceView, StepResult, TaskPreview, TaskRecord, Wait
 from flowrun.units import duration
 
 
@@ -135,6 +135,8 @@ def task_json(t: TaskRecord) -> dict[str, Any]:
         "completed_at": iso(t.completed_at),
         "waiting_s": t.waiting_s,
         "touch_s": t.touch_s,
+        "assignee": t.assignee,
+        "candidates": t.candidates,
         "due_at": iso(t.deadline_at),
         "priority": t.priority,
     }
@@ -162,6 +164,36 @@ def history_table(view: InstanceView, tasks: list[TaskRecord], wide: bool = Fals
     ]
     styles = [None if t.type in ("userTask", "manualTask") else "dim" for t in tasks]
     print_fitted(title, columns, ["lane", "actor", "started"], wide, "automated steps are dimmed", styles)
+
+
+def claim_json(claims: list[ClaimInterval]) -> list[dict[str, Any]]:
+    """A task's claim intervals for ``history --json`` (``released_at`` null while held)."""
+    return [
+        {
+            "actor": c.actor,
+            "claimed_at": iso(c.claimed_at),
+            "released_at": iso(c.released_at),
+            "outcome": c.outcome,
+            "seconds": None if c.released_at is None else c.seconds(c.released_at),
+        }
+        for c in claims
+    ]
+
+
+def claim_lines(tasks: list[TaskRecord], claims: dict[int, list[ClaimInterval]]) -> None:
+    """Under the history table: who held each claimed task, from when to when, and how it ended."""
+    shown = [t for t in tasks if claims.get(t.ref or 0)]
+    if not shown:
+        return
+    click.echo("claims (touch time counts only within the completer's):")
+    for t in shown:
+        for c in claims[t.ref or 0]:
+            until = (
+                f"{short_when(c.released_at)} {c.outcome}, {duration(c.seconds(c.released_at))}"
+                if c.released_at
+                else "held"
+            )
+            click.echo(f"  task {t.ref} {t.name}: {c.actor} {short_when(c.claimed_at)} - {until}")
 
 
 def short_when(value: datetime | None) -> str:

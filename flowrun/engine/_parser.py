@@ -22,6 +22,7 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 
 from flowrun.engine import due
 from flowrun.engine._spiff import spiff_extensions
+from flowrun.engine.assignment import ASSIGNMENT_KEY, read_assignment
 from flowrun.engine.specs import (
     DUE_KEY,
     ERROR_CODE_VAR,
@@ -39,13 +40,19 @@ _CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
 
 
 class UserTaskParser(CamundaTaskParser):  # type: ignore[misc]
-    """Reads a user task and the form it asks for."""
+    """Reads a user task, the form it asks for, and who may take it."""
 
     def parse_extensions(self, node: Any = None) -> dict[str, Any]:
         ext: dict[str, Any] = dict(super().parse_extensions(node))
         form = self._form()
         if form is not None:
             ext[FORM_KEY] = form
+        try:
+            assignment = read_assignment(self.node)
+        except ValueError as exc:
+            self.raise_validation_exception(f"{exc}; write it as a name, a comma list, or ${{variable}}")
+        if assignment is not None:
+            ext[ASSIGNMENT_KEY] = assignment
         for attribute, key in (("dueDate", DUE_KEY), ("priority", PRIORITY_KEY)):
             try:
                 value = due.parse_value(self.node.get(_CAMUNDA + attribute))

@@ -18,6 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from flowrun.clock import Clock
 from flowrun.engine import due
+from flowrun.engine.assignment import who_may_take
 from flowrun.engine.specs import FORM_KEY, JOB_KEY, TOPIC_KEY
 from flowrun.engine.waits import as_time, camel, waits
 from flowrun.models import CANCELLED, COMPLETED, ERROR, READY, STARTED, WAITING, ServiceFailure, TaskRecord
@@ -216,6 +217,7 @@ class Lives:
             if task.task_spec.manual:
                 rec = self._record(task, READY)
                 rec.ready_at = now
+                rec.assignee, rec.candidates = who_may_take(task)
                 rec.deadline_at, rec.priority = due.deadline(task, now), due.priority(task)
         elif state == TaskState.WAITING:
             rec = self._record(task, WAITING)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flowrun.errors import StoreError
-from flowrun.models import EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
+from flowrun.models import ClaimInterval, EventRow, InboxRow, Incident, InstanceRecord, TaskRecord
 
 #: Task columns an update may change (the others are fixed when the row is inserted).
 UPDATABLE = {
@@ -111,9 +111,22 @@ def task_values(rec: TaskRecord) -> dict[str, Any]:
         "waits_for": rec.waits_for,
         "due_at": rec.due_at,
         "attempts": rec.attempts,
+        "assignee": rec.assignee,
+        "candidates": candidates_text(rec.candidates),
         "deadline_at": rec.deadline_at,
         "priority": rec.priority,
     }
+
+
+def candidates_text(candidates: dict[str, list[str]] | None) -> str | None:
+    """A task's candidates as stored: ``{"users": [...], "groups": [...]}``, groups last.
+
+    Groups come last so that :meth:`flowrun.store.Tx.inbox` can find a group with a
+    ``LIKE '%"groups":[%"NAME"%'`` on every database (nothing after the groups list).
+    """
+    if candidates is None:
+        return None
+    return dumps({"users": list(candidates.get("users", [])), "groups": list(candidates.get("groups", []))})
 
 
 def task_from_row(row: Any) -> TaskRecord:
@@ -137,6 +150,19 @@ def task_from_row(row: Any) -> TaskRecord:
         attempts=row["attempts"] or 0,
         deadline_at=row["deadline_at"],
         priority=row["priority"],
+        assignee=row["assignee"],
+        candidates=loads(row["candidates"], f"the candidates of task {row['id']}") if row["candidates"] else None,
+    )
+
+
+def claim_from_row(row: Any) -> ClaimInterval:
+    """A ``claims`` row (a mapping)."""
+    return ClaimInterval(
+        task_ref=int(row["task_ref"]),
+        actor=row["actor"],
+        claimed_at=row["claimed_at"],
+        released_at=row["released_at"],
+        outcome=row["outcome"],
     )
 
 

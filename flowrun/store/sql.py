@@ -37,8 +37,10 @@ from flowrun.models import (
     STARTED,
     WAITING,
     CaseRef,
+    ClaimInterval,
     EventRow,
     InboxRow,
+    InboxWho,
     Incident,
     InstanceFilter,
     InstanceRecord,
@@ -49,6 +51,7 @@ from flowrun.store.connect import BUSY_TIMEOUT_MS, make_engine, safe_url, sqlite
 from flowrun.store.files import inspect_file
 from flowrun.store.rows import (
     UPDATABLE,
+    claim_from_row,
     dumps,
     event_from_row,
     event_values,
@@ -482,14 +485,67 @@ class Tx:
         ).mappings()
         return [task_from_row(r) for r in rows]
 
-    def claim(self, ref: int, actor: str | None, at: datetime) -> bool:
-        """Mark a ready task as started by ``actor``; False if it is no longer ready."""
+    # -- claims ------------------------------------------------------------------
+
+    def claim(self, ref: int, instance_id: str, actor: str, at: datetime) -> bool:
+        """Mark a ready task as claimed by ``actor`` and open its claim interval; False if it is not ready."""
         result = self.conn.execute(
             update(tasks)
             .where(and_(tasks.c.id == ref, tasks.c.status == READY))
             .values(status=STARTED, started_at=at, actor=actor)
         )
-        return bool(result.rowcount == 1)
+        if result.rowcount != 1:
+            return False
+        self.conn.execute(insert(claims).values(task_ref=ref, instance_id=instance_id, actor=actor, claimed_at=at))
+        return True
+
+    def unclaim(self, ref: int, actor: str, at: datetime, outcome: str) -> bool:
+        """Give back ``actor``'s claim on a task (it is ready again); False if ``actor`` does not hold it."""
+        result = self.conn.execute(
+            update(tasks)
+            .where(and_(tasks.c.id == ref, tasks.c.status == STARTED, tasks.c.actor == actor))
+            .values(status=READY, started_at=None, actor=None)
+        )
+        if result.rowcount != 1:
+            return False
+        self.end_claim(ref, at, outcome)
+        return True
+
+    def hand_over(self, ref: int, instance_id: str, holder: str | None, to: str, at: datetime) -> bool:
+        """Give a task to ``to`` (it becomes its assignee and holds the claim); ``holder``'s claim ends.
+
+        Returns False when the task is no longer as read: claimed by someone other than
+        ``holder`` (None: unclaimed), or not open.
+        """
+        held = tasks.c.actor == holder if holder is not None else tasks.c.status == READY
+        result = self.conn.execute(
+            update(tasks)
+            .where(and_(tasks.c.id == ref, tasks.c.status.in_([READY, STARTED]), held))
+            .values(status=STARTED, started_at=at, actor=to, assignee=to)
+        )
+        if result.rowcount != 1:
+            return False
+        self.end_claim(ref, at, "assigned")
+        self.conn.execute(insert(claims).values(task_ref=ref, instance_id=instance_id, actor=to, claimed_at=at))
+        return True
+
+    def end_claim(self, ref: int, at: datetime, outcome: str) -> str | None:
+        """End the open claim interval of a task with ``outcome``; returns who held it (None: nobody)."""
+        open_claim = and_(claims.c.task_ref == ref, claims.c.released_at.is_(None))
+        holder = self.conn.execute(select(claims.c.actor).where(open_claim)).scalar()
+        if holder is not None:
+            self.conn.execute(update(claims).where(open_claim).values(released_at=at, outcome=outcome))
+        return None if holder is None else str(holder)
+
+    def task_claims(self, ref: int) -> list[ClaimInterval]:
+        """A task's claim intervals, oldest first."""
+        rows = self.conn.execute(select(claims).where(claims.c.task_ref == ref).order_by(claims.c.id)).mappings()
+        return [claim_from_row(r) for r in rows]
+
+    def instance_claims(self, instance_id: str) -> list[ClaimInterval]:
+        """The claim intervals of all of an instance's tasks, oldest first."""
+        q = select(claims).where(claims.c.instance_id == instance_id).order_by(claims.c.id)
+        return [claim_from_row(r) for r in self.conn.execute(q).mappings()]
 
     def inbox(
         self,
@@ -498,10 +554,12 @@ class Tx:
         family: str | None = None,
         limit: int | None = None,
         with_data: bool = False,
+        who: InboxWho | None = None,
     ) -> list[InboxRow]:
         """Ready and claimed user tasks with their instance's family, variant, pilot and key, oldest first.
 
-        ``with_data`` also reads each case's data (for the inbox's data columns and filters).
+        ``with_data`` also reads each case's data (for the inbox's data columns and filters);
+        ``who`` keeps only the tasks of one person or group (see :class:`~flowrun.models.InboxWho`).
         """
         q = (
             select(
@@ -532,6 +590,8 @@ class Tx:
             q = q.where(func.lower(tasks.c.lane) == lane.lower())
         if family:
             q = q.where(instances.c.family == family)
+        if who is not None:
+            q = q.where(*_who_filter(who))
         if limit:
             q = q.limit(limit)
         return [inbox_from_row(r) for r in self.conn.execute(q)]
@@ -685,10 +745,31 @@ class Tx:
         return [event_from_row(r) for r in rows]
 
 
+def _who_filter(who: InboxWho) -> list[Any]:
+    """The conditions of :class:`~flowrun.models.InboxWho` on the ``tasks`` table."""
+    out: list[Any] = []
+    if who.unclaimed:
+        out.append(tasks.c.status == READY)
+    if who.owner is not None:
+        out.append(and_(tasks.c.status == STARTED, tasks.c.actor == who.owner))
+    if who.mine is not None:
+        mine = and_(tasks.c.status == READY, tasks.c.assignee == who.mine)
+        out.append(or_(and_(tasks.c.status == STARTED, tasks.c.actor == who.mine), mine))
+    if who.group is not None:
+        # candidates_text writes the groups list last, so this matches a name inside it only
+        name = _like_escape(dumps(who.group))
+        out.append(tasks.c.candidates.like(f'%"groups":[%{name}%', escape="\\"))
+    return out
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _waits_for(token: str) -> Any:
     """Rows waiting for ``token``, alone or among others (``message:reply|timer``)."""
     col = tasks.c.waits_for
-    esc = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    esc = _like_escape(token)
     return or_(
         col == token,
         col.like(f"{esc}|%", escape="\\"),
@@ -722,7 +803,7 @@ def _instance_filter(where: InstanceFilter | None) -> list[Any]:
 
 
 def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _like_escape(prefix) + "%"
 
 
 def _current_revision(conn: Connection) -> str | None:
