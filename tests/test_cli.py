@@ -146,7 +146,7 @@ def test_tasks_filters(cli, project_dir):
 def test_tasks_table_for_people(cli, project_dir):
     """Without --json the inbox is a table naming the task, lane and process."""
     start(cli, project_dir)
-    result = cli(project_dir, "tasks")
+    result = cli(project_dir, "tasks", "--wide")  # at 80 columns a name may wrap (tests/test_inbox.py)
     assert result.exit_code == 0
     assert "Record complaint" in result.stdout
     assert "complaint:baseline" in result.stdout
